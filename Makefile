@@ -1,0 +1,46 @@
+# Two commands work on a fresh clone: `make run` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+INSTALLED := $(VENV)/.installed
+GRAPHIQL := static/graphiql/VERSIONS
+
+# `make run` is the embedded development setup: SQLite, in-process workers, a first ADMIN.
+export CRM_ENV ?= development
+export CRM_ADMIN_USERNAME ?= admin
+export CRM_ADMIN_PASSWORD ?= change-me-admin-1
+HOST ?= 127.0.0.1
+PORT ?= 8000
+
+.PHONY: install run test migrate seed schema clean
+
+$(INSTALLED): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $@
+
+$(GRAPHIQL): scripts/fetch_graphiql.sh
+	bash scripts/fetch_graphiql.sh
+
+install: $(INSTALLED) $(GRAPHIQL)
+
+run: install
+	$(PY) app.py migrate
+	@echo "GraphiQL: http://$(HOST):$(PORT)/graphql  (sign in with login(input: {username: \"$$CRM_ADMIN_USERNAME\", ...}))"
+	$(PY) app.py serve --host $(HOST) --port $(PORT)
+
+test: install
+	$(PY) -m pytest
+
+migrate: install
+	$(PY) app.py migrate
+
+seed: install
+	$(PY) app.py seed
+
+schema: install
+	$(PY) app.py export-schema
+
+clean:
+	rm -rf $(VENV) static var

@@ -1,0 +1,96 @@
+"""Settings come from CRM_* environment variables; anything unknown or malformed stops start-up."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from urllib.parse import urlparse
+
+ENVIRONMENTS = ("development", "test", "production")
+DEFAULT_DATABASE_URL = "sqlite://var/crm.sqlite3"
+DEVELOPMENT_SECRET_KEY = "development-only-secret-key-never-use-in-production"
+# Read by the test suite and CI only; accepted so that they do not stop start-up.
+TEST_ONLY_VARIABLES = frozenset({"CRM_TEST_DATABASE_URL", "CRM_TEST_REDIS_URL"})
+
+
+class SettingsError(Exception):
+    """A setting is unknown or malformed; the message is one line meant for the operator."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    env: str = "development"
+    database_url: str = DEFAULT_DATABASE_URL
+    redis_url: str | None = None
+    secret_key: str = field(default="", repr=False)
+    admin_username: str | None = None
+    admin_password: str | None = field(default=None, repr=False)
+    token_ttl_minutes: int = 12 * 60
+    worker_threads: int = 4
+    log_level: str = "INFO"
+    log_json: bool = True
+
+    @property
+    def production(self) -> bool:
+        return self.env == "production"
+
+    @property
+    def embedded_broker(self) -> bool:
+        """No Redis configured: the broker and its workers live inside the API process."""
+        return self.redis_url is None
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        environ = os.environ if environ is None else environ
+        known = {f"CRM_{f.name.upper()}": f for f in fields(cls)}
+        values: dict[str, object] = {}
+        for name, raw in environ.items():
+            if not name.startswith("CRM_") or name in TEST_ONLY_VARIABLES:
+                continue
+            if name not in known:
+                raise SettingsError(f"unknown setting {name}; known settings: {', '.join(sorted(known))}")
+            values[known[name].name] = _parse(name, known[name].type, raw)
+        return cls(**values).validated()
+
+    def validated(self) -> Settings:
+        if self.env not in ENVIRONMENTS:
+            raise SettingsError(f"CRM_ENV must be one of {', '.join(ENVIRONMENTS)}, not {self.env!r}")
+        scheme = urlparse(self.database_url).scheme
+        if scheme not in ("sqlite", "postgres", "postgresql"):
+            raise SettingsError(f"CRM_DATABASE_URL must be a sqlite:// or postgres:// URL, not {self.database_url!r}")
+        if self.redis_url is not None and urlparse(self.redis_url).scheme not in ("redis", "rediss"):
+            raise SettingsError(f"CRM_REDIS_URL must be a redis:// or rediss:// URL, not {self.redis_url!r}")
+        if (self.admin_username is None) != (self.admin_password is None):
+            raise SettingsError("CRM_ADMIN_USERNAME and CRM_ADMIN_PASSWORD must be set together")
+        if self.admin_password is not None and len(self.admin_password) < 12:
+            raise SettingsError("CRM_ADMIN_PASSWORD must be at least 12 characters")
+        if self.token_ttl_minutes < 1:
+            raise SettingsError("CRM_TOKEN_TTL_MINUTES must be at least 1")
+        if not 1 <= self.worker_threads <= 64:
+            raise SettingsError("CRM_WORKER_THREADS must be between 1 and 64")
+        if self.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+            raise SettingsError(f"CRM_LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR, not {self.log_level!r}")
+        if self.production and len(self.secret_key) < 32:
+            raise SettingsError("CRM_SECRET_KEY must be set to at least 32 characters in production")
+        # Outside production a fixed key keeps tokens valid across the API processes of one machine.
+        return replace(self, secret_key=self.secret_key or DEVELOPMENT_SECRET_KEY, log_level=self.log_level.upper())
+
+
+def _parse(name: str, kind: object, raw: str) -> object:
+    kind = str(kind)
+    if "int" in kind:
+        try:
+            return int(raw)
+        except ValueError:
+            raise SettingsError(f"{name} must be a whole number, not {raw!r}") from None
+    if "bool" in kind:
+        lowered = raw.strip().lower()
+        if lowered in ("1", "true", "yes", "on"):
+            return True
+        if lowered in ("0", "false", "no", "off"):
+            return False
+        raise SettingsError(f"{name} must be true or false, not {raw!r}")
+    if raw == "" and "None" in kind:
+        return None
+    return raw

@@ -1,0 +1,46 @@
+from enum import StrEnum
+
+from tortoise import fields
+from tortoise.models import Model
+
+
+class JobKind(StrEnum):
+    IMPORT_CUSTOMERS = "IMPORT_CUSTOMERS"
+    RECOMPUTE_PORTRAITS = "RECOMPUTE_PORTRAITS"
+    SURVEY_CAMPAIGN = "SURVEY_CAMPAIGN"
+    COMPLAINT_REPORT = "COMPLAINT_REPORT"
+    AUDIT_EXPORT = "AUDIT_EXPORT"
+
+
+class JobStatus(StrEnum):
+    QUEUED = "QUEUED"
+    RUNNING = "RUNNING"
+    SUCCEEDED = "SUCCEEDED"
+    FAILED = "FAILED"
+    CANCELLED = "CANCELLED"
+
+    @property
+    def finished(self) -> bool:
+        return self in (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED)
+
+
+class Job(Model):
+    id = fields.IntField(primary_key=True)
+    kind = fields.CharEnumField(JobKind, max_length=32)
+    status = fields.CharEnumField(JobStatus, max_length=16, default=JobStatus.QUEUED, db_index=True)
+    params = fields.JSONField(default=dict)
+    total = fields.IntField(null=True)
+    processed = fields.IntField(default=0)
+    failed = fields.IntField(default=0)
+    result = fields.JSONField(null=True)
+    # [{"row": int | None, "field": str | None, "message": str}], capped; `failed` counts them all.
+    errors = fields.JSONField(default=list)
+    attempts = fields.IntField(default=0)
+    created_by = fields.ForeignKeyField("models.Staff", related_name="jobs", null=True, on_delete=fields.SET_NULL)
+    created_at = fields.DatetimeField(auto_now_add=True)
+    updated_at = fields.DatetimeField(auto_now=True)
+    started_at = fields.DatetimeField(null=True)
+    finished_at = fields.DatetimeField(null=True)
+
+    class Meta:
+        table = "job"

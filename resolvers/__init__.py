@@ -1,0 +1,1 @@
+"""Thin resolvers: read the arguments, call a service, convert the result."""

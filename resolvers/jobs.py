@@ -1,0 +1,55 @@
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator
+
+import strawberry
+from strawberry.types import Info
+
+from models.jobs import JobKind, JobStatus
+from resolvers.common import caller_of
+from schema.base import Connection, int_pk, unauthenticated
+from schema.jobs import Job
+from services import jobs as job_service
+from services.errors import not_found
+from services.pagination import OrderKey, paginate
+
+NEWEST_FIRST = [OrderKey("id", descending=True)]
+
+
+async def job(info: Info, id: strawberry.ID) -> Job | None:
+    pk = int_pk(id, "Job")
+    found = await job_service.visible(await caller_of(info)).get_or_none(id=pk) if pk else None
+    return Job.from_model(found) if found else None
+
+
+async def jobs(
+    info: Info, kind: JobKind | None = None, status: list[JobStatus] | None = None, first: int | None = None,
+    after: str | None = None, last: int | None = None, before: str | None = None,
+) -> Connection[Job]:
+    qs = job_service.visible(await caller_of(info))
+    if kind is not None:
+        qs = qs.filter(kind=kind)
+    if status:
+        qs = qs.filter(status__in=status)
+    page = await paginate(qs, NEWEST_FIRST, first=first, after=after, last=last, before=before)
+    return Connection.of(page, Job.from_model)
+
+
+async def job_progress(info: Info, id: strawberry.ID) -> AsyncGenerator[Job, None]:
+    caller = await caller_of(info)
+    if caller.staff is None:
+        raise unauthenticated()
+    pk = int_pk(id, "Job")
+    if pk is None or not await job_service.visible(caller).filter(id=pk).exists():
+        raise not_found("Job")
+    # Subscribe before reading, so that no update between the read and the subscription is missed.
+    async with info.context.pubsub.subscribe(job_service.channel(pk)) as updates:
+        current = await job_service.get(caller, pk)
+        yield Job.from_model(current)
+        if current.status.finished:
+            return
+        async for _ in updates:
+            current = await job_service.get(caller, pk)
+            yield Job.from_model(current)
+            if current.status.finished:
+                return

@@ -1,0 +1,1 @@
+"""The GraphQL schema: types here, resolvers in `resolvers/`, assembled in `schema.root`."""

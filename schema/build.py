@@ -1,0 +1,36 @@
+from __future__ import annotations
+
+import strawberry
+from strawberry.extensions import DisableIntrospection, MaxAliasesLimiter, MaxTokensLimiter, QueryDepthLimiter
+from strawberry.schema.config import StrawberryConfig
+
+from schema.audit import AuditEntry
+from schema.jobs import Job
+from schema.protection import CostLimiter, ErrorCodes, MaskUnexpectedErrors
+from schema.root import Mutation, Query, Subscription
+from schema.staff import Staff
+
+NODE_TYPES = [Staff, Job, AuditEntry]
+LIMITS = {"depth": 10, "aliases": 30, "tokens": 5_000, "batch": 20}
+
+
+def build_schema(production: bool = False) -> strawberry.Schema:
+    extensions = [
+        lambda: QueryDepthLimiter(max_depth=LIMITS["depth"]),
+        lambda: MaxAliasesLimiter(max_alias_count=LIMITS["aliases"]),
+        lambda: MaxTokensLimiter(max_token_count=LIMITS["tokens"]),
+        CostLimiter,
+        ErrorCodes,
+    ]
+    if production:
+        extensions += [DisableIntrospection, MaskUnexpectedErrors]
+    return strawberry.Schema(
+        query=Query, mutation=Mutation, subscription=Subscription, types=NODE_TYPES, extensions=extensions,
+        config=StrawberryConfig(
+            batching_config={"max_operations": LIMITS["batch"]}, disable_field_suggestions=production,
+        ),
+    )
+
+
+def export_sdl() -> str:
+    return build_schema().as_str() + "\n"

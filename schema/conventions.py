@@ -1,0 +1,78 @@
+"""Mutation conventions in one place: authentication, the role check, one transaction, the audit
+entry, and domain errors turned into UserErrors (FORBIDDEN included, as DOMAIN.md asks)."""
+
+from __future__ import annotations
+
+from dataclasses import fields, is_dataclass
+from typing import Any
+
+import strawberry
+from strawberry.extensions import FieldExtension
+from strawberry.types import Info
+
+from core.db import atomic
+from models.staff import Role
+from schema.base import Node, UserError, from_global_id, unauthenticated
+from services import audit
+from services.errors import DomainError, forbidden
+
+SECRET_INPUTS = frozenset({"password", "token"})
+
+
+class MutationConventions(FieldExtension):
+    def __init__(self, action: str | None, roles: frozenset[Role] | None, *, public: bool = False) -> None:
+        self.action = action  # None: the service writes its own audit entries (login)
+        self.roles = roles
+        self.public = public
+
+    def apply(self, field: Any) -> None:
+        self.field = field
+
+    async def resolve_async(self, next_: Any, source: Any, info: Info, **kwargs: Any) -> Any:
+        caller = await info.context.caller()
+        if caller.staff is None and not self.public:
+            raise unauthenticated()
+        payload_type = self.field.type
+        detail = {"input": _provided_fields(kwargs.get("input"))}
+        try:
+            if self.roles is not None and caller.role not in self.roles:
+                raise forbidden()
+            if self.action is None:
+                return await next_(source, info, **kwargs)
+            async with atomic():
+                payload = await next_(source, info, **kwargs)
+                subject_type, subject_id = _subject(payload, kwargs.get("input"))
+                await audit.record(caller, self.action, subject_type=subject_type, subject_id=subject_id,
+                                   detail=detail)
+            return payload
+        except DomainError as error:
+            if self.action is not None:
+                subject_type, subject_id = _subject(None, kwargs.get("input"))
+                await audit.record(caller, f"{self.action}.rejected", subject_type=subject_type,
+                                   subject_id=subject_id, detail={
+                    **detail, "errors": [e.code.value for e in error.errors],
+                })
+            return payload_type(errors=UserError.from_domain(error))
+
+
+def _provided_fields(value: Any) -> list[str]:
+    """Names of the input fields the caller gave; values stay out of the audit trail (they may be PII)."""
+    if value is None or not is_dataclass(value):
+        return []
+    return sorted(f.name for f in fields(value) if getattr(value, f.name) is not strawberry.UNSET
+                  and getattr(value, f.name) is not None and f.name not in SECRET_INPUTS)
+
+
+def _subject(payload: Any, input_value: Any) -> tuple[str | None, str | None]:
+    for value in vars(payload).values() if payload is not None else ():
+        if isinstance(value, Node):
+            parsed = from_global_id(value.id)
+            if parsed:
+                return parsed
+    raw_id = getattr(input_value, "id", None)
+    parsed = from_global_id(raw_id) if isinstance(raw_id, str) else None
+    return parsed if parsed else (None, None)
+
+
+def mutation(action: str | None, roles: frozenset[Role] | None, *, public: bool = False, **kwargs: Any):
+    return strawberry.mutation(extensions=[MutationConventions(action, roles, public=public)], **kwargs)

@@ -1,0 +1,67 @@
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING, Annotated
+
+import strawberry
+from strawberry.scalars import JSON
+from strawberry.types import Info
+
+from models.jobs import Job as JobModel, JobKind as JobKindEnum, JobStatus as JobStatusEnum
+from schema.base import Node, UserError, to_global_id
+from services.jobs import progress_of
+
+if TYPE_CHECKING:
+    from schema.staff import Staff
+
+JobKind = strawberry.enum(JobKindEnum, name="JobKind")
+JobStatus = strawberry.enum(JobStatusEnum, name="JobStatus")
+
+
+@strawberry.type
+class JobError:
+    row: int | None = strawberry.field(description="1-based input row or item, where the error concerns one.")
+    field: str | None
+    message: str
+
+
+@strawberry.type(description="Long work run by a worker: an import, a recompute, a campaign, a report or an export.")
+class Job(Node):
+    id: strawberry.ID
+    kind: JobKind
+    status: JobStatus
+    progress: float = strawberry.field(description="0 to 1.")
+    total: int | None
+    processed: int
+    failed: int
+    result: JSON | None
+    errors: list[JobError]
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    created_by_id: strawberry.Private[int | None]
+
+    @strawberry.field
+    async def created_by(self, info: Info) -> Annotated[Staff, strawberry.lazy("schema.staff")] | None:
+        from schema.staff import Staff
+
+        if self.created_by_id is None:
+            return None
+        staff = await info.context.loaders.staff.load(self.created_by_id)
+        return Staff.from_model(staff) if staff else None
+
+    @classmethod
+    def from_model(cls, m: JobModel) -> Job:
+        return cls(
+            id=to_global_id("Job", m.id), kind=m.kind, status=m.status, progress=progress_of(m), total=m.total,
+            processed=m.processed, failed=m.failed, result=m.result,
+            errors=[JobError(row=e.get("row"), field=e.get("field"), message=e["message"]) for e in m.errors],
+            created_at=m.created_at, started_at=m.started_at, finished_at=m.finished_at,
+            created_by_id=m.created_by_id,
+        )
+
+
+@strawberry.type
+class JobPayload:
+    job: Job | None = None
+    errors: list[UserError] = strawberry.field(default_factory=list)

@@ -1,0 +1,1 @@
+"""Dramatiq actors: thin, idempotent, taking ids, each doing one service call."""

@@ -1,0 +1,20 @@
+from models.jobs import JobKind
+from services import audit, jobs
+from tasks.broker import actor, runtime
+
+JOB_HANDLERS: dict[JobKind, jobs.Handler] = {
+    JobKind.AUDIT_EXPORT: audit.export_csv,
+}
+
+
+@actor(queue_name="jobs", max_retries=5, time_limit=4 * 60 * 60 * 1000)
+async def run_job(job_id: int) -> None:
+    await jobs.run(job_id, JOB_HANDLERS, runtime().pubsub.publish)
+
+
+@actor(queue_name="default", max_retries=0)
+async def requeue_stale_jobs() -> None:
+    """Queued jobs whose message was lost (a crash between commit and send) are sent again."""
+    queue = runtime().queue
+    for job_id in await jobs.stale_queued():
+        queue.send("run_job", job_id)

@@ -1,0 +1,148 @@
+"""Tests go through HTTP -> GraphQL -> a real database, like a client would.
+
+The database is SQLite in a temporary folder by default, or CRM_TEST_DATABASE_URL (PostgreSQL in CI);
+it is migrated once per run and emptied before every test.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+from collections.abc import AsyncIterator
+from dataclasses import replace
+from urllib.parse import urlparse
+
+import asyncpg
+import httpx
+import pytest
+import pytest_asyncio
+from argon2 import PasswordHasher
+from asgi_lifespan import LifespanManager
+from tortoise.contrib.test import truncate_all_models
+
+from app import create_app
+from core import db
+from core.settings import Settings
+from models.staff import Department, Role, Staff
+from services import auth, staff as staff_service
+from services.access import COMMAND_LINE
+
+TEST_DATABASE_URL = os.environ.get("CRM_TEST_DATABASE_URL")
+TEST_REDIS_URL = os.environ.get("CRM_TEST_REDIS_URL")
+PASSWORD = "correct-horse-42"
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _fast_password_hashing() -> None:
+    # Production argon2 parameters cost ~50 ms a hash; tests hash hundreds of passwords.
+    auth._hasher = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
+
+
+@pytest.fixture(scope="session")
+def database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    return TEST_DATABASE_URL or f"sqlite://{tmp_path_factory.mktemp('db')}/crm-test.sqlite3"
+
+
+async def _reset_postgres(url: str) -> None:
+    conn = await asyncpg.connect(url.replace("postgres://", "postgresql://", 1))
+    try:
+        await conn.execute("DROP SCHEMA public CASCADE; CREATE SCHEMA public;")
+    finally:
+        await conn.close()
+
+
+@pytest_asyncio.fixture(scope="session")
+async def migrated_database(database_url: str) -> str:
+    if urlparse(database_url).scheme.startswith("postgres"):
+        await _reset_postgres(database_url)
+    await db.migrate(database_url)
+    return database_url
+
+
+@pytest.fixture
+def settings(migrated_database: str) -> Settings:
+    return Settings(env="test", database_url=migrated_database, log_json=False, worker_threads=2).validated()
+
+
+@pytest_asyncio.fixture
+async def app(settings: Settings):
+    application = create_app(settings)
+    async with LifespanManager(application, startup_timeout=30, shutdown_timeout=30) as manager:
+        await truncate_all_models()
+        yield manager.app
+
+
+@pytest_asyncio.fixture
+async def client(app) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=app, client=("203.0.113.7", 51000))
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+        yield http
+
+
+class GraphQLClient:
+    def __init__(self, http: httpx.AsyncClient) -> None:
+        self.http = http
+
+    async def raw(self, query: str, variables: dict | None = None, token: str | None = None,
+                  headers: dict | None = None) -> httpx.Response:
+        all_headers = {**(headers or {})}
+        if token:
+            all_headers["Authorization"] = f"Bearer {token}"
+        return await self.http.post("/graphql", json={"query": query, "variables": variables or {}},
+                                    headers=all_headers)
+
+    async def __call__(self, query: str, variables: dict | None = None, token: str | None = None,
+                       headers: dict | None = None) -> dict:
+        """The response body; fails the test on any GraphQL error."""
+        body = (await self.raw(query, variables, token, headers)).json()
+        assert not body.get("errors"), body["errors"]
+        return body["data"]
+
+    async def errors(self, query: str, variables: dict | None = None, token: str | None = None) -> list[dict]:
+        body = (await self.raw(query, variables, token)).json()
+        assert body.get("errors"), f"expected errors, got {body}"
+        return body["errors"]
+
+
+@pytest.fixture
+def gql(client: httpx.AsyncClient) -> GraphQLClient:
+    return GraphQLClient(client)
+
+
+_usernames = itertools.count(1)
+
+
+async def make_staff(role: Role = Role.ADMIN, *, branch: str | None = None, username: str | None = None,
+                     department: Department = Department.OPERATIONS) -> Staff:
+    return await staff_service.create(
+        COMMAND_LINE, username=username or f"{role.value.lower().replace('_', '-')}-{next(_usernames)}",
+        display_name=f"Test {role.value.title()}", password=PASSWORD, role=role, department=department, branch=branch,
+    )
+
+
+async def token_for(member: Staff, settings: Settings) -> str:
+    from datetime import timedelta
+
+    session = await auth.login(COMMAND_LINE, member.username, PASSWORD, secret_key=settings.secret_key,
+                               ttl=timedelta(minutes=settings.token_ttl_minutes))
+    return session.token
+
+
+@pytest.fixture
+def staff_factory(app, settings: Settings):
+    """`await staff_factory(Role.X, branch=...)` -> (Staff, bearer token)."""
+
+    async def create(role: Role = Role.ADMIN, **kwargs) -> tuple[Staff, str]:
+        member = await make_staff(role, **kwargs)
+        return member, await token_for(member, settings)
+
+    return create
+
+
+@pytest_asyncio.fixture
+async def admin(staff_factory) -> tuple[Staff, str]:
+    return await staff_factory(Role.ADMIN)
+
+
+def with_overrides(settings: Settings, **changes) -> Settings:
+    return replace(settings, **changes).validated()
