@@ -57,7 +57,7 @@ class RequestContext:
             if scope["type"] == "http":
                 self.metrics.observe_request(scope["method"], scope["path"], status, elapsed)
                 log.info("request", extra={
-                    "method": scope["method"], "path": scope["path"], "status": status,
+                    "request_id": request_id, "method": scope["method"], "path": scope["path"], "status": status,
                     "duration_ms": round(elapsed * 1000, 1), "client": (scope.get("client") or ("",))[0],
                 })
             request_id_var.reset(token)

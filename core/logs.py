@@ -13,7 +13,8 @@ request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("req
 
 class RequestIdFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
-        record.request_id = request_id_var.get()
+        if not hasattr(record, "request_id"):
+            record.request_id = request_id_var.get()
         return True
 
 

@@ -14,8 +14,9 @@ NODE_TYPES = [Staff, Job, AuditEntry]
 LIMITS = {"depth": 10, "aliases": 30, "tokens": 5_000, "batch": 20}
 
 
-def build_schema(production: bool = False) -> strawberry.Schema:
-    extensions = [
+def protection_extensions(production: bool = False) -> list:
+    """Fresh extensions per request (factories), in the order they must run."""
+    extensions: list = [
         lambda: QueryDepthLimiter(max_depth=LIMITS["depth"]),
         lambda: MaxAliasesLimiter(max_alias_count=LIMITS["aliases"]),
         lambda: MaxTokensLimiter(max_token_count=LIMITS["tokens"]),
@@ -24,8 +25,13 @@ def build_schema(production: bool = False) -> strawberry.Schema:
     ]
     if production:
         extensions += [DisableIntrospection, MaskUnexpectedErrors]
+    return extensions
+
+
+def build_schema(production: bool = False) -> strawberry.Schema:
     return strawberry.Schema(
-        query=Query, mutation=Mutation, subscription=Subscription, types=NODE_TYPES, extensions=extensions,
+        query=Query, mutation=Mutation, subscription=Subscription, types=NODE_TYPES,
+        extensions=protection_extensions(production),
         config=StrawberryConfig(
             batching_config={"max_operations": LIMITS["batch"]}, disable_field_suggestions=production,
         ),

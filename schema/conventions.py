@@ -59,8 +59,13 @@ def _provided_fields(value: Any) -> list[str]:
     """Names of the input fields the caller gave; values stay out of the audit trail (they may be PII)."""
     if value is None or not is_dataclass(value):
         return []
-    return sorted(f.name for f in fields(value) if getattr(value, f.name) is not strawberry.UNSET
+    return sorted(_camel(f.name) for f in fields(value) if getattr(value, f.name) is not strawberry.UNSET
                   and getattr(value, f.name) is not None and f.name not in SECRET_INPUTS)
+
+
+def _camel(name: str) -> str:
+    head, *rest = name.rstrip("_").split("_")
+    return head + "".join(part.title() for part in rest)
 
 
 def _subject(payload: Any, input_value: Any) -> tuple[str | None, str | None]:

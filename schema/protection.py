@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -28,6 +29,8 @@ from services.pagination import DEFAULT_PAGE
 
 log = logging.getLogger(__name__)
 MAX_COST = 50_000
+# How strawberry's depth, alias and token limiters word their refusals.
+LIMIT_MESSAGES = re.compile(r"exceeds max(imum)? |aliases found\. Allowed|contains more than \d+ tokens")
 
 
 def _code_for(error: GraphQLError) -> str:
@@ -36,7 +39,7 @@ def _code_for(error: GraphQLError) -> str:
         return original.code.value
     if original is not None and not isinstance(original, GraphQLError):
         return "INTERNAL_SERVER_ERROR"
-    if "exceeds max" in error.message or "exceeds maximum" in error.message:
+    if LIMIT_MESSAGES.search(error.message):
         return "LIMIT_EXCEEDED"
     if error.message.startswith("Syntax Error"):
         return "GRAPHQL_PARSE_FAILED"
@@ -49,7 +52,9 @@ class ErrorCodes(SchemaExtension):
     def on_operation(self) -> Iterator[None]:
         yield
         result = self.execution_context.result
-        errors = list(getattr(result, "errors", None) or []) + list(self.execution_context.pre_execution_errors or [])
+        # Validation errors appear both as pre-execution errors and in the result: handle each once.
+        errors = list({id(e): e for e in [*(getattr(result, "errors", None) or []),
+                                          *(self.execution_context.pre_execution_errors or [])]}.values())
         metrics = getattr(self.execution_context.context, "metrics", None)
         for error in errors:
             extensions = dict(error.extensions or {})

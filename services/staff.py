@@ -101,15 +101,13 @@ async def update(caller: Caller, staff_id: int, changes: StaffChanges) -> Staff:
     ]
     if problems:
         raise DomainErrors(problems)
-    loses_admin = staff.role == Role.ADMIN and staff.active and (
+    loses_admin = staff.role == Role.ADMIN and (
         changes.active is False or (changes.role is not None and changes.role != Role.ADMIN)
     )
-    if loses_admin:
-        if admin is not None and staff.id == admin.id:
-            raise invalid("active" if changes.active is False else "role",
-                          "You cannot remove your own ADMIN access; ask another ADMIN")
-        if await Staff.filter(role=Role.ADMIN, active=True).exclude(id=staff.id).count() == 0:
-            raise invalid("role", "The last active ADMIN cannot be removed")
+    # The caller is an active ADMIN, so refusing their own demotion keeps at least one ADMIN.
+    if loses_admin and admin is not None and staff.id == admin.id:
+        raise invalid("active" if changes.active is False else "role",
+                      "You cannot remove your own ADMIN access; ask another ADMIN")
 
     if changes.display_name is not None:
         staff.display_name = changes.display_name.strip()
