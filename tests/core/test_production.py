@@ -1,22 +1,38 @@
 import httpx
+import pytest
 import pytest_asyncio
 from asgi_lifespan import LifespanManager
+from tortoise.contrib.test import truncate_all_models
 
 from app import create_app
 from services import staff as staff_service
-from tests.conftest import GraphQLClient, with_overrides
+from models.staff import Role
+from tests.conftest import GraphQLClient, make_staff, token_for, with_overrides
 
 INTROSPECTION = "{ __schema { types { name } } }"
 
 
 @pytest_asyncio.fixture
-async def production_gql(settings, admin):
+async def production(settings):
+    """A production app (the only app of the test) and an ADMIN's token for it."""
     prod = with_overrides(settings, env="production", secret_key="p" * 40)
     application = create_app(prod)
     async with LifespanManager(application) as manager:
+        await truncate_all_models()
+        token = await token_for(await make_staff(Role.ADMIN), prod)
         transport = httpx.ASGITransport(app=manager.app)
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
-            yield GraphQLClient(http)
+            yield GraphQLClient(http), token
+
+
+@pytest.fixture
+def production_gql(production):
+    return production[0]
+
+
+@pytest.fixture
+def prod_token(production):
+    return production[1]
 
 
 async def test_production_refuses_introspection(production_gql):
@@ -35,14 +51,14 @@ async def test_production_gives_no_field_suggestions(production_gql):
     assert "Did you mean" not in errors[0]["message"]
 
 
-async def test_development_gives_suggestions_and_introspection(gql):
+async def test_development_gives_suggestions_and_introspection(gql):  # the ordinary (test) app
     errors = await gql.errors("{ mee { id } }")
     assert "Did you mean" in errors[0]["message"]
     assert (await gql(INTROSPECTION))["__schema"]["types"]
 
 
-async def test_unexpected_errors_are_masked_with_the_request_id(production_gql, admin, monkeypatch):
-    _, token = admin
+async def test_unexpected_errors_are_masked_with_the_request_id(production_gql, prod_token, monkeypatch):
+    token = prod_token
 
     def broken(caller):
         raise RuntimeError("connection string postgres://secret@db leaked")
@@ -56,8 +72,7 @@ async def test_unexpected_errors_are_masked_with_the_request_id(production_gql, 
     assert response.headers["x-request-id"] == "req-42"
 
 
-async def test_business_errors_are_not_masked_in_production(production_gql, admin):
-    _, token = admin
-    errors = await production_gql.errors("{ staff(first: 500) { totalCount } }", token=token)
+async def test_business_errors_are_not_masked_in_production(production_gql, prod_token):
+    errors = await production_gql.errors("{ staff(first: 500) { totalCount } }", token=prod_token)
     assert errors[0]["extensions"]["code"] == "LIMIT_EXCEEDED"
     assert "at most 100" in errors[0]["message"]
