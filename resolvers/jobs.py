@@ -7,10 +7,9 @@ from strawberry.types import Info
 
 from models.jobs import JobKind, JobStatus
 from resolvers.common import caller_of
-from schema.base import Connection, int_pk, unauthenticated
+from schema.base import Connection, api_error, int_pk, unauthenticated
 from schema.jobs import Job
 from services import jobs as job_service
-from services.errors import not_found
 from services.pagination import OrderKey, paginate
 
 NEWEST_FIRST = [OrderKey("id", descending=True)]
@@ -41,7 +40,8 @@ async def job_progress(info: Info, id: strawberry.ID) -> AsyncGenerator[Job, Non
         raise unauthenticated()
     pk = int_pk(id, "Job")
     if pk is None or not await job_service.visible(caller).filter(id=pk).exists():
-        raise not_found("Job")
+        # Subscription errors skip the operation-level error hook: the code goes on here.
+        raise api_error("NOT_FOUND", "Job not found")
     # Subscribe before reading, so that no update between the read and the subscription is missed.
     async with info.context.pubsub.subscribe(job_service.channel(pk)) as updates:
         current = await job_service.get(caller, pk)

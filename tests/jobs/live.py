@@ -1,0 +1,55 @@
+"""A real uvicorn server on a free loopback port, and a graphql-transport-ws client."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+from contextlib import asynccontextmanager
+
+import uvicorn
+import websockets
+from tortoise.contrib.test import truncate_all_models
+
+from app import create_app
+from core.settings import Settings
+
+
+@asynccontextmanager
+async def live_server(settings: Settings):
+    application = create_app(settings)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(application, log_config=None, lifespan="on", ws="websockets-sansio"))
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    try:
+        for _ in range(300):
+            if server.started:
+                break
+            await asyncio.sleep(0.02)
+        assert server.started, "the server did not start"
+        await truncate_all_models()
+        yield application, f"127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(task, 30)
+        sock.close()
+
+
+async def subscribe(address: str, token: str, query: str, variables: dict, *, timeout: float = 30.0) -> list[dict]:
+    """Every `next` payload until the server completes the subscription."""
+    results = []
+    async with websockets.connect(f"ws://{address}/graphql", subprotocols=["graphql-transport-ws"]) as ws:
+        await ws.send(json.dumps({"type": "connection_init", "payload": {"Authorization": f"Bearer {token}"}}))
+        assert json.loads(await asyncio.wait_for(ws.recv(), timeout))["type"] == "connection_ack"
+        await ws.send(json.dumps({"id": "1", "type": "subscribe", "payload": {"query": query, "variables": variables}}))
+        while True:
+            message = json.loads(await asyncio.wait_for(ws.recv(), timeout))
+            if message["type"] == "next":
+                results.append(message["payload"])
+            elif message["type"] == "complete":
+                return results
+            elif message["type"] == "error":
+                return [{"errors": message["payload"]}]
