@@ -67,9 +67,9 @@ def settings(migrated_database: str) -> Settings:
 @pytest_asyncio.fixture
 async def app(settings: Settings):
     application = create_app(settings)
-    async with LifespanManager(application, startup_timeout=30, shutdown_timeout=30) as manager:
+    async with LifespanManager(application, startup_timeout=30, shutdown_timeout=30):
         await truncate_all_models()
-        yield manager.app
+        yield application
 
 
 @pytest_asyncio.fixture

@@ -1,0 +1,46 @@
+from datetime import timedelta
+
+from apscheduler.triggers.interval import IntervalTrigger
+
+from models.jobs import Job, JobKind
+from models.staff import StaffToken
+from services import auth
+from services.auth import now
+from tasks import jobs as job_tasks, maintenance
+from tasks.broker import TaskQueue
+from tasks.scheduler import SCHEDULE, build_scheduler
+
+
+def test_the_schedule_sends_known_actors(settings):
+    queue = TaskQueue(settings)
+    try:
+        scheduler = build_scheduler(queue)
+        assert {job.id for job in scheduler.get_jobs()} == {name for name, _ in SCHEDULE}
+        assert all(name in queue.actors for name, _ in SCHEDULE)
+        stale = dict(SCHEDULE)["requeue_stale_jobs"]
+        assert isinstance(stale, IntervalTrigger) and stale.interval == timedelta(minutes=1)
+    finally:
+        queue.close()
+
+
+async def test_requeue_sends_lost_jobs_again(app, admin):
+    member, _ = admin
+    lost = await Job.create(kind=JobKind.AUDIT_EXPORT, created_by=member)
+    await Job.filter(id=lost.id).update(created_at=now() - timedelta(minutes=10))
+    sent = []
+    runtime = app.state.runtime
+    original = runtime.queue.send
+    runtime.queue.send = lambda name, *args: sent.append((name, *args))
+    try:
+        await job_tasks.requeue_stale_jobs()
+    finally:
+        runtime.queue.send = original
+    assert sent == [("run_job", lost.id)]
+
+
+async def test_expired_tokens_are_purged(admin, settings):
+    member, token = admin
+    await StaffToken.create(staff=member, token_hash="x" * 64, expires_at=now() - timedelta(days=31))
+    await maintenance.purge_expired_tokens()
+    assert await StaffToken.filter(staff_id=member.id).count() == 1
+    assert await auth.authenticate(token, secret_key=settings.secret_key) is not None
