@@ -19,6 +19,8 @@ class AuditEntry(Model):
 
     class Meta:
         table = "audit_entry"
+        # Serves the per-address sign-in limit: recent login.failed rows of one IP.
+        indexes = (("action", "ip", "at"),)
 
     async def save(self, *args, **kwargs) -> None:
         if self._saved_in_db:

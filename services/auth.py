@@ -14,6 +14,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from tortoise.expressions import F
 
 from core.db import atomic
+from models.audit import AuditEntry
 from models.staff import Staff, StaffToken
 from services import audit
 from services.access import Caller
@@ -21,6 +22,8 @@ from services.errors import DomainError, ErrorCode
 
 MAX_FAILED_LOGINS = 5
 LOCKOUT = timedelta(minutes=15)
+# Guessing across many usernames from one address is stopped too (counted from the audit trail).
+MAX_FAILURES_PER_IP = 20
 _hasher = PasswordHasher()
 # Verified against when the username is unknown, so that both failures take the same time.
 _DUMMY_HASH = _hasher.hash("not-a-real-password")
@@ -57,6 +60,12 @@ LOGIN_FAILED = "Wrong username or password, or the account is locked or inactive
 
 async def login(caller: Caller, username: str, password: str, *, secret_key: str, ttl: timedelta) -> Session:
     """Every attempt is audited; the error never says which part was wrong."""
+    if caller.ip and await AuditEntry.filter(
+        action="login.failed", ip=caller.ip, at__gte=now() - LOCKOUT
+    ).count() >= MAX_FAILURES_PER_IP:
+        await audit.record(caller, "login.failed", actor_name=username[:64], detail={"reason": "address_limited"})
+        raise DomainError(ErrorCode.LIMIT_EXCEEDED, "Too many failed sign-ins from your address; try again later",
+                          ["username"])
     staff = await Staff.get_or_none(username=username.strip().lower())
     reason = None
     if staff is None:

@@ -124,3 +124,23 @@ async def test_mutations_other_than_login_need_a_token(gql, app):
     errors = await gql.errors("""mutation { createStaff(input: {username: "x", displayName: "x",
         password: "long-enough-1", role: ADMIN, department: OPERATIONS}) { errors { code } } }""")
     assert errors[0]["extensions"]["code"] == "UNAUTHENTICATED"
+
+
+async def test_many_failures_from_one_address_are_stopped_across_usernames(gql, app):
+    from services.auth import MAX_FAILURES_PER_IP
+
+    member = await make_staff(Role.ANALYST)
+    for i in range(MAX_FAILURES_PER_IP):
+        await gql(LOGIN, {"u": f"guess-{i}", "p": "wrong-password-1"})
+    limited = (await gql(LOGIN, {"u": member.username, "p": PASSWORD}))["login"]
+    assert limited["token"] is None and limited["errors"][0]["code"] == "LIMIT_EXCEEDED"
+    assert (await AuditEntry.filter(action="login.failed").order_by("-id").first()).detail == {
+        "reason": "address_limited"}
+    # Another address is not affected.
+    import httpx
+
+    transport = httpx.ASGITransport(app=app, client=("198.51.100.1", 40000))
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as elsewhere:
+        other = await elsewhere.post("/graphql", json={"query": LOGIN, "variables": {"u": member.username,
+                                                                                     "p": PASSWORD}})
+    assert other.json()["data"]["login"]["token"]
