@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING, Annotated
 
 import strawberry
 from strawberry.scalars import JSON
@@ -9,9 +8,7 @@ from strawberry.types import Info
 
 from models.audit import AuditEntry as AuditEntryModel
 from schema.base import Node, to_global_id
-
-if TYPE_CHECKING:
-    from schema.staff import Staff
+from schema.staff import Staff, load_staff
 
 
 @strawberry.type(description="One append-only audit record: who did what, when, from where.")
@@ -34,13 +31,8 @@ class AuditEntry(Node):
         return to_global_id(self.subject_type, self.subject_pk)
 
     @strawberry.field
-    async def actor(self, info: Info) -> Annotated[Staff, strawberry.lazy("schema.staff")] | None:
-        from schema.staff import Staff
-
-        if self.actor_id is None:
-            return None
-        staff = await info.context.loaders.staff.load(self.actor_id)
-        return Staff.from_model(staff) if staff else None
+    async def actor(self, info: Info) -> Staff | None:
+        return await load_staff(info, self.actor_id)
 
     @classmethod
     def from_model(cls, m: AuditEntryModel) -> AuditEntry:

@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING, Annotated
 
 import strawberry
 from strawberry.scalars import JSON
@@ -9,10 +8,8 @@ from strawberry.types import Info
 
 from models.jobs import Job as JobModel, JobKind as JobKindEnum, JobStatus as JobStatusEnum
 from schema.base import Node, UserError, to_global_id
+from schema.staff import Staff, load_staff
 from services.jobs import progress_of
-
-if TYPE_CHECKING:
-    from schema.staff import Staff
 
 JobKind = strawberry.enum(JobKindEnum, name="JobKind")
 JobStatus = strawberry.enum(JobStatusEnum, name="JobStatus")
@@ -42,13 +39,8 @@ class Job(Node):
     created_by_id: strawberry.Private[int | None]
 
     @strawberry.field
-    async def created_by(self, info: Info) -> Annotated[Staff, strawberry.lazy("schema.staff")] | None:
-        from schema.staff import Staff
-
-        if self.created_by_id is None:
-            return None
-        staff = await info.context.loaders.staff.load(self.created_by_id)
-        return Staff.from_model(staff) if staff else None
+    async def created_by(self, info: Info) -> Staff | None:
+        return await load_staff(info, self.created_by_id)
 
     @classmethod
     def from_model(cls, m: JobModel) -> Job:

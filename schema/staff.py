@@ -3,6 +3,7 @@ from __future__ import annotations
 from datetime import datetime
 
 import strawberry
+from strawberry.types import Info
 
 from models.staff import Department as DepartmentEnum, Role as RoleEnum, Staff as StaffModel
 from schema.base import Node, UserError, to_global_id
@@ -28,6 +29,14 @@ class Staff(Node):
             id=to_global_id("Staff", m.id), username=m.username, display_name=m.display_name, role=m.role,
             department=m.department, branch=m.branch, active=m.active, created_at=m.created_at,
         )
+
+
+async def load_staff(info: Info, staff_id: int | None) -> Staff | None:
+    """A staff member that a list item points at, through the per-request DataLoader."""
+    if staff_id is None:
+        return None
+    member = await info.context.loaders.staff.load(staff_id)
+    return Staff.from_model(member) if member else None
 
 
 @strawberry.input

@@ -146,3 +146,34 @@ async def admin(staff_factory) -> tuple[Staff, str]:
 
 def with_overrides(settings: Settings, **changes) -> Settings:
     return replace(settings, **changes).validated()
+
+
+class QueryCounter:
+    """Counts the SQL statements sent on the default connection while it is active."""
+
+    def __init__(self) -> None:
+        self.statements: list[str] = []
+
+    def __enter__(self) -> "QueryCounter":
+        from tortoise import Tortoise
+
+        connection = Tortoise.get_connection("default")
+        self._patched = []
+        for name in ("execute_query", "execute_query_dict", "execute_insert", "execute_many"):
+            original = getattr(connection, name)
+
+            async def counted(query, *args, _original=original, **kwargs):
+                self.statements.append(str(query))
+                return await _original(query, *args, **kwargs)
+
+            setattr(connection, name, counted)
+            self._patched.append((connection, name))
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for connection, name in self._patched:
+            delattr(connection, name)
+
+    @property
+    def count(self) -> int:
+        return len(self.statements)
