@@ -46,6 +46,7 @@ class Runtime:
     pubsub: InProcessPubSub | RedisPubSub
     queue: TaskQueue
     worker: object | None = None  # the embedded dramatiq.Worker
+    scheduler: object | None = None  # the embedded periodic-work scheduler
 
 
 class CRMGraphQL(GraphQL):
@@ -90,12 +91,13 @@ def create_app(settings: Settings | None = None) -> Starlette:
                     log.info("created the first ADMIN, %s", settings.admin_username)
             runtime = Runtime(make_pubsub(settings.redis_url), TaskQueue(settings))
             if settings.embedded_broker:
-                runtime.worker = runtime.queue.embedded_worker(asyncio.get_running_loop(), runtime.pubsub)
-                runtime.worker.start()
+                await _start_embedded_workers(runtime, run_scheduler=settings.env != "test")
             app.state.runtime = runtime
             yield
         finally:
             if runtime is not None:
+                if runtime.scheduler is not None:
+                    runtime.scheduler.shutdown(wait=False)
                 if runtime.worker is not None:
                     # Worker threads wait on coroutines of this loop: stop them without blocking it.
                     await asyncio.to_thread(runtime.worker.stop)
@@ -131,6 +133,21 @@ def create_app(settings: Settings | None = None) -> Starlette:
     if not settings.production and graphiql_assets_present():
         app.router.routes.append(Mount("/static/graphiql", StaticFiles(directory=GRAPHIQL_STATIC_DIR)))
     return app
+
+
+async def _start_embedded_workers(runtime: Runtime, *, run_scheduler: bool) -> None:
+    """Workers (and, outside tests, the scheduler) inside this process, for the embedded setup."""
+    from services.jobs import unfinished
+    from tasks.scheduler import build_scheduler
+
+    runtime.worker = runtime.queue.embedded_worker(asyncio.get_running_loop(), runtime.pubsub)
+    runtime.worker.start()
+    # The in-process queue died with the previous process: whatever it held is sent again.
+    for job_id in await unfinished():
+        runtime.queue.send("run_job", job_id)
+    if run_scheduler:
+        runtime.scheduler = build_scheduler(runtime.queue)
+        runtime.scheduler.start()
 
 
 async def _database_ready() -> bool:

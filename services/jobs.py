@@ -117,6 +117,12 @@ async def run(job_id: int, handlers: Mapping[JobKind, Handler], publish: Publish
     await publish(channel(job.id), {"id": job.id, "status": job.status.value})
 
 
+async def unfinished() -> list[int]:
+    """Queued or running jobs: in the embedded setup, those the previous process left behind."""
+    return await Job.filter(status__in=[JobStatus.QUEUED, JobStatus.RUNNING]).order_by("id").values_list(
+        "id", flat=True)
+
+
 async def stale_queued(older_than: timedelta = timedelta(minutes=2)) -> list[int]:
     """Queued jobs whose message may have been lost (the process died between commit and send)."""
     return await Job.filter(status=JobStatus.QUEUED, created_at__lt=now() - older_than).values_list("id", flat=True)

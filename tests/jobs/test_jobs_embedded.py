@@ -142,3 +142,30 @@ async def test_jobs_list_shows_own_jobs_to_non_overseers(gql, staff_factory):
     await Job.create(kind=JobKind.AUDIT_EXPORT, created_by=other)
     edges = (await gql("{ jobs { totalCount edges { node { id } } } }", token=owner_token))["jobs"]
     assert edges["totalCount"] == 1 and int_pk(edges["edges"][0]["node"]["id"], "Job") == mine.id
+
+
+async def test_jobs_left_behind_by_a_previous_process_are_resumed_at_start(settings):
+    """The embedded queue lives in memory: a restart re-sends what was queued or running."""
+    from asgi_lifespan import LifespanManager
+    from tortoise.contrib.test import truncate_all_models
+
+    from app import create_app
+    from core import db
+    from tests.conftest import make_staff
+
+    await db.init_orm(settings.database_url)
+    await truncate_all_models()
+    member = await make_staff(Role.AUDITOR)
+    queued = await Job.create(kind=JobKind.AUDIT_EXPORT, created_by=member)
+    running = await Job.create(kind=JobKind.AUDIT_EXPORT, created_by=member, status=JobStatus.RUNNING, processed=3)
+    await db.close_orm()
+
+    import asyncio
+
+    async with LifespanManager(create_app(settings)):
+        for _ in range(200):
+            statuses = set(await Job.filter(id__in=[queued.id, running.id]).values_list("status", flat=True))
+            if statuses == {JobStatus.SUCCEEDED}:
+                break
+            await asyncio.sleep(0.05)
+        assert statuses == {JobStatus.SUCCEEDED}
