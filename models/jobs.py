@@ -36,6 +36,8 @@ class Job(Model):
     # [{"row": int | None, "field": str | None, "message": str}], capped; `failed` counts them all.
     errors = fields.JSONField(default=list)
     attempts = fields.IntField(default=0)
+    # Input items already committed; a re-delivered job resumes after it (0: start from scratch).
+    checkpoint = fields.IntField(default=0)
     created_by = fields.ForeignKeyField("models.Staff", related_name="jobs", null=True, on_delete=fields.SET_NULL)
     created_at = fields.DatetimeField(auto_now_add=True)
     updated_at = fields.DatetimeField(auto_now=True)
@@ -44,3 +46,15 @@ class Job(Model):
 
     class Meta:
         table = "job"
+
+
+class UploadChunk(Model):
+    # An uploaded file kept in the database in order, so that a worker on any host can stream it.
+    id = fields.BigIntField(primary_key=True)
+    job = fields.ForeignKeyField("models.Job", related_name="upload_chunks", on_delete=fields.CASCADE)
+    seq = fields.IntField()
+    data = fields.BinaryField()
+
+    class Meta:
+        table = "upload_chunk"
+        unique_together = (("job", "seq"),)
