@@ -1,7 +1,5 @@
 from tortoise import migrations
 from tortoise.migrations import operations as ops
-import functools
-from json import dumps, loads
 from models.customers import Channel, ConsentPurpose, CustomerKind, CustomerStatus, Gender, HoldingStatus, IdType, KycStatus, ProductType, RiskLevel
 from tortoise.fields.base import OnDelete
 from tortoise import fields
@@ -34,11 +32,10 @@ class Migration(migrations.Migration):
                 ('branch', fields.CharField(null=True, db_index=True, max_length=64)),
                 ('preferred_channel', fields.CharEnumField(null=True, description='BRANCH: BRANCH\nPHONE: PHONE\nSMS: SMS\nEMAIL: EMAIL\nMOBILE_APP: MOBILE_APP\nONLINE_BANKING: ONLINE_BANKING\nWECHAT: WECHAT\nVIDEO: VIDEO\nLETTER: LETTER\nREGULATOR: REGULATOR', enum_type=Channel, max_length=16)),
                 ('relationship_manager', fields.ForeignKeyField('models.Staff', source_field='relationship_manager_id', null=True, db_constraint=True, to_field='id', related_name='customers', on_delete=OnDelete.SET_NULL)),
-                ('tags', fields.JSONField(default=list, encoder=functools.partial(dumps, separators=(',', ':')), decoder=loads)),
                 ('completeness', fields.FloatField(default=0.0)),
                 ('aum', fields.DecimalField(default=0, max_digits=20, decimal_places=2)),
                 ('debt', fields.DecimalField(default=0, max_digits=20, decimal_places=2)),
-                ('churn_risk', fields.FloatField(null=True)),
+                ('churn_risk', fields.FloatField(default=0.0)),
                 ('version', fields.IntField(default=1)),
                 ('created_at', fields.DatetimeField(db_index=True, auto_now=False, auto_now_add=True)),
                 ('updated_at', fields.DatetimeField(db_index=True, auto_now=True, auto_now_add=False)),
@@ -87,6 +84,16 @@ class Migration(migrations.Migration):
                 ('at', fields.DatetimeField(auto_now=False, auto_now_add=True)),
             ],
             options={'table': 'consent_change', 'app': 'models', 'pk_attr': 'id'},
+            bases=['Model'],
+        ),
+        ops.CreateModel(
+            name='CustomerTag',
+            fields=[
+                ('id', fields.IntField(generated=True, primary_key=True, unique=True, db_index=True)),
+                ('customer', fields.ForeignKeyField('models.Customer', source_field='customer_id', db_constraint=True, to_field='id', related_name='tag_rows', on_delete=OnDelete.CASCADE)),
+                ('tag', fields.CharField(db_index=True, max_length=32)),
+            ],
+            options={'table': 'customer_tag', 'app': 'models', 'unique_together': (('customer', 'tag'),), 'pk_attr': 'id'},
             bases=['Model'],
         ),
         ops.CreateModel(

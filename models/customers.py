@@ -105,13 +105,12 @@ class Customer(Model):
     preferred_channel = fields.CharEnumField(Channel, max_length=16, null=True)
     relationship_manager = fields.ForeignKeyField(
         "models.Staff", related_name="customers", null=True, on_delete=fields.SET_NULL)
-    tags = fields.JSONField(default=list)
     # Derived on every write, stored so that lists can filter and sort on them in the database.
     completeness = fields.FloatField(default=0.0)
     aum = fields.DecimalField(max_digits=20, decimal_places=2, default=0)
     debt = fields.DecimalField(max_digits=20, decimal_places=2, default=0)
-    # Written by the portrait computation; null until the first one.
-    churn_risk = fields.FloatField(null=True)
+    # Written by the portrait computation (0 until the first one).
+    churn_risk = fields.FloatField(default=0.0)
     version = fields.IntField(default=1)
     created_at = fields.DatetimeField(auto_now_add=True, db_index=True)
     updated_at = fields.DatetimeField(auto_now=True, db_index=True)
@@ -119,6 +118,16 @@ class Customer(Model):
     class Meta:
         table = "customer"
         unique_together = (("id_type", "id_number"),)
+
+
+class CustomerTag(Model):
+    id = fields.IntField(primary_key=True)
+    customer = fields.ForeignKeyField("models.Customer", related_name="tag_rows", on_delete=fields.CASCADE)
+    tag = fields.CharField(max_length=32, db_index=True)
+
+    class Meta:
+        table = "customer_tag"
+        unique_together = (("customer", "tag"),)
 
 
 class ProductHolding(Model):

@@ -71,6 +71,13 @@ class Progress:
         self.job.failed += failed
         await self._write()
 
+    async def checkpoint(self, items_done: int) -> None:
+        """Call inside the transaction that commits those items: a re-delivered job resumes after them."""
+        self.job.checkpoint = items_done
+        await self.job.save(update_fields=["checkpoint", "total", "processed", "failed", "errors", "updated_at"])
+        self._last_write = time.monotonic()
+        await self._publish(channel(self.job.id), {"id": self.job.id, "status": self.job.status.value})
+
     async def error(self, message: str, *, row: int | None = None, field: str | None = None) -> None:
         self.job.failed += 1
         if len(self.job.errors) < MAX_STORED_ERRORS:
@@ -89,16 +96,18 @@ Handler = Callable[[dict, Progress], Awaitable[dict]]
 
 
 async def run(job_id: int, handlers: Mapping[JobKind, Handler], publish: Publish) -> None:
-    """Run one job to its end. Idempotent: a finished job is left alone; a re-delivered one restarts cleanly."""
-    claimed = await Job.filter(id=job_id, status__in=[JobStatus.QUEUED, JobStatus.RUNNING]).update(
-        status=JobStatus.RUNNING, started_at=now(), processed=0, failed=0, errors=[], total=None, result=None
-    )
-    if not claimed:
+    """Run one job to its end. Idempotent: a finished job is left alone; a re-delivered one resumes after
+    its checkpoint when its handler keeps one, and otherwise restarts from scratch."""
+    job = await Job.get_or_none(id=job_id)
+    if job is None or job.status.finished:
         log.info("job %s is finished or gone; nothing to do", job_id)
         return
+    fresh = {} if job.checkpoint else {"processed": 0, "failed": 0, "errors": [], "total": None, "result": None}
+    claimed = await Job.filter(id=job_id, status__in=[JobStatus.QUEUED, JobStatus.RUNNING]).update(
+        status=JobStatus.RUNNING, started_at=job.started_at or now(), attempts=job.attempts + 1, **fresh)
+    if not claimed:
+        return
     job = await Job.get(id=job_id)
-    job.attempts += 1
-    await job.save(update_fields=["attempts"])
     await publish(channel(job.id), {"id": job.id, "status": job.status.value})
     handler = handlers.get(job.kind)
     progress = Progress(job, publish)

@@ -1,0 +1,420 @@
+"""The customer file: who may see and change which customers, creation, optimistic updates with
+field-level history, holdings, consents, duplicates and list filters."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from tortoise.exceptions import IntegrityError
+from tortoise.expressions import Q, Subquery
+from tortoise.functions import Sum
+from tortoise.queryset import QuerySet
+
+from models.customers import (
+    ChangeEntry,
+    Channel,
+    Consent,
+    ConsentChange,
+    ConsentPurpose,
+    Customer,
+    CustomerKind,
+    CustomerStatus,
+    CustomerTag,
+    HoldingStatus,
+    ProductHolding,
+    ProductType,
+)
+from models.staff import Role, Staff
+from services import customer_rules as rules
+from services.access import ALL_ROLES, Caller, require_role
+from services.errors import DomainError, ErrorCode, forbidden, invalid, not_found
+
+WRITERS = frozenset({Role.ADMIN, Role.MANAGER, Role.RELATIONSHIP_MANAGER})
+CONSENT_WRITERS = WRITERS | {Role.SERVICE_AGENT}
+MERGERS = frozenset({Role.ADMIN, Role.MANAGER})
+ERASERS = frozenset({Role.ADMIN})
+EXPORTERS = WRITERS
+BRANCH_BOUND = frozenset({Role.RELATIONSHIP_MANAGER, Role.SERVICE_AGENT})
+# No record means: not granted, except SURVEY (service follow-up), granted until revoked (DOMAIN.md).
+CONSENT_DEFAULTS = {
+    ConsentPurpose.MARKETING: False, ConsentPurpose.SURVEY: True, ConsentPurpose.PROFILING: False,
+    ConsentPurpose.THIRD_PARTY_SHARING: False,
+}
+UPDATABLE = ("name", "gender", "birth_date", "id_type", "id_number", "phone", "email", "address", "occupation",
+             "risk_level", "kyc_status", "status", "branch", "preferred_channel", "relationship_manager_id")
+MAX_AMOUNT = Decimal("999999999999999999.99")
+
+
+def home_branch(caller: Caller) -> str | None:
+    """The branch a branch-bound staff member is limited to, or None for bank-wide staff."""
+    staff = caller.staff
+    if staff is not None and staff.role in BRANCH_BOUND and staff.branch:
+        return staff.branch
+    return None
+
+
+def visible(caller: Caller) -> QuerySet[Customer]:
+    """Every customer the caller may see: others simply do not exist for them (NOT_FOUND)."""
+    require_role(caller, ALL_ROLES)
+    branch = home_branch(caller)
+    return Customer.filter(branch=branch) if branch else Customer.all()
+
+
+async def get(caller: Caller, customer_id: int, field: str | list[str] = "id") -> Customer:
+    customer = await visible(caller).get_or_none(id=customer_id)
+    if customer is None:
+        raise not_found("Customer", field)
+    return customer
+
+
+def _require_writer(caller: Caller, roles: frozenset[Role] = WRITERS) -> Staff | None:
+    return require_role(caller, roles)
+
+
+async def _new_customer_no() -> str:
+    while True:
+        candidate = f"C{secrets.randbelow(10**10):010d}"
+        if not await Customer.exists(customer_no=candidate):
+            return candidate
+
+
+async def _check_relationship_manager(staff_id: int | None) -> None:
+    if staff_id is None:
+        return
+    manager = await Staff.get_or_none(id=staff_id, active=True)
+    if manager is None or manager.role not in (Role.RELATIONSHIP_MANAGER, Role.MANAGER):
+        raise invalid("relationshipManagerId", "relationshipManagerId must be an active relationship manager")
+
+
+async def _check_unique(data: dict[str, Any], exclude_id: int | None = None) -> None:
+    if data.get("id_type") and data.get("id_number"):
+        qs = Customer.filter(id_type=data["id_type"], id_number=data["id_number"])
+        if exclude_id is not None:
+            qs = qs.exclude(id=exclude_id)
+        if await qs.exists():
+            raise DomainError(ErrorCode.DUPLICATE, "Another customer has this identity document", "idNumber")
+    if data.get("customer_no") and await Customer.exists(customer_no=data["customer_no"]):
+        raise DomainError(ErrorCode.DUPLICATE, "Another customer has this customer number", "customerNo")
+
+
+def _check_branch(caller: Caller, branch: str | None) -> str | None:
+    own = home_branch(caller)
+    if own is None:
+        return branch
+    if branch not in (None, own):
+        raise forbidden("You can only keep customers of your own branch")
+    return own
+
+
+async def create(caller: Caller, data: dict[str, Any], consents: list[dict] | None = None) -> Customer:
+    _require_writer(caller)
+    clean = rules.validate_new(data)
+    clean["branch"] = _check_branch(caller, clean["branch"])
+    await _check_relationship_manager(data.get("relationship_manager_id"))
+    await _check_unique(clean)
+    tags = clean.pop("tags")
+    clean["customer_no"] = clean["customer_no"] or await _new_customer_no()
+    customer = Customer(**clean, relationship_manager_id=data.get("relationship_manager_id"))
+    customer.completeness = rules.assess(customer)[0]
+    try:
+        await customer.save()
+    except IntegrityError:  # lost a race for the identity document or the customer number
+        raise DomainError(ErrorCode.DUPLICATE, "Another customer has this identity document or number",
+                          "idNumber") from None
+    await CustomerTag.bulk_create([CustomerTag(customer=customer, tag=t) for t in tags])
+    if consents:
+        await _apply_consents(caller, customer, consents)
+    return customer
+
+
+def _as_text(value: Any) -> str | None:
+    if value is None:
+        return None
+    if hasattr(value, "value"):
+        return value.value
+    if isinstance(value, date | datetime):
+        return value.isoformat()
+    return str(value)
+
+
+async def update(caller: Caller, customer_id: int, version: int, changes: dict[str, Any],
+                 tags: list[str] | None = None) -> Customer:
+    """`changes` holds only the fields the caller gave (None clears one). An older `version` changes nothing."""
+    actor = _require_writer(caller)
+    customer = await get(caller, customer_id)
+    if customer.status == CustomerStatus.ERASED:
+        raise invalid("id", "An erased customer cannot be changed")
+    if customer.version != version:
+        raise DomainError(ErrorCode.STALE_VERSION, f"The customer changed since version {version}; reload it",
+                          "version")
+    if changes.get("status") == CustomerStatus.ERASED:
+        raise invalid("status", "Use eraseCustomer to erase a customer")
+    if "name" in changes and changes["name"] is None:
+        raise DomainError(ErrorCode.REQUIRED, "name is required", "name")
+
+    merged = {f: getattr(customer, f) for f in UPDATABLE}
+    merged.update(changes)
+    errors: list[DomainError] = []
+    ident = rules.check_identity(customer.kind, merged["id_type"], merged["id_number"], merged["birth_date"],
+                                 merged["gender"], errors)
+    merged.update(id_type=ident.id_type, id_number=ident.id_number, birth_date=ident.birth_date, gender=ident.gender)
+    merged["phone"], merged["email"] = rules.check_contact(merged["phone"], merged["email"], errors)
+    for text_field in ("name", "address", "occupation", "branch"):
+        if text_field in changes:
+            merged[text_field] = rules._clean_text(text_field, changes[text_field], errors, text_field == "name")
+    new_tags = rules.check_tags(tags, errors) if tags is not None else None
+    rules.raise_if(errors)
+    if "branch" in changes:
+        merged["branch"] = _check_branch(caller, merged["branch"])
+    if "relationship_manager_id" in changes:
+        await _check_relationship_manager(merged["relationship_manager_id"])
+    if "id_type" in changes or "id_number" in changes:
+        await _check_unique(merged, exclude_id=customer.id)
+
+    changed = {f: v for f, v in merged.items() if v != getattr(customer, f)}
+    old_tags = await tags_of(customer.id)
+    tags_changed = new_tags is not None and new_tags != old_tags
+    if not changed and not tags_changed:
+        return customer
+    before = {name: getattr(customer, name) for name in changed}
+    for name, value in changed.items():
+        setattr(customer, name, value)
+    completeness = rules.assess(customer)[0]
+    try:
+        updated = await Customer.filter(id=customer.id, version=version).update(
+            **changed, completeness=completeness, version=version + 1)
+    except IntegrityError:
+        raise DomainError(ErrorCode.DUPLICATE, "Another customer has this identity document", "idNumber") from None
+    if not updated:  # someone else's update committed between our read and write
+        raise DomainError(ErrorCode.STALE_VERSION, f"The customer changed since version {version}; reload it",
+                          "version")
+    entries = [
+        ChangeEntry(customer_id=customer.id, field=rules.camel(name.removesuffix("_id")),
+                    old_value=_as_text(before[name]), new_value=_as_text(value), actor=actor)
+        for name, value in changed.items()
+    ]
+    if tags_changed:
+        await CustomerTag.filter(customer_id=customer.id).delete()
+        await CustomerTag.bulk_create([CustomerTag(customer_id=customer.id, tag=t) for t in new_tags])
+        entries.append(ChangeEntry(customer_id=customer.id, field="tags", old_value=", ".join(old_tags),
+                                   new_value=", ".join(new_tags), actor=actor))
+    await ChangeEntry.bulk_create(entries)
+    return await Customer.get(id=customer.id)
+
+
+async def tags_of(customer_id: int) -> list[str]:
+    return await CustomerTag.filter(customer_id=customer_id).order_by("id").values_list("tag", flat=True)
+
+
+# ---------------------------------------------------------------- holdings
+
+
+def _amount(value: Any, field_name: str) -> Decimal:
+    try:
+        amount = Decimal(str(value))
+    except (InvalidOperation, ValueError):
+        raise invalid(field_name, f"{field_name} must be a decimal number") from None
+    if not amount.is_finite() or abs(amount) > MAX_AMOUNT or amount.as_tuple().exponent < -2:
+        raise invalid(field_name, f"{field_name} must be a finite amount with at most 2 decimal places")
+    return amount
+
+
+async def upsert_holding(caller: Caller, customer_id: int, *, account_no: str, product: ProductType, balance: Any,
+                         currency: str | None, opened_at: date, closed_at: date | None) -> ProductHolding:
+    """Keyed by account number: a new account is added, a known one (of the same customer) is updated."""
+    _require_writer(caller)
+    customer = await get(caller, customer_id, "customerId")
+    if customer.status == CustomerStatus.ERASED:
+        raise invalid("customerId", "An erased customer cannot be changed")
+    account_no = "".join(account_no.split())
+    if not 6 <= len(account_no) <= 40 or not account_no.isalnum():
+        raise invalid("accountNo", "accountNo must be 6 to 40 letters or digits")
+    amount = _amount(balance, "balance")
+    currency = (currency or "CNY").strip().upper()
+    if len(currency) != 3 or not currency.isalpha():
+        raise invalid("currency", "currency is a three-letter ISO 4217 code")
+    if closed_at is not None and closed_at < opened_at:
+        raise invalid("closedAt", "closedAt must not be before openedAt")
+    if opened_at > date.today():
+        raise invalid("openedAt", "openedAt must not be in the future")
+    status = HoldingStatus.CLOSED if closed_at else HoldingStatus.ACTIVE
+    holding = await ProductHolding.get_or_none(account_no=account_no)
+    if holding is not None and holding.customer_id != customer.id:
+        raise DomainError(ErrorCode.DUPLICATE, "This account belongs to another customer", "accountNo")
+    values = {"product": product, "balance": amount, "currency": currency, "opened_at": opened_at,
+              "closed_at": closed_at, "status": status}
+    if holding is None:
+        try:
+            holding = await ProductHolding.create(customer=customer, account_no=account_no, **values)
+        except IntegrityError:
+            raise DomainError(ErrorCode.DUPLICATE, "This account belongs to another customer", "accountNo") from None
+    else:
+        holding.update_from_dict(values)
+        await holding.save()
+    await refresh_balances([customer.id])
+    return holding
+
+
+async def refresh_balances(customer_ids: list[int]) -> None:
+    """AUM and debt from the ACTIVE CNY holdings (DOMAIN.md), stored on the customer for filters and sorting."""
+    rows = await ProductHolding.filter(customer_id__in=customer_ids, status=HoldingStatus.ACTIVE, currency="CNY") \
+        .group_by("customer_id", "product").annotate(total=Sum("balance")).values("customer_id", "product", "total")
+    sums: dict[int, list[Decimal]] = {cid: [Decimal(0), Decimal(0)] for cid in customer_ids}
+    for row in rows:
+        product = ProductType(row["product"])
+        total = Decimal(str(row["total"] or 0))
+        if product in rules.ASSET_PRODUCTS:
+            sums[row["customer_id"]][0] += total
+        elif product in rules.DEBT_PRODUCTS:
+            sums[row["customer_id"]][1] += abs(total)
+    for customer_id, (aum, debt) in sums.items():
+        await Customer.filter(id=customer_id).update(aum=aum, debt=debt)
+
+
+# ---------------------------------------------------------------- consents
+
+
+@dataclass(frozen=True)
+class ConsentView:
+    purpose: ConsentPurpose
+    channel: Channel | None
+    granted: bool
+    source: str | None
+    updated_at: datetime | None  # None: the default, never recorded
+
+
+def consents_view(records: list[Consent], created_at: datetime) -> list[ConsentView]:
+    """Recorded answers, plus the default for every purpose with no record."""
+    views = [ConsentView(c.purpose, c.channel, c.granted, c.source, c.updated_at) for c in records]
+    answered = {c.purpose for c in records if c.channel is None}
+    for purpose, granted in CONSENT_DEFAULTS.items():
+        if purpose not in answered:
+            views.append(ConsentView(purpose, None, granted, "default", created_at))
+    order = list(ConsentPurpose)
+    return sorted(views, key=lambda v: (order.index(v.purpose), v.channel.value if v.channel else ""))
+
+
+async def _apply_consents(caller: Caller, customer: Customer, consents: list[dict]) -> None:
+    for item in consents:
+        source = (item.get("source") or "").strip()[:64] or None
+        await Consent.update_or_create(
+            defaults={"granted": item["granted"], "source": source},
+            customer=customer, purpose=item["purpose"], channel=item.get("channel"),
+        )
+        await ConsentChange.create(customer=customer, purpose=item["purpose"], channel=item.get("channel"),
+                                   granted=item["granted"], source=source, actor=caller.staff)
+
+
+async def set_consents(caller: Caller, customer_id: int, consents: list[dict]) -> Customer:
+    _require_writer(caller, CONSENT_WRITERS)
+    customer = await get(caller, customer_id, "customerId")
+    if customer.status == CustomerStatus.ERASED:
+        raise invalid("customerId", "An erased customer has no consents to change")
+    if not consents:
+        raise DomainError(ErrorCode.REQUIRED, "Give at least one consent", "consents")
+    keys = [(c["purpose"], c.get("channel")) for c in consents]
+    if len(set(keys)) != len(keys):
+        raise invalid("consents", "Each purpose and channel may appear once")
+    await _apply_consents(caller, customer, consents)
+    return customer
+
+
+async def consent_granted(customer_id: int, purpose: ConsentPurpose, channel: Channel | None = None) -> bool:
+    """A channel-specific answer wins over the general one, which wins over the default."""
+    records = {c.channel: c.granted for c in await Consent.filter(customer_id=customer_id, purpose=purpose)}
+    if channel is not None and channel in records:
+        return records[channel]
+    return records.get(None, CONSENT_DEFAULTS[purpose])
+
+
+# ---------------------------------------------------------------- duplicates
+
+
+async def possible_duplicates(caller: Caller, customer: Customer) -> list[Customer]:
+    """Other customers with the same phone, the same email, or the same name and birth date."""
+    conditions = []
+    if customer.phone:
+        conditions.append(Q(phone=customer.phone))
+    if customer.email:
+        conditions.append(Q(email=customer.email))
+    if customer.birth_date:
+        conditions.append(Q(name=customer.name, birth_date=customer.birth_date))
+    if not conditions:
+        return []
+    return await visible(caller).filter(Q(*conditions, join_type=Q.OR)).exclude(id=customer.id).exclude(
+        status=CustomerStatus.ERASED).order_by("id").limit(50)
+
+
+# ---------------------------------------------------------------- lists
+
+
+@dataclass
+class CustomerFilter:
+    search: str | None = None
+    status: list[CustomerStatus] | None = None
+    kind: CustomerKind | None = None
+    branch: str | None = None
+    relationship_manager_id: int | None = None
+    tags: list[str] | None = None
+    risk_level: list | None = None
+    value_tier: list[str] | None = None
+    min_aum: Decimal | None = None
+    max_aum: Decimal | None = None
+    min_churn_risk: float | None = None
+    holds_product: ProductType | None = None
+    lacks_product: ProductType | None = None
+    created_after: datetime | None = None
+    created_before: datetime | None = None
+
+
+def _search(text: str) -> Q:
+    text = text.strip()
+    digits = "".join(ch for ch in text if ch.isdigit())
+    options = [Q(name__icontains=text), Q(customer_no__istartswith=text), Q(email__icontains=text)]
+    if len(digits) >= 3:  # phones are stored normalised: 13812345678
+        options.append(Q(phone__contains=digits.removeprefix("86") if len(digits) > 11 else digits))
+    return Q(*options, join_type=Q.OR)
+
+
+def apply_filter(qs: QuerySet[Customer], f: CustomerFilter) -> QuerySet[Customer]:
+    if f.search and f.search.strip():
+        qs = qs.filter(_search(f.search))
+    if f.status:
+        qs = qs.filter(status__in=f.status)
+    if f.kind:
+        qs = qs.filter(kind=f.kind)
+    if f.branch:
+        qs = qs.filter(branch=f.branch)
+    if f.relationship_manager_id is not None:
+        qs = qs.filter(relationship_manager_id=f.relationship_manager_id)
+    for tag in f.tags or []:
+        qs = qs.filter(id__in=Subquery(CustomerTag.filter(tag=tag.strip()).values("customer_id")))
+    if f.risk_level:
+        qs = qs.filter(risk_level__in=f.risk_level)
+    if f.value_tier:
+        tiers = []
+        for tier in f.value_tier:
+            lower, upper = rules.tier_bounds(tier)
+            tiers.append(Q(aum__gte=lower, aum__lt=upper) if upper is not None else Q(aum__gte=lower))
+        qs = qs.filter(Q(*tiers, join_type=Q.OR))
+    if f.min_aum is not None:
+        qs = qs.filter(aum__gte=f.min_aum)
+    if f.max_aum is not None:
+        qs = qs.filter(aum__lte=f.max_aum)
+    if f.min_churn_risk is not None:
+        qs = qs.filter(churn_risk__gte=f.min_churn_risk)
+    active_of = lambda product: Subquery(ProductHolding.filter(  # noqa: E731
+        product=product, status=HoldingStatus.ACTIVE).values("customer_id"))
+    if f.holds_product:
+        qs = qs.filter(id__in=active_of(f.holds_product))
+    if f.lacks_product:
+        qs = qs.exclude(id__in=active_of(f.lacks_product))
+    if f.created_after:
+        qs = qs.filter(created_at__gte=f.created_after)
+    if f.created_before:
+        qs = qs.filter(created_at__lt=f.created_before)
+    return qs
