@@ -297,7 +297,7 @@ def cmd_seed(settings: Settings, args: argparse.Namespace) -> int:
         await db.init_orm(settings.database_url)
         try:
             await db.ensure_migrated()
-            report = await seed(password=args.password)
+            report = await seed(password=args.password, customers_wanted=args.customers)
             for line in report:
                 print(line)
         finally:
@@ -325,7 +325,8 @@ def build_parser() -> argparse.ArgumentParser:
     make = sub.add_parser("makemigrations", help="write a migration for model changes (developers)")
     make.add_argument("name")
     make.set_defaults(run=cmd_makemigrations)
-    seed = sub.add_parser("seed", help="fill the database with demo staff, one per role")
+    seed = sub.add_parser("seed", help="fill the database with demo staff (one per role) and customers")
+    seed.add_argument("--customers", type=int, default=0, help="how many demo customers to add")
     seed.add_argument("--password", default=None, help="password for the demo staff (default: printed, random)")
     seed.set_defaults(run=cmd_seed)
     export = sub.add_parser("export-schema", help="write the GraphQL schema (SDL)")

@@ -7,14 +7,18 @@ from collections.abc import Awaitable, Callable
 import strawberry
 from strawberry.types import Info
 
+from tortoise.expressions import Subquery
+
 from models.audit import AuditEntry as AuditEntryModel
+from models.customers import ProductHolding as ProductHoldingModel
 from models.staff import Staff as StaffModel
 from resolvers.common import caller_of
 from schema.audit import AuditEntry
+from schema.customers import Customer, ProductHolding
 from schema.base import Node, api_error, from_global_id, unauthenticated
 from schema.jobs import Job
 from schema.staff import Staff
-from services import jobs as job_service
+from services import customers as customer_service, jobs as job_service
 from services.access import AUDIT_READERS, Caller
 
 Fetch = Callable[[Caller, list[int]], Awaitable[dict[int, Node]]]
@@ -34,7 +38,19 @@ async def _audit_entries(caller: Caller, pks: list[int]) -> dict[int, Node]:
     return {m.id: AuditEntry.from_model(m) for m in await AuditEntryModel.filter(id__in=pks)}
 
 
-FETCHERS: dict[str, Fetch] = {"Staff": _staff, "Job": _jobs, "AuditEntry": _audit_entries}
+async def _customers(caller: Caller, pks: list[int]) -> dict[int, Node]:
+    return {m.id: Customer.from_model(m) for m in await customer_service.visible(caller).filter(id__in=pks)}
+
+
+async def _holdings(caller: Caller, pks: list[int]) -> dict[int, Node]:
+    visible = Subquery(customer_service.visible(caller).values("id"))
+    rows = await ProductHoldingModel.filter(id__in=pks, customer_id__in=visible)
+    return {m.id: ProductHolding.from_model(m) for m in rows}
+
+
+FETCHERS: dict[str, Fetch] = {
+    "Staff": _staff, "Job": _jobs, "AuditEntry": _audit_entries, "Customer": _customers, "ProductHolding": _holdings,
+}
 MAX_NODES = 100
 
 

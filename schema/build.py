@@ -5,12 +5,13 @@ from strawberry.extensions import DisableIntrospection, MaxAliasesLimiter, MaxTo
 from strawberry.schema.config import StrawberryConfig
 
 from schema.audit import AuditEntry
+from schema.customers import Customer, ProductHolding
 from schema.jobs import Job
-from schema.protection import CostLimiter, ErrorCodes, MaskUnexpectedErrors
+from schema.protection import CostLimiter, ErrorCodes, MaskUnexpectedErrors, PiiReadAudit
 from schema.root import Mutation, Query, Subscription
 from schema.staff import Staff
 
-NODE_TYPES = [Staff, Job, AuditEntry]
+NODE_TYPES = [Staff, Job, AuditEntry, Customer, ProductHolding]
 LIMITS = {"depth": 10, "aliases": 30, "tokens": 5_000, "batch": 20}
 
 
@@ -22,6 +23,7 @@ def protection_extensions(production: bool = False) -> list:
         lambda: MaxTokensLimiter(max_token_count=LIMITS["tokens"]),
         CostLimiter,
         ErrorCodes,
+        PiiReadAudit,
     ]
     if production:
         extensions += [DisableIntrospection, MaskUnexpectedErrors]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -13,7 +14,8 @@ from strawberry.dataloader import DataLoader
 from core.metrics import Metrics
 from core.pubsub import InProcessPubSub, RedisPubSub
 from core.settings import Settings
-from models.staff import Staff
+from models.customers import Consent, Customer, CustomerTag, ProductHolding
+from models.staff import Role, Staff
 from services import auth
 from services.access import Caller
 from tasks.broker import TaskQueue
@@ -24,9 +26,32 @@ async def _load_staff(ids: list[int]) -> list[Staff | None]:
     return [found.get(i) for i in ids]
 
 
+async def _load_customers(ids: list[int]) -> list[Customer | None]:
+    found = {c.id: c for c in await Customer.filter(id__in=set(ids))}
+    return [found.get(i) for i in ids]
+
+
+def _grouped(model, order: str, project=lambda row: row):
+    async def load(customer_ids: list[int]) -> list[list]:
+        groups: dict[int, list] = defaultdict(list)
+        for row in await model.filter(customer_id__in=set(customer_ids)).order_by(order):
+            groups[row.customer_id].append(project(row))
+        return [groups.get(i, []) for i in customer_ids]
+
+    return load
+
+
 @dataclass
 class Loaders:
+    """One per request: every relation a list can reach is fetched in one query per kind."""
+
     staff: DataLoader[int, Staff | None] = field(default_factory=lambda: DataLoader(load_fn=_load_staff))
+    customer: DataLoader[int, Customer | None] = field(default_factory=lambda: DataLoader(load_fn=_load_customers))
+    holdings: DataLoader[int, list[ProductHolding]] = field(
+        default_factory=lambda: DataLoader(load_fn=_grouped(ProductHolding, "opened_at")))
+    tags: DataLoader[int, list[str]] = field(
+        default_factory=lambda: DataLoader(load_fn=_grouped(CustomerTag, "id", lambda row: row.tag)))
+    consents: DataLoader[int, list[Consent]] = field(default_factory=lambda: DataLoader(load_fn=_grouped(Consent, "id")))
 
 
 def bearer_token(value: Any) -> str | None:
@@ -49,7 +74,14 @@ class Context:
     loaders: Loaders = field(default_factory=Loaders)
     # Set by the websocket protocol from connection_init's payload.
     connection_params: dict | None = None
+    # Customers whose personal data left unmasked in this request, and which fields (for customer.pii_read).
+    pii_reads: dict[int, set[str]] = field(default_factory=dict)
     _caller: Caller | None = None
+
+    @property
+    def viewer_role(self) -> Role | None:
+        """The caller's role once authenticated (every field that shows personal data sits below a check)."""
+        return self._caller.role if self._caller else None
 
     def _token(self) -> str | None:
         if self.connection_params:

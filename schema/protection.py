@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 from graphql import (
@@ -24,6 +24,7 @@ from graphql import (
 from strawberry.extensions import MaskErrors, SchemaExtension
 
 from core.logs import request_id_var
+from models.audit import AuditEntry
 from services.errors import DomainError
 from services.pagination import DEFAULT_PAGE
 
@@ -159,3 +160,23 @@ class MaskUnexpectedErrors(MaskErrors):
             nodes=error.nodes, source=error.source, positions=error.positions, path=error.path,
             extensions={"code": "INTERNAL_SERVER_ERROR", "requestId": request_id},
         )
+
+
+class PiiReadAudit(SchemaExtension):
+    """One `customer.pii_read` audit entry per customer per request whose personal data left unmasked."""
+
+    async def on_operation(self) -> AsyncIterator[None]:
+        yield
+        context = self.execution_context.context
+        reads = getattr(context, "pii_reads", None)
+        if not reads:
+            return
+        caller = context._caller
+        entries = [
+            AuditEntry(actor=caller.staff, actor_name=caller.staff.username if caller.staff else None,
+                       action="customer.pii_read", subject_type="Customer", subject_id=str(customer_id),
+                       detail={"fields": sorted(fields)}, request_id=caller.request_id, ip=caller.ip)
+            for customer_id, fields in sorted(reads.items())
+        ]
+        reads.clear()
+        await AuditEntry.bulk_create(entries)

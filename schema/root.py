@@ -3,39 +3,60 @@
 from __future__ import annotations
 
 import strawberry
+from strawberry.scalars import JSON
 
-from resolvers import audit, jobs, nodes, staff
+from resolvers import audit as audit_resolvers, customers as customer_resolvers, jobs as job_resolvers
+from resolvers import nodes as node_resolvers, staff as staff_resolvers
 from schema.audit import AuditEntry
 from schema.base import Connection, Node
 from schema.conventions import mutation
+from schema.customers import Customer, CustomerPayload, HoldingPayload, MergeCustomersPayload
 from schema.jobs import Job, JobPayload
 from schema.permissions import allow
 from schema.staff import LoginPayload, Staff, StaffPayload
 from services.access import ALL_ROLES, AUDIT_READERS, STAFF_ADMINS
+from services.customers import CONSENT_WRITERS, ERASERS, EXPORTERS, MERGERS, WRITERS
 
 
 @strawberry.type
 class Query:
-    node: Node | None = strawberry.field(resolver=nodes.node, description="Anything by its global id; null when it does not exist or is hidden from you.")
-    nodes: list[Node | None] = strawberry.field(resolver=nodes.nodes)
-    me: Staff | None = strawberry.field(resolver=staff.me, description="The signed-in staff member; null without a valid token.")
-    staff: Connection[Staff] = strawberry.field(resolver=staff.staff_list, extensions=allow(ALL_ROLES))
-    job: Job | None = strawberry.field(resolver=jobs.job, extensions=allow(ALL_ROLES))
-    jobs: Connection[Job] = strawberry.field(resolver=jobs.jobs, extensions=allow(ALL_ROLES))
-    audit_log: Connection[AuditEntry] = strawberry.field(resolver=audit.audit_log, extensions=allow(AUDIT_READERS))
+    node: Node | None = strawberry.field(resolver=node_resolvers.node, description="Anything by its global id; null when it does not exist or is hidden from you.")
+    nodes: list[Node | None] = strawberry.field(resolver=node_resolvers.nodes)
+    me: Staff | None = strawberry.field(resolver=staff_resolvers.me, description="The signed-in staff member; null without a valid token.")
+    staff: Connection[Staff] = strawberry.field(resolver=staff_resolvers.staff_list, extensions=allow(ALL_ROLES))
+    job: Job | None = strawberry.field(resolver=job_resolvers.job, extensions=allow(ALL_ROLES))
+    jobs: Connection[Job] = strawberry.field(resolver=job_resolvers.jobs, extensions=allow(ALL_ROLES))
+    audit_log: Connection[AuditEntry] = strawberry.field(resolver=audit_resolvers.audit_log, extensions=allow(AUDIT_READERS))
+    customer: Customer | None = strawberry.field(
+        resolver=customer_resolvers.customer, extensions=allow(ALL_ROLES),
+        description="One customer by id or customer number; null when it does not exist or is hidden from you.")
+    customers: Connection[Customer] = strawberry.field(resolver=customer_resolvers.customers, extensions=allow(ALL_ROLES))
+    export_customer_data: JSON = strawberry.field(
+        resolver=customer_resolvers.export_customer_data, extensions=allow(EXPORTERS),
+        description="Everything held about one customer, as one JSON document (PIPL access request).")
 
 
 @strawberry.type
 class Mutation:
-    login: LoginPayload = mutation(None, None, public=True, resolver=staff.login)
-    create_staff: StaffPayload = mutation("staff.create", STAFF_ADMINS, resolver=staff.create_staff)
-    update_staff: StaffPayload = mutation("staff.update", STAFF_ADMINS, resolver=staff.update_staff)
+    login: LoginPayload = mutation(None, None, public=True, resolver=staff_resolvers.login)
+    create_staff: StaffPayload = mutation("staff.create", STAFF_ADMINS, resolver=staff_resolvers.create_staff)
+    update_staff: StaffPayload = mutation("staff.update", STAFF_ADMINS, resolver=staff_resolvers.update_staff)
+    create_customer: CustomerPayload = mutation("customer.create", WRITERS, resolver=customer_resolvers.create_customer)
+    update_customer: CustomerPayload = mutation("customer.update", WRITERS, resolver=customer_resolvers.update_customer)
+    set_consents: CustomerPayload = mutation("customer.consents", CONSENT_WRITERS, resolver=customer_resolvers.set_consents)
+    merge_customers: MergeCustomersPayload = mutation("customer.merge_request", MERGERS,
+                                                      resolver=customer_resolvers.merge_customers)
+    erase_customer: CustomerPayload = mutation(
+        "customer.erase_request", ERASERS, resolver=customer_resolvers.erase_customer,
+        description="PIPL erasure: personal data is anonymised; records the bank must keep stay, unlinked.")
+    upsert_holding: HoldingPayload = mutation("holding.upsert", WRITERS, resolver=customer_resolvers.upsert_holding)
+    import_customers: JobPayload = mutation("customer.import", WRITERS, resolver=customer_resolvers.import_customers)
     export_audit_log: JobPayload = mutation(
-        "audit.export", AUDIT_READERS, resolver=audit.export_audit_log,
+        "audit.export", AUDIT_READERS, resolver=audit_resolvers.export_audit_log,
         description="The audit log (filtered) as CSV, built by a worker; the job's result holds it.",
     )
 
 
 @strawberry.type
 class Subscription:
-    job_progress: Job = strawberry.subscription(resolver=jobs.job_progress, description="Progress of one job until it finishes.")
+    job_progress: Job = strawberry.subscription(resolver=job_resolvers.job_progress, description="Progress of one job until it finishes.")

@@ -1,15 +1,47 @@
-"""Demo data for a development database: one staff member per role, branch-bound where the role is."""
+"""Demo data for a development database: one staff member per role, branch-bound where the role is,
+and customers with holdings of every product type, so that every value tier is populated."""
 
 from __future__ import annotations
 
+import math
+import random
 import secrets
+from datetime import date, timedelta
+from decimal import Decimal
 
 from core.db import atomic
+from models.customers import (
+    Consent,
+    ConsentPurpose,
+    Customer,
+    CustomerKind,
+    CustomerTag,
+    HoldingStatus,
+    IdType,
+    ProductHolding,
+    ProductType,
+    RiskLevel,
+)
 from models.staff import Department, Role, Staff
-from services import audit, staff
+from services import audit, customer_rules, customers, staff
 from services.access import COMMAND_LINE
-from services.demo_data import BRANCHES
+from services.demo_data import BRANCHES, fake_company, fake_person
 
+BATCH = 500
+# (median CNY balance, spread of the log-normal, share of customers holding it)
+PRODUCT_MIX = {
+    ProductType.CURRENT_DEPOSIT: (20_000, 1.4, 0.95),
+    ProductType.DEBIT_CARD: (5_000, 1.2, 0.9),
+    ProductType.TIME_DEPOSIT: (100_000, 1.3, 0.45),
+    ProductType.WEALTH_MANAGEMENT: (300_000, 1.2, 0.25),
+    ProductType.FUND: (80_000, 1.3, 0.25),
+    ProductType.INSURANCE: (60_000, 1.0, 0.2),
+    ProductType.PRECIOUS_METAL: (30_000, 1.0, 0.08),
+    ProductType.CREDIT_CARD: (8_000, 1.0, 0.5),
+    ProductType.PERSONAL_LOAN: (100_000, 0.8, 0.12),
+    ProductType.MORTGAGE: (1_200_000, 0.6, 0.2),
+}
+TAGS = ("代发工资", "高净值潜力", "老客户", "线上活跃", "小微企业主", "退休客群")
 DEMO_STAFF = [
     ("admin.demo", "系统管理员 王敏", Role.ADMIN, Department.OPERATIONS, None),
     ("manager.demo", "客户经理主管 李强", Role.MANAGER, Department.BRANCH, None),
@@ -23,9 +55,16 @@ DEMO_STAFF = [
 ]
 
 
-async def seed(password: str | None = None) -> list[str]:
-    """Idempotent: existing usernames are left as they are. Returns lines to show the operator."""
-    password = password or secrets.token_urlsafe(12)
+async def seed(password: str | None = None, customers_wanted: int = 0, rng_seed: int = 2026) -> list[str]:
+    """Idempotent for staff (existing usernames are left alone); customers are added on every call.
+    Returns lines to show the operator."""
+    lines = await _seed_staff(password or secrets.token_urlsafe(12))
+    if customers_wanted:
+        lines.append(await _seed_customers(customers_wanted, random.Random(rng_seed + await Customer.all().count())))
+    return lines
+
+
+async def _seed_staff(password: str) -> list[str]:
     created = []
     async with atomic():
         for username, display_name, role, department, branch in DEMO_STAFF:
@@ -39,3 +78,77 @@ async def seed(password: str | None = None) -> list[str]:
     if not created:
         return ["demo staff already present; nothing to do"]
     return [f"created {len(created)} demo staff, password: {password}", *created]
+
+
+def _balance(rng: random.Random, median: float, spread: float) -> Decimal:
+    return Decimal(str(round(median * math.exp(rng.gauss(0, spread)), 2)))
+
+
+def _holdings(rng: random.Random, customer_id: int, opened_after: date, today: date) -> list[ProductHolding]:
+    rows = []
+    for product, (median, spread, share) in PRODUCT_MIX.items():
+        if rng.random() >= share:
+            continue
+        span = max(1, (today - opened_after).days)
+        opened = opened_after + timedelta(days=rng.randrange(span))
+        closed = opened + timedelta(days=rng.randrange(1, 400)) if rng.random() < 0.08 else None
+        if closed and closed > today:
+            closed = None
+        rows.append(ProductHolding(
+            customer_id=customer_id, account_no=f"62{rng.randrange(10**16, 10**17)}", product=product,
+            balance=_balance(rng, median, spread), opened_at=opened, closed_at=closed,
+            status=HoldingStatus.CLOSED if closed else HoldingStatus.ACTIVE))
+    return rows
+
+
+async def _seed_customers(count: int, rng: random.Random) -> str:
+    today = date.today()
+    managers = {s.branch: s.id for s in await Staff.filter(role=Role.RELATIONSHIP_MANAGER, branch__isnull=False)}
+    made = 0
+    while made < count:
+        batch = []
+        for _ in range(min(BATCH, count - made)):
+            if rng.random() < 0.08:
+                company = fake_company(rng)
+                customer = Customer(kind=CustomerKind.CORPORATE, name=company.name, branch=company.branch,
+                                    id_type=IdType.UNIFIED_SOCIAL_CREDIT_CODE,
+                                    id_number=company.unified_social_credit_code)
+            else:
+                person = fake_person(rng, today)
+                customer = Customer(
+                    kind=CustomerKind.INDIVIDUAL, name=person.name, gender=person.gender, birth_date=person.birth_date,
+                    id_type=IdType.RESIDENT_ID, id_number=person.resident_id, phone=person.mobile, email=person.email,
+                    address=person.address, occupation=person.occupation, branch=person.branch)
+            customer.risk_level = rng.choice(list(RiskLevel)) if rng.random() < 0.85 else None
+            customer.relationship_manager_id = managers.get(customer.branch) if rng.random() < 0.6 else None
+            customer.customer_no = f"C{rng.randrange(10**10):010d}"
+            customer.completeness = customer_rules.assess(customer, today)[0]
+            batch.append(customer)
+        async with atomic():
+            taken = set(await Customer.filter(
+                customer_no__in=[c.customer_no for c in batch]).values_list("customer_no", flat=True))
+            known_ids = set(await Customer.filter(
+                id_number__in=[c.id_number for c in batch]).values_list("id_number", flat=True))
+            unique = []
+            for candidate in batch:  # random numbers may collide, with the database or within the batch
+                if candidate.customer_no in taken or candidate.id_number in known_ids:
+                    continue
+                taken.add(candidate.customer_no)
+                known_ids.add(candidate.id_number)
+                unique.append(candidate)
+            batch = unique
+            await Customer.bulk_create(batch)
+            stored = await Customer.filter(customer_no__in=[c.customer_no for c in batch]).values_list("id", flat=True)
+            holdings, tags, consents = [], [], []
+            for customer_id in stored:
+                holdings += _holdings(rng, customer_id, today - timedelta(days=rng.randrange(30, 6000)), today)
+                tags += [CustomerTag(customer_id=customer_id, tag=t) for t in rng.sample(TAGS, rng.randrange(0, 3))]
+                if rng.random() < 0.4:
+                    consents.append(Consent(customer_id=customer_id, purpose=ConsentPurpose.MARKETING,
+                                            granted=True, source="branch form"))
+            await ProductHolding.bulk_create(holdings)
+            await CustomerTag.bulk_create(tags)
+            await Consent.bulk_create(consents)
+            await customers.refresh_balances(list(stored))
+        made += len(batch)
+    return f"created {made} demo customers with holdings"

@@ -1,0 +1,170 @@
+from __future__ import annotations
+
+from typing import Any
+
+import strawberry
+from strawberry.scalars import JSON
+from strawberry.types import Info
+
+from core.db import atomic
+from resolvers.common import caller_of
+from schema.base import Connection, SortDirection, api_error, int_pk, require_pk
+from schema.customers import (
+    CreateCustomerInput,
+    Customer,
+    CustomerFilter,
+    CustomerOrder,
+    CustomerOrderField,
+    CustomerPayload,
+    EraseCustomerInput,
+    HoldingPayload,
+    ImportCustomersInput,
+    MergeCustomersInput,
+    MergeCustomersPayload,
+    ProductHolding,
+    SetConsentsInput,
+    UpdateCustomerInput,
+    UpsertHoldingInput,
+)
+from schema.jobs import Job, JobPayload
+from services import customers as customer_service
+from services.errors import not_found
+from services.pagination import OrderKey, paginate
+
+DEFAULT_ORDER = CustomerOrder(field=CustomerOrderField.CREATED_AT, direction=SortDirection.DESC)
+
+
+def _staff_pk(global_id: str | None, field: str | list[str]) -> int | None:
+    return None if global_id is None else require_pk(global_id, "Staff", field)
+
+
+def _domain_filter(given: CustomerFilter | None) -> customer_service.CustomerFilter:
+    if given is None:
+        return customer_service.CustomerFilter()
+    manager = None
+    if given.relationship_manager_id is not None:
+        manager = int_pk(given.relationship_manager_id, "Staff")
+        if manager is None:
+            raise not_found("Relationship manager", ["filter", "relationshipManagerId"])
+    return customer_service.CustomerFilter(
+        search=given.search, status=given.status, kind=given.kind, branch=given.branch,
+        relationship_manager_id=manager, tags=given.tags, risk_level=given.risk_level,
+        value_tier=[t.value for t in given.value_tier] if given.value_tier else None, min_aum=given.min_aum,
+        max_aum=given.max_aum, min_churn_risk=given.min_churn_risk, holds_product=given.holds_product,
+        lacks_product=given.lacks_product, created_after=given.created_after, created_before=given.created_before,
+    )
+
+
+async def customer(info: Info, id: strawberry.ID | None = None, customer_no: str | None = None) -> Customer | None:
+    if (id is None) == (customer_no is None):
+        raise api_error("INVALID", "Give either id or customerNo")
+    qs = customer_service.visible(await caller_of(info))
+    if id is not None:
+        pk = int_pk(id, "Customer")
+        found = await qs.get_or_none(id=pk) if pk else None
+    else:
+        found = await qs.get_or_none(customer_no=customer_no.strip().upper())
+    return Customer.from_model(found) if found else None
+
+
+async def customers(
+    info: Info, filter: CustomerFilter | None = None, order_by: CustomerOrder | None = None,
+    first: int | None = None, after: str | None = None, last: int | None = None, before: str | None = None,
+) -> Connection[Customer]:
+    order = order_by or DEFAULT_ORDER
+    descending = order.direction == SortDirection.DESC
+    qs = customer_service.apply_filter(customer_service.visible(await caller_of(info)), _domain_filter(filter))
+    keys = [OrderKey(order.field.value, descending), OrderKey("id", descending)]
+    page = await paginate(qs, keys, first=first, after=after, last=last, before=before)
+    return Connection.of(page, Customer.from_model)
+
+
+async def export_customer_data(info: Info, id: strawberry.ID) -> JSON:
+    pk = int_pk(id, "Customer")
+    if pk is None:
+        raise not_found("Customer")
+    # Reading is audited (customer.export) like a mutation, in one transaction with the read.
+    from services import customer_records  # TEMP until the module lands
+
+    async with atomic():
+        return await customer_records.export(await caller_of(info), pk)
+
+
+def _create_data(input: CreateCustomerInput) -> dict[str, Any]:
+    return {
+        "customer_no": input.customer_no, "kind": input.kind, "name": input.name, "gender": input.gender,
+        "birth_date": input.birth_date, "id_type": input.id_type, "id_number": input.id_number,
+        "phone": input.phone, "email": input.email, "address": input.address, "occupation": input.occupation,
+        "risk_level": input.risk_level, "branch": input.branch, "preferred_channel": input.preferred_channel,
+        "relationship_manager_id": _staff_pk(input.relationship_manager_id, "relationshipManagerId"),
+        "tags": input.tags,
+    }
+
+
+def _consents(items) -> list[dict]:
+    return [{"purpose": c.purpose, "channel": c.channel, "granted": c.granted, "source": c.source} for c in items]
+
+
+async def create_customer(info: Info, input: CreateCustomerInput) -> CustomerPayload:
+    created = await customer_service.create(await caller_of(info), _create_data(input),
+                                            _consents(input.consents or []))
+    return CustomerPayload(customer=Customer.from_model(created))
+
+
+UPDATE_FIELDS = ("name", "gender", "birth_date", "id_type", "id_number", "phone", "email", "address", "occupation",
+                 "risk_level", "kyc_status", "status", "branch", "preferred_channel")
+
+
+async def update_customer(info: Info, input: UpdateCustomerInput) -> CustomerPayload:
+    changes = {name: getattr(input, name) for name in UPDATE_FIELDS if getattr(input, name) is not strawberry.UNSET}
+    if input.relationship_manager_id is not strawberry.UNSET:
+        changes["relationship_manager_id"] = _staff_pk(input.relationship_manager_id, "relationshipManagerId")
+    tags = None if input.tags is strawberry.UNSET else (input.tags or [])
+    updated = await customer_service.update(await caller_of(info), require_pk(input.id, "Customer"), input.version,
+                                            changes, tags)
+    return CustomerPayload(customer=Customer.from_model(updated))
+
+
+async def set_consents(info: Info, input: SetConsentsInput) -> CustomerPayload:
+    updated = await customer_service.set_consents(
+        await caller_of(info), require_pk(input.customer_id, "Customer", "customerId"), _consents(input.consents))
+    return CustomerPayload(customer=Customer.from_model(updated))
+
+
+async def merge_customers(info: Info, input: MergeCustomersInput) -> MergeCustomersPayload:
+    from services import customer_records  # TEMP
+
+    survivor, moved = await customer_records.merge(
+        await caller_of(info), require_pk(input.survivor_id, "Customer", "survivorId"),
+        require_pk(input.duplicate_id, "Customer", "duplicateId"), dry_run=bool(input.dry_run))
+    return MergeCustomersPayload(customer=Customer.from_model(survivor), moved=moved)
+
+
+async def erase_customer(info: Info, input: EraseCustomerInput) -> CustomerPayload:
+    from services import customer_records  # TEMP
+
+    erased = await customer_records.erase(await caller_of(info), require_pk(input.id, "Customer"), input.reason)
+    return CustomerPayload(customer=Customer.from_model(erased))
+
+
+async def upsert_holding(info: Info, input: UpsertHoldingInput) -> HoldingPayload:
+    holding = await customer_service.upsert_holding(
+        await caller_of(info), require_pk(input.customer_id, "Customer", "customerId"),
+        account_no=input.account_no, product=input.product, balance=input.balance, currency=input.currency,
+        opened_at=input.opened_at, closed_at=input.closed_at)
+    return HoldingPayload(holding=ProductHolding.from_model(holding))
+
+
+async def import_customers(info: Info, input: ImportCustomersInput) -> JobPayload:
+    from services import customer_import  # TEMP
+
+    upload = input.file
+
+    async def chunks():
+        while data := await upload.read(256 * 1024):
+            yield data
+
+    job = await customer_import.start_import(
+        await caller_of(info), chunks(), filename=getattr(upload, "filename", None),
+        update_existing=bool(input.update_existing), enqueue=info.context.enqueue("run_job"))
+    return JobPayload(job=Job.from_model(job))

@@ -1,0 +1,361 @@
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal
+from enum import Enum
+
+import strawberry
+from strawberry.types import Info
+
+from models.customers import (
+    ChangeEntry as ChangeEntryModel,
+    Channel as ChannelEnum,
+    ConsentPurpose as ConsentPurposeEnum,
+    Customer as CustomerModel,
+    CustomerKind as CustomerKindEnum,
+    CustomerStatus as CustomerStatusEnum,
+    Gender as GenderEnum,
+    HoldingStatus as HoldingStatusEnum,
+    IdType as IdTypeEnum,
+    KycStatus as KycStatusEnum,
+    ProductHolding as ProductHoldingModel,
+    ProductType as ProductTypeEnum,
+    RiskLevel as RiskLevelEnum,
+)
+from schema.base import Connection, Node, SortDirection, UserError, to_global_id
+from schema.staff import Staff, load_staff
+from services import customer_rules as rules, customers as customer_service
+from services.pagination import OrderKey, paginate
+
+CustomerKind = strawberry.enum(CustomerKindEnum, name="CustomerKind")
+Gender = strawberry.enum(GenderEnum, name="Gender")
+IdType = strawberry.enum(IdTypeEnum, name="IdType")
+RiskLevel = strawberry.enum(RiskLevelEnum, name="RiskLevel", description=(
+    "Investor risk tolerance from the suitability assessment, C1 (conservative) to C5 (aggressive)."))
+KycStatus = strawberry.enum(KycStatusEnum, name="KycStatus")
+CustomerStatus = strawberry.enum(CustomerStatusEnum, name="CustomerStatus")
+Channel = strawberry.enum(ChannelEnum, name="Channel")
+ConsentPurpose = strawberry.enum(ConsentPurposeEnum, name="ConsentPurpose")
+ProductType = strawberry.enum(ProductTypeEnum, name="ProductType")
+HoldingStatus = strawberry.enum(HoldingStatusEnum, name="HoldingStatus")
+
+
+@strawberry.enum
+class ValueTier(Enum):
+    PRIVATE_BANKING = "PRIVATE_BANKING"
+    WEALTH = "WEALTH"
+    AFFLUENT = "AFFLUENT"
+    MASS = "MASS"
+
+
+def reveal(info: Info, customer_id: int, field: str, value: str | None) -> str | None:
+    """A personal-data value as this viewer may see it; unmasked values are noted for the pii_read audit."""
+    if value is None:
+        return None
+    context = info.context
+    if rules.sees_pii(context.viewer_role):
+        context.pii_reads.setdefault(customer_id, set()).add(rules.camel(field))
+        return value
+    return (rules.MASKS.get(field) or (lambda v: "****"))(value)
+
+
+@strawberry.type
+class Consent:
+    purpose: ConsentPurpose
+    channel: Channel | None
+    granted: bool
+    source: str | None
+    updated_at: datetime
+
+
+@strawberry.type
+class DataIssue:
+    field: str
+    message: str
+
+
+@strawberry.type(description="One field-level change of a customer record, with old and new values masked as the viewer requires.")
+class ChangeEntry:
+    field: str
+    at: datetime
+    _m: strawberry.Private[ChangeEntryModel]
+
+    def _value(self, info: Info, value: str | None) -> str | None:
+        model_field = {"idNumber": "id_number", "phone": "phone", "email": "email", "address": "address"}.get(
+            self.field)
+        return reveal(info, self._m.customer_id, model_field, value) if model_field else value
+
+    @strawberry.field
+    def old_value(self, info: Info) -> str | None:
+        return self._value(info, self._m.old_value)
+
+    @strawberry.field
+    def new_value(self, info: Info) -> str | None:
+        return self._value(info, self._m.new_value)
+
+    @strawberry.field
+    async def actor(self, info: Info) -> Staff | None:
+        return await load_staff(info, self._m.actor_id)
+
+    @classmethod
+    def from_model(cls, m: ChangeEntryModel) -> ChangeEntry:
+        return cls(field=m.field, at=m.at, _m=m)
+
+
+@strawberry.type
+class ProductHolding(Node):
+    id: strawberry.ID
+    product: ProductType
+    balance: Decimal
+    currency: str
+    opened_at: date
+    closed_at: date | None
+    status: HoldingStatus
+    _m: strawberry.Private[ProductHoldingModel]
+
+    @strawberry.field(description="Masked to the last four digits unless the viewer may read personal data.")
+    def account_no(self, info: Info) -> str:
+        return reveal(info, self._m.customer_id, "account_no", self._m.account_no)
+
+    @strawberry.field
+    async def customer(self, info: Info) -> Customer:
+        return Customer.from_model(await info.context.loaders.customer.load(self._m.customer_id))
+
+    @classmethod
+    def from_model(cls, m: ProductHoldingModel) -> ProductHolding:
+        return cls(id=to_global_id("ProductHolding", m.id), product=m.product, balance=m.balance,
+                   currency=m.currency, opened_at=m.opened_at, closed_at=m.closed_at, status=m.status, _m=m)
+
+
+@strawberry.type(description="A customer of the bank: a person or an organisation, with their customer information file.")
+class Customer(Node):
+    id: strawberry.ID
+    customer_no: str = strawberry.field(description="The bank's customer information file number (CIF), unique.")
+    kind: CustomerKind
+    name: str
+    gender: Gender | None
+    birth_date: date | None
+    id_type: IdType | None
+    occupation: str | None
+    risk_level: RiskLevel | None
+    kyc_status: KycStatus
+    status: CustomerStatus
+    status_note: str | None
+    branch: str | None
+    preferred_channel: Channel | None
+    completeness: float = strawberry.field(description="Share, 0 to 1, of the key fields present and valid.")
+    aum: Decimal = strawberry.field(description="Assets under management: active CNY asset holdings.")
+    debt: Decimal
+    value_tier: ValueTier
+    version: int
+    created_at: datetime
+    updated_at: datetime
+    _m: strawberry.Private[CustomerModel]
+
+    @strawberry.field(description="Masked (e.g. 110105********1234) unless the viewer may read personal data.")
+    def id_number(self, info: Info) -> str | None:
+        return reveal(info, self._m.id, "id_number", self._m.id_number)
+
+    @strawberry.field(description="Masked (e.g. 138****5678) unless the viewer may read personal data.")
+    def phone(self, info: Info) -> str | None:
+        return reveal(info, self._m.id, "phone", self._m.phone)
+
+    @strawberry.field
+    def email(self, info: Info) -> str | None:
+        return reveal(info, self._m.id, "email", self._m.email)
+
+    @strawberry.field
+    def address(self, info: Info) -> str | None:
+        return reveal(info, self._m.id, "address", self._m.address)
+
+    @strawberry.field
+    async def relationship_manager(self, info: Info) -> Staff | None:
+        return await load_staff(info, self._m.relationship_manager_id)
+
+    @strawberry.field
+    async def tags(self, info: Info) -> list[str]:
+        return await info.context.loaders.tags.load(self._m.id)
+
+    @strawberry.field
+    async def consents(self, info: Info) -> list[Consent]:
+        records = await info.context.loaders.consents.load(self._m.id)
+        return [Consent(purpose=v.purpose, channel=v.channel, granted=v.granted, source=v.source,
+                        updated_at=v.updated_at) for v in customer_service.consents_view(records, self._m.created_at)]
+
+    @strawberry.field(description="Fields that are missing or fail validation (ID checksum, phone format, ...).")
+    def data_issues(self) -> list[DataIssue]:
+        return [DataIssue(field=i.field, message=i.message) for i in rules.assess(self._m)[1]]
+
+    @strawberry.field
+    async def holdings(self, info: Info) -> list[ProductHolding]:
+        return [ProductHolding.from_model(h) for h in await info.context.loaders.holdings.load(self._m.id)]
+
+    @strawberry.field
+    async def history(self, info: Info, first: int | None = None, after: str | None = None, last: int | None = None,
+                      before: str | None = None) -> Connection[ChangeEntry]:
+        page = await paginate(ChangeEntryModel.filter(customer_id=self._m.id), NEWEST_FIRST,
+                              first=first, after=after, last=last, before=before)
+        return Connection.of(page, ChangeEntry.from_model)
+
+    @strawberry.field
+    async def possible_duplicates(self, info: Info) -> list[Customer]:
+        found = await customer_service.possible_duplicates(await info.context.caller(), self._m)
+        return [Customer.from_model(c) for c in found]
+
+    @classmethod
+    def from_model(cls, m: CustomerModel) -> Customer:
+        return cls(
+            id=to_global_id("Customer", m.id), customer_no=m.customer_no, kind=m.kind, name=m.name, gender=m.gender,
+            birth_date=m.birth_date, id_type=m.id_type, occupation=m.occupation, risk_level=m.risk_level,
+            kyc_status=m.kyc_status, status=m.status, status_note=m.status_note, branch=m.branch,
+            preferred_channel=m.preferred_channel, completeness=m.completeness, aum=m.aum, debt=m.debt,
+            value_tier=ValueTier[rules.value_tier(m.aum)], version=m.version, created_at=m.created_at,
+            updated_at=m.updated_at, _m=m,
+        )
+
+
+NEWEST_FIRST = [OrderKey("at", descending=True), OrderKey("id", descending=True)]
+
+
+@strawberry.input
+class CustomerFilter:
+    search: str | None = strawberry.field(default=None, description="Matches name, customer number, phone or email.")
+    status: list[CustomerStatus] | None = None
+    kind: CustomerKind | None = None
+    branch: str | None = None
+    relationship_manager_id: strawberry.ID | None = None
+    tags: list[str] | None = None
+    risk_level: list[RiskLevel] | None = None
+    value_tier: list[ValueTier] | None = None
+    min_aum: Decimal | None = None
+    max_aum: Decimal | None = None
+    min_churn_risk: float | None = None
+    holds_product: ProductType | None = None
+    lacks_product: ProductType | None = None
+    created_after: datetime | None = None
+    created_before: datetime | None = None
+
+
+@strawberry.enum
+class CustomerOrderField(Enum):
+    NAME = "name"
+    CUSTOMER_NO = "customer_no"
+    CREATED_AT = "created_at"
+    UPDATED_AT = "updated_at"
+    AUM = "aum"
+    CHURN_RISK = "churn_risk"
+    COMPLETENESS = "completeness"
+
+
+@strawberry.input
+class CustomerOrder:
+    field: CustomerOrderField
+    direction: SortDirection
+
+
+@strawberry.input
+class ConsentInput:
+    purpose: ConsentPurpose
+    channel: Channel | None = None
+    granted: bool
+    source: str | None = None
+
+
+@strawberry.input
+class CreateCustomerInput:
+    customer_no: str | None = None
+    kind: CustomerKind
+    name: str
+    gender: Gender | None = None
+    birth_date: date | None = None
+    id_type: IdType | None = None
+    id_number: str | None = None
+    phone: str | None = None
+    email: str | None = None
+    address: str | None = None
+    occupation: str | None = None
+    risk_level: RiskLevel | None = None
+    branch: str | None = None
+    preferred_channel: Channel | None = None
+    relationship_manager_id: strawberry.ID | None = None
+    tags: list[str] | None = None
+    consents: list[ConsentInput] | None = None
+
+
+@strawberry.input
+class UpdateCustomerInput:
+    id: strawberry.ID
+    version: int = strawberry.field(description="The version that the caller read; a newer stored version gives STALE_VERSION.")
+    name: str | None = strawberry.UNSET
+    gender: Gender | None = strawberry.UNSET
+    birth_date: date | None = strawberry.UNSET
+    id_type: IdType | None = strawberry.UNSET
+    id_number: str | None = strawberry.UNSET
+    phone: str | None = strawberry.UNSET
+    email: str | None = strawberry.UNSET
+    address: str | None = strawberry.UNSET
+    occupation: str | None = strawberry.UNSET
+    risk_level: RiskLevel | None = strawberry.UNSET
+    kyc_status: KycStatus | None = strawberry.UNSET
+    status: CustomerStatus | None = strawberry.UNSET
+    branch: str | None = strawberry.UNSET
+    preferred_channel: Channel | None = strawberry.UNSET
+    relationship_manager_id: strawberry.ID | None = strawberry.UNSET
+    tags: list[str] | None = strawberry.UNSET
+
+
+@strawberry.type
+class CustomerPayload:
+    customer: Customer | None = None
+    errors: list[UserError] = strawberry.field(default_factory=list)
+
+
+@strawberry.input
+class SetConsentsInput:
+    customer_id: strawberry.ID
+    consents: list[ConsentInput]
+
+
+@strawberry.input
+class MergeCustomersInput:
+    survivor_id: strawberry.ID
+    duplicate_id: strawberry.ID
+    dry_run: bool | None = strawberry.field(default=None, description="Report what would move without changing anything.")
+
+
+@strawberry.type
+class MergeCustomersPayload:
+    customer: Customer | None = None
+    moved: strawberry.scalars.JSON | None = strawberry.field(default=None, description="Counts of records moved to the survivor, by kind.")
+    errors: list[UserError] = strawberry.field(default_factory=list)
+
+
+@strawberry.input
+class EraseCustomerInput:
+    id: strawberry.ID
+    reason: str
+
+
+@strawberry.input
+class UpsertHoldingInput:
+    customer_id: strawberry.ID
+    account_no: str
+    product: ProductType
+    balance: Decimal
+    currency: str | None = None
+    opened_at: date
+    closed_at: date | None = None
+
+
+@strawberry.type
+class HoldingPayload:
+    holding: ProductHolding | None = None
+    errors: list[UserError] = strawberry.field(default_factory=list)
+
+
+@strawberry.input
+class ImportCustomersInput:
+    file: strawberry.file_uploads.Upload = strawberry.field(description=(
+        "A CSV file with a header row; columns named as CreateCustomerInput's fields in snake_case or camelCase."))
+    update_existing: bool | None = strawberry.field(default=None, description=(
+        "Rows whose customerNo exists already update that customer instead of failing."))
