@@ -33,7 +33,6 @@ TIER_FLOORS = (("PRIVATE_BANKING", Decimal(6_000_000)), ("WEALTH", Decimal(500_0
 
 # Roles that see personal data unmasked (DOMAIN.md role table).
 UNMASKED_ROLES = frozenset({Role.ADMIN, Role.MANAGER, Role.RELATIONSHIP_MANAGER, Role.COMPLAINT_HANDLER})
-PII_FIELDS = ("id_number", "phone", "email", "address")
 
 
 def camel(name: str) -> str:
@@ -233,4 +232,5 @@ MASKS = {
     "phone": identity.mask_phone,
     "email": identity.mask_email,
     "address": mask_address,
+    "account_no": identity.mask_account,
 }
