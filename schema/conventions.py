@@ -20,10 +20,13 @@ SECRET_INPUTS = frozenset({"password", "token"})
 
 
 class MutationConventions(FieldExtension):
-    def __init__(self, action: str | None, roles: frozenset[Role] | None, *, public: bool = False) -> None:
-        self.action = action  # None: the service writes its own audit entries (login)
+    def __init__(self, action: str | None, roles: frozenset[Role] | None, *, public: bool = False,
+                 service_audits: bool = False) -> None:
+        self.action = action  # None: the service writes its own audit entries and transactions (login)
         self.roles = roles
         self.public = public
+        # The service writes a richer success entry itself (merge counts, erasure reason); rejections stay here.
+        self.service_audits = service_audits
 
     def apply(self, field: Any) -> None:
         self.field = field
@@ -41,9 +44,10 @@ class MutationConventions(FieldExtension):
                 return await next_(source, info, **kwargs)
             async with atomic():
                 payload = await next_(source, info, **kwargs)
-                subject_type, subject_id = _subject(payload, kwargs.get("input"))
-                await audit.record(caller, self.action, subject_type=subject_type, subject_id=subject_id,
-                                   detail=detail)
+                if not self.service_audits:
+                    subject_type, subject_id = _subject(payload, kwargs.get("input"))
+                    await audit.record(caller, self.action, subject_type=subject_type, subject_id=subject_id,
+                                       detail=detail)
             return payload
         except DomainError as error:
             if self.action is not None:
@@ -79,5 +83,7 @@ def _subject(payload: Any, input_value: Any) -> tuple[str | None, str | None]:
     return parsed if parsed else (None, None)
 
 
-def mutation(action: str | None, roles: frozenset[Role] | None, *, public: bool = False, **kwargs: Any):
-    return strawberry.mutation(extensions=[MutationConventions(action, roles, public=public)], **kwargs)
+def mutation(action: str | None, roles: frozenset[Role] | None, *, public: bool = False,
+             service_audits: bool = False, **kwargs: Any):
+    extension = MutationConventions(action, roles, public=public, service_audits=service_audits)
+    return strawberry.mutation(extensions=[extension], **kwargs)

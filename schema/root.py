@@ -44,10 +44,10 @@ class Mutation:
     create_customer: CustomerPayload = mutation("customer.create", WRITERS, resolver=customer_resolvers.create_customer)
     update_customer: CustomerPayload = mutation("customer.update", WRITERS, resolver=customer_resolvers.update_customer)
     set_consents: CustomerPayload = mutation("customer.consents", CONSENT_WRITERS, resolver=customer_resolvers.set_consents)
-    merge_customers: MergeCustomersPayload = mutation("customer.merge_request", MERGERS,
-                                                      resolver=customer_resolvers.merge_customers)
+    merge_customers: MergeCustomersPayload = mutation(
+        "customer.merge", MERGERS, service_audits=True, resolver=customer_resolvers.merge_customers)
     erase_customer: CustomerPayload = mutation(
-        "customer.erase_request", ERASERS, resolver=customer_resolvers.erase_customer,
+        "customer.erase", ERASERS, service_audits=True, resolver=customer_resolvers.erase_customer,
         description="PIPL erasure: personal data is anonymised; records the bank must keep stay, unlinked.")
     upsert_holding: HoldingPayload = mutation("holding.upsert", WRITERS, resolver=customer_resolvers.upsert_holding)
     import_customers: JobPayload = mutation("customer.import", WRITERS, resolver=customer_resolvers.import_customers)
