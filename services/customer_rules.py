@@ -60,7 +60,7 @@ class Identity:
     gender: Gender | None
 
 
-def _clean_text(field: str, value: str | None, errors: list[DomainError], required: bool = False) -> str | None:
+def clean_text(field: str, value: str | None, errors: list[DomainError], required: bool = False) -> str | None:
     if value is None:
         if required:
             errors.append(DomainError(ErrorCode.REQUIRED, f"{camel(field)} is required", camel(field)))
@@ -159,10 +159,10 @@ def validate_new(data: dict[str, Any], today: date | None = None) -> dict[str, A
     clean = {
         "kind": kind,
         "customer_no": check_customer_no(data.get("customer_no"), errors),
-        "name": _clean_text("name", data.get("name"), errors, required=True),
-        "address": _clean_text("address", data.get("address"), errors),
-        "occupation": _clean_text("occupation", data.get("occupation"), errors),
-        "branch": _clean_text("branch", data.get("branch"), errors),
+        "name": clean_text("name", data.get("name"), errors, required=True),
+        "address": clean_text("address", data.get("address"), errors),
+        "occupation": clean_text("occupation", data.get("occupation"), errors),
+        "branch": clean_text("branch", data.get("branch"), errors),
         "risk_level": data.get("risk_level"),
         "preferred_channel": data.get("preferred_channel"),
         "tags": check_tags(data.get("tags"), errors),

@@ -165,7 +165,7 @@ async def update(caller: Caller, customer_id: int, version: int, changes: dict[s
     merged["phone"], merged["email"] = rules.check_contact(merged["phone"], merged["email"], errors)
     for text_field in ("name", "address", "occupation", "branch"):
         if text_field in changes:
-            merged[text_field] = rules._clean_text(text_field, changes[text_field], errors, text_field == "name")
+            merged[text_field] = rules.clean_text(text_field, changes[text_field], errors, text_field == "name")
     new_tags = rules.check_tags(tags, errors) if tags is not None else None
     rules.raise_if(errors)
     if "branch" in changes:
