@@ -27,7 +27,7 @@ from schema.customers import (
     UpsertHoldingInput,
 )
 from schema.jobs import Job, JobPayload
-from services import customers as customer_service
+from services import customer_records, customers as customer_service
 from services.errors import not_found
 from services.pagination import OrderKey, paginate
 
@@ -84,10 +84,11 @@ async def export_customer_data(info: Info, id: strawberry.ID) -> JSON:
     if pk is None:
         raise not_found("Customer")
     # Reading is audited (customer.export) like a mutation, in one transaction with the read.
-    from services import customer_records  # TEMP until the module lands
-
     async with atomic():
-        return await customer_records.export(await caller_of(info), pk)
+        document = await customer_records.export(await caller_of(info), pk)
+    # The whole record leaves unmasked: that is a personal-data read too.
+    info.context.pii_reads.setdefault(pk, set()).add("*")
+    return document
 
 
 def _create_data(input: CreateCustomerInput) -> dict[str, Any]:
@@ -132,8 +133,6 @@ async def set_consents(info: Info, input: SetConsentsInput) -> CustomerPayload:
 
 
 async def merge_customers(info: Info, input: MergeCustomersInput) -> MergeCustomersPayload:
-    from services import customer_records  # TEMP
-
     survivor, moved = await customer_records.merge(
         await caller_of(info), require_pk(input.survivor_id, "Customer", "survivorId"),
         require_pk(input.duplicate_id, "Customer", "duplicateId"), dry_run=bool(input.dry_run))
@@ -141,8 +140,6 @@ async def merge_customers(info: Info, input: MergeCustomersInput) -> MergeCustom
 
 
 async def erase_customer(info: Info, input: EraseCustomerInput) -> CustomerPayload:
-    from services import customer_records  # TEMP
-
     erased = await customer_records.erase(await caller_of(info), require_pk(input.id, "Customer"), input.reason)
     return CustomerPayload(customer=Customer.from_model(erased))
 
