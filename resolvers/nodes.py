@@ -14,11 +14,14 @@ from models.customers import ProductHolding as ProductHoldingModel
 from models.staff import Staff as StaffModel
 from resolvers.common import caller_of
 from schema.audit import AuditEntry
-from schema.customers import Customer, ProductHolding
 from schema.base import Node, api_error, from_global_id, unauthenticated
+from schema.customers import Customer, ProductHolding
+from schema.follow_ups import FollowUp
+from schema.interactions import Interaction
 from schema.jobs import Job
+from schema.notes import Note
 from schema.staff import Staff
-from services import customers as customer_service, jobs as job_service
+from services import customers as customer_service, follow_ups, interactions, jobs as job_service, notes
 from services.access import AUDIT_READERS, Caller
 
 Fetch = Callable[[Caller, list[int]], Awaitable[dict[int, Node]]]
@@ -48,8 +51,21 @@ async def _holdings(caller: Caller, pks: list[int]) -> dict[int, Node]:
     return {m.id: ProductHolding.from_model(m) for m in rows}
 
 
+async def _interactions(caller: Caller, pks: list[int]) -> dict[int, Node]:
+    return {m.id: Interaction.from_model(m) for m in await interactions.visible(caller).filter(id__in=pks)}
+
+
+async def _follow_ups(caller: Caller, pks: list[int]) -> dict[int, Node]:
+    return {m.id: FollowUp.from_model(m) for m in await follow_ups.visible(caller).filter(id__in=pks)}
+
+
+async def _notes(caller: Caller, pks: list[int]) -> dict[int, Node]:
+    return {m.id: Note.from_model(m) for m in await notes.visible(caller).filter(id__in=pks)}
+
+
 FETCHERS: dict[str, Fetch] = {
     "Staff": _staff, "Job": _jobs, "AuditEntry": _audit_entries, "Customer": _customers, "ProductHolding": _holdings,
+    "Interaction": _interactions, "FollowUp": _follow_ups, "Note": _notes,
 }
 MAX_NODES = 100
 

@@ -6,12 +6,15 @@ from strawberry.schema.config import StrawberryConfig
 
 from schema.audit import AuditEntry
 from schema.customers import Customer, ProductHolding
+from schema.follow_ups import FollowUp
+from schema.interactions import Interaction
+from schema.notes import Note
 from schema.jobs import Job
 from schema.protection import CostLimiter, ErrorCodes, MaskUnexpectedErrors, PiiReadAudit
 from schema.root import Mutation, Query, Subscription
 from schema.staff import Staff
 
-NODE_TYPES = [Staff, Job, AuditEntry, Customer, ProductHolding]
+NODE_TYPES = [Staff, Job, AuditEntry, Customer, ProductHolding, Interaction, FollowUp, Note]
 LIMITS = {"depth": 10, "aliases": 30, "tokens": 5_000, "batch": 20}
 
 

@@ -10,14 +10,17 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.websockets import WebSocket
 from strawberry.dataloader import DataLoader
+from tortoise.functions import Count
 
 from core.metrics import Metrics
 from core.pubsub import InProcessPubSub, RedisPubSub
 from core.settings import Settings
 from models.customers import Consent, Customer, CustomerTag, ProductHolding
+from models.notes import Note
 from models.staff import Role, Staff
 from services import auth
 from services.access import Caller
+from services.listing import first_per_parent
 from tasks.broker import TaskQueue
 
 
@@ -52,6 +55,33 @@ class Loaders:
     tags: DataLoader[int, list[str]] = field(
         default_factory=lambda: DataLoader(load_fn=_grouped(CustomerTag, "id", lambda row: row.tag)))
     consents: DataLoader[int, list[Consent]] = field(default_factory=lambda: DataLoader(load_fn=_grouped(Consent, "id")))
+    notes: DataLoader[int, list[Note]] = field(
+        default_factory=lambda: DataLoader(load_fn=_grouped(Note, "-created_at")))
+    _pages: dict[tuple, DataLoader] = field(default_factory=dict)
+    _counts: dict[type, DataLoader] = field(default_factory=dict)
+
+    def first_rows(self, model: type, order: tuple[str, ...], size: int) -> DataLoader[int, list]:
+        """The first `size` rows of `model` per customer, for every customer on the page at once."""
+        key = (model, order, size)
+        if key not in self._pages:
+            async def load(ids: list[int]) -> list[list]:
+                found = await first_per_parent(model, "customer_id", list(order), ids, size)
+                return [found[i] for i in ids]
+
+            self._pages[key] = DataLoader(load_fn=load)
+        return self._pages[key]
+
+    def counts(self, model: type) -> DataLoader[int, int]:
+        """How many rows of `model` each customer has, counted for every customer on the page at once."""
+        if model not in self._counts:
+            async def load(ids: list[int]) -> list[int]:
+                rows = await model.filter(customer_id__in=set(ids)).group_by("customer_id").annotate(
+                    n=Count("id")).values("customer_id", "n")
+                found = {row["customer_id"]: row["n"] for row in rows}
+                return [found.get(i, 0) for i in ids]
+
+            self._counts[model] = DataLoader(load_fn=load)
+        return self._counts[model]
 
 
 def bearer_token(value: Any) -> str | None:

@@ -3,6 +3,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from decimal import Decimal
 from enum import Enum
+from typing import TYPE_CHECKING, Annotated
 
 import strawberry
 from strawberry.types import Info
@@ -26,6 +27,12 @@ from schema.base import Connection, Node, SortDirection, UserError, to_global_id
 from schema.staff import Staff, load_staff
 from services import customer_rules as rules, customers as customer_service
 from services.pagination import OrderKey, paginate
+
+if TYPE_CHECKING:
+    from schema.follow_ups import FollowUp
+    from schema.interactions import Interaction
+    from schema.notes import Note
+    from schema.timeline import TimelineConnection
 
 CustomerKind = strawberry.enum(CustomerKindEnum, name="CustomerKind")
 Gender = strawberry.enum(GenderEnum, name="Gender")
@@ -198,6 +205,48 @@ class Customer(Node):
         return Connection.of(page, ChangeEntry.from_model)
 
     @strawberry.field
+    async def interactions(
+        self, info: Info, first: int | None = None, after: str | None = None, last: int | None = None,
+        before: str | None = None,
+    ) -> Connection[Annotated[Interaction, strawberry.lazy("schema.interactions")]]:
+        from models.interactions import Interaction as InteractionModel
+        from resolvers.common import customer_children
+        from schema.interactions import Interaction
+
+        return await customer_children(info, InteractionModel, self._m.id, INTERACTION_ORDER, Interaction.from_model,
+                                       first, after, last, before)
+
+    @strawberry.field
+    async def follow_ups(
+        self, info: Info, first: int | None = None, after: str | None = None, last: int | None = None,
+        before: str | None = None,
+    ) -> Connection[Annotated[FollowUp, strawberry.lazy("schema.follow_ups")]]:
+        from models.follow_ups import FollowUp as FollowUpModel
+        from resolvers.common import customer_children
+        from schema.follow_ups import FollowUp
+
+        return await customer_children(info, FollowUpModel, self._m.id, NEWEST_CREATED, FollowUp.from_model,
+                                       first, after, last, before)
+
+    @strawberry.field
+    async def notes(self, info: Info) -> list[Annotated[Note, strawberry.lazy("schema.notes")]]:
+        from schema.notes import Note
+
+        return [Note.from_model(n) for n in await info.context.loaders.notes.load(self._m.id)]
+
+    @strawberry.field(description="Everything that happened with this customer, newest first.")
+    async def timeline(
+        self, info: Info, first: int | None = None, after: str | None = None, last: int | None = None,
+        before: str | None = None,
+    ) -> Annotated[TimelineConnection, strawberry.lazy("schema.timeline")]:
+        from schema.timeline import TimelineConnection, TimelineItem
+        from services import timeline
+
+        page = await timeline.page(await info.context.caller(), self._m.id, first=first, after=after, last=last,
+                                   before=before)
+        return TimelineConnection.of(page, TimelineItem.from_entry)
+
+    @strawberry.field
     async def possible_duplicates(self, info: Info) -> list[Customer]:
         found = await customer_service.possible_duplicates(await info.context.caller(), self._m)
         return [Customer.from_model(c) for c in found]
@@ -215,6 +264,8 @@ class Customer(Node):
 
 
 NEWEST_FIRST = [OrderKey("at", descending=True), OrderKey("id", descending=True)]
+INTERACTION_ORDER = [OrderKey("occurred_at", descending=True), OrderKey("id", descending=True)]
+NEWEST_CREATED = [OrderKey("created_at", descending=True), OrderKey("id", descending=True)]
 
 
 @strawberry.input

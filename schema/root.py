@@ -6,15 +6,20 @@ import strawberry
 from strawberry.scalars import JSON
 
 from resolvers import audit as audit_resolvers, customers as customer_resolvers, jobs as job_resolvers
-from resolvers import nodes as node_resolvers, staff as staff_resolvers
+from resolvers import follow_ups as follow_up_resolvers, interactions as interaction_resolvers
+from resolvers import nodes as node_resolvers, notes as note_resolvers, staff as staff_resolvers
 from schema.audit import AuditEntry
 from schema.base import Connection, Node
 from schema.conventions import mutation
 from schema.customers import Customer, CustomerPayload, HoldingPayload, MergeCustomersPayload
+from schema.follow_ups import FollowUp, FollowUpPayload
+from schema.interactions import Interaction, InteractionPayload
+from schema.notes import NotePayload
 from schema.jobs import Job, JobPayload
 from schema.permissions import allow
 from schema.staff import LoginPayload, Staff, StaffPayload
 from services.access import ALL_ROLES, AUDIT_READERS, STAFF_ADMINS
+from services import follow_ups, interactions, notes
 from services.customers import CONSENT_WRITERS, ERASERS, EXPORTERS, MERGERS, WRITERS
 
 
@@ -34,6 +39,10 @@ class Query:
     export_customer_data: JSON = strawberry.field(
         resolver=customer_resolvers.export_customer_data, extensions=allow(EXPORTERS),
         description="Everything held about one customer, as one JSON document (PIPL access request).")
+    interactions: Connection[Interaction] = strawberry.field(
+        resolver=interaction_resolvers.interactions, extensions=allow(ALL_ROLES))
+    follow_ups: Connection[FollowUp] = strawberry.field(
+        resolver=follow_up_resolvers.follow_ups, extensions=allow(ALL_ROLES))
 
 
 @strawberry.type
@@ -51,6 +60,15 @@ class Mutation:
         description="PIPL erasure: personal data is anonymised; records the bank must keep stay, unlinked.")
     upsert_holding: HoldingPayload = mutation("holding.upsert", WRITERS, resolver=customer_resolvers.upsert_holding)
     import_customers: JobPayload = mutation("customer.import", WRITERS, resolver=customer_resolvers.import_customers)
+    log_interaction: InteractionPayload = mutation(
+        "interaction.log", interactions.WRITERS, resolver=interaction_resolvers.log_interaction)
+    resolve_interaction: InteractionPayload = mutation(
+        "interaction.resolve", interactions.WRITERS, resolver=interaction_resolvers.resolve_interaction)
+    create_follow_up: FollowUpPayload = mutation(
+        "follow_up.create", follow_ups.WRITERS, resolver=follow_up_resolvers.create_follow_up)
+    update_follow_up: FollowUpPayload = mutation(
+        "follow_up.update", follow_ups.WRITERS, resolver=follow_up_resolvers.update_follow_up)
+    add_note: NotePayload = mutation("note.add", notes.WRITERS, resolver=note_resolvers.add_note)
     export_audit_log: JobPayload = mutation(
         "audit.export", AUDIT_READERS, resolver=audit_resolvers.export_audit_log,
         description="The audit log (filtered) as CSV, built by a worker; the job's result holds it.",

@@ -6,7 +6,7 @@ import hashlib
 import hmac
 import secrets
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -16,7 +16,7 @@ from tortoise.expressions import F
 from core.db import atomic
 from models.audit import AuditEntry
 from models.staff import Staff, StaffToken
-from services import audit
+from services import audit, clock
 from services.access import Caller
 from services.errors import DomainError, ErrorCode
 
@@ -45,7 +45,7 @@ def hash_token(token: str, secret_key: str) -> str:
 
 
 def now() -> datetime:
-    return datetime.now(timezone.utc)
+    return clock.now()
 
 
 @dataclass(frozen=True)

@@ -127,8 +127,15 @@ async def paginate(
         rows.reverse()
     has_next, has_previous = (more, after is not None and await _exists_beyond(qs, order, after, forward=False)) \
         if not from_end else (before is not None and await _exists_beyond(qs, order, before, forward=True), more)
-    cursors = [encode_cursor([_value(row, key.field) for key in order]) for row in rows]
-    return Page(rows, cursors, has_next, has_previous, base.count)
+    return Page(rows, [cursor_of(row, order) for row in rows], has_next, has_previous, base.count)
+
+
+def cursor_of(row: Any, order: Sequence[OrderKey]) -> str:
+    return encode_cursor([_value(row, key.field) for key in order])
+
+
+def tortoise_order(order: Sequence[OrderKey]) -> tuple[str, ...]:
+    return tuple(_order_by(order, reverse=False))
 
 
 async def _exists_beyond(qs: QuerySet, order: Sequence[OrderKey], cursor: str, forward: bool) -> bool:

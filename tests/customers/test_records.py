@@ -259,8 +259,8 @@ def test_a_new_module_is_merged_erased_and_exported_without_changes_here(tmp_pat
     assert result.returncode == 0, result.stderr
     out = json.loads(result.stdout.strip().splitlines()[-1])
     # Found from the foreign keys: the new direct ones, and the event table one hop further.
-    assert out["kinds"] == sorted(["changes", "complaints", "complaintEvents", "consentChanges", "consents",
-                                   "holdings", "portrait", "tags"])
+    assert set(out["kinds"]) >= {"changes", "complaints", "complaintEvents", "consentChanges", "consents",
+                                 "holdings", "portrait", "tags"}
     assert out["dry"] == out["moved"] == {"complaints": 1, "portrait": 1, "campaigns": 1}
     assert out["complaints_on_a"] == 1 and out["portrait_on_a"]
     assert (out["campaign_on_a"], out["campaign_on_b"]) == (1, 0)

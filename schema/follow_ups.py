@@ -1,0 +1,95 @@
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING, Annotated
+
+import strawberry
+from strawberry.types import Info
+
+from models.follow_ups import (
+    FollowUp as FollowUpModel,
+    FollowUpStatus as FollowUpStatusEnum,
+    Priority as PriorityEnum,
+)
+from schema.base import Node, UserError, to_global_id
+from schema.staff import Department, Staff, load_staff
+from services.follow_ups import is_overdue
+
+if TYPE_CHECKING:
+    from schema.customers import Customer
+
+Priority = strawberry.enum(PriorityEnum, name="Priority")
+FollowUpStatus = strawberry.enum(FollowUpStatusEnum, name="FollowUpStatus")
+
+
+@strawberry.type(description="A piece of work for a staff member or department: call back, collect a document, review a case.")
+class FollowUp(Node):
+    id: strawberry.ID
+    title: str
+    description: str | None
+    department: Department | None
+    priority: Priority
+    status: FollowUpStatus
+    due_at: datetime | None
+    overdue: bool
+    created_at: datetime
+    completed_at: datetime | None
+    _m: strawberry.Private[FollowUpModel]
+
+    @strawberry.field
+    async def customer(self, info: Info) -> Annotated[Customer, strawberry.lazy("schema.customers")] | None:
+        from schema.customers import Customer
+
+        if self._m.customer_id is None:
+            return None
+        return Customer.from_model(await info.context.loaders.customer.load(self._m.customer_id))
+
+    @strawberry.field
+    async def assignee(self, info: Info) -> Staff | None:
+        return await load_staff(info, self._m.assignee_id)
+
+    @strawberry.field
+    async def created_by(self, info: Info) -> Staff | None:
+        return await load_staff(info, self._m.created_by_id)
+
+    @classmethod
+    def from_model(cls, m: FollowUpModel) -> FollowUp:
+        return cls(id=to_global_id("FollowUp", m.id), title=m.title, description=m.description,
+                   department=m.department, priority=m.priority, status=m.status, due_at=m.due_at,
+                   overdue=is_overdue(m), created_at=m.created_at, completed_at=m.completed_at, _m=m)
+
+
+@strawberry.input
+class FollowUpFilter:
+    assignee_id: strawberry.ID | None = None
+    department: Department | None = None
+    status: list[FollowUpStatus] | None = None
+    customer_id: strawberry.ID | None = None
+    overdue: bool | None = None
+
+
+@strawberry.input
+class CreateFollowUpInput:
+    title: str
+    description: str | None = None
+    customer_id: strawberry.ID | None = None
+    assignee_id: strawberry.ID | None = None
+    department: Department | None = None
+    priority: Priority | None = None
+    due_at: datetime | None = None
+
+
+@strawberry.input
+class UpdateFollowUpInput:
+    id: strawberry.ID
+    status: FollowUpStatus | None = None
+    assignee_id: strawberry.ID | None = strawberry.UNSET
+    department: Department | None = strawberry.UNSET
+    priority: Priority | None = None
+    due_at: datetime | None = strawberry.UNSET
+
+
+@strawberry.type
+class FollowUpPayload:
+    follow_up: FollowUp | None = None
+    errors: list[UserError] = strawberry.field(default_factory=list)
