@@ -31,7 +31,7 @@ class Migration(migrations.Migration):
                 ('created_at', fields.DatetimeField(auto_now=False, auto_now_add=True)),
                 ('completed_at', fields.DatetimeField(null=True, auto_now=False, auto_now_add=False)),
             ],
-            options={'table': 'follow_up', 'app': 'models', 'indexes': [Index(fields=['customer', 'created_at'])], 'pk_attr': 'id'},
+            options={'table': 'follow_up', 'app': 'models', 'indexes': [Index(fields=['customer_id', 'created_at'])], 'pk_attr': 'id'},
             bases=['Model'],
         ),
         ops.CreateModel(
@@ -52,7 +52,7 @@ class Migration(migrations.Migration):
                 ('resolved_at', fields.DatetimeField(null=True, auto_now=False, auto_now_add=False)),
                 ('created_at', fields.DatetimeField(auto_now=False, auto_now_add=True)),
             ],
-            options={'table': 'interaction', 'app': 'models', 'indexes': [Index(fields=['customer', 'occurred_at'])], 'pk_attr': 'id'},
+            options={'table': 'interaction', 'app': 'models', 'indexes': [Index(fields=['customer_id', 'occurred_at'])], 'pk_attr': 'id'},
             bases=['Model'],
         ),
         ops.CreateModel(

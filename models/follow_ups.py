@@ -39,4 +39,4 @@ class FollowUp(Model):
 
     class Meta:
         table = "follow_up"
-        indexes = (("customer", "created_at"),)
+        indexes = (("customer_id", "created_at"),)

@@ -44,4 +44,4 @@ class Interaction(Model):
 
     class Meta:
         table = "interaction"
-        indexes = (("customer", "occurred_at"),)
+        indexes = (("customer_id", "occurred_at"),)
