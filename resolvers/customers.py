@@ -27,7 +27,7 @@ from schema.customers import (
     UpsertHoldingInput,
 )
 from schema.jobs import Job, JobPayload
-from services import customer_records, customers as customer_service
+from services import customer_import, customer_records, customers as customer_service
 from services.errors import not_found
 from services.pagination import OrderKey, paginate
 
@@ -153,8 +153,6 @@ async def upsert_holding(info: Info, input: UpsertHoldingInput) -> HoldingPayloa
 
 
 async def import_customers(info: Info, input: ImportCustomersInput) -> JobPayload:
-    from services import customer_import  # TEMP
-
     upload = input.file
 
     async def chunks():

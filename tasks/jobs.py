@@ -1,9 +1,10 @@
 from models.jobs import JobKind
-from services import audit, jobs
+from services import audit, customer_import, jobs
 from tasks.broker import actor, runtime
 
 JOB_HANDLERS: dict[JobKind, jobs.Handler] = {
     JobKind.AUDIT_EXPORT: audit.export_csv,
+    JobKind.IMPORT_CUSTOMERS: customer_import.import_csv,
 }
 
 

@@ -1,0 +1,790 @@
+"""Bulk customer import (DOMAIN.md "importCustomers"): a CSV upload becomes one IMPORT_CUSTOMERS job.
+
+`start_import` stores the upload as ordered UploadChunk rows (never the whole file in memory) and
+creates the job; `import_csv` is the job handler. It streams the chunks back a few at a time, decodes
+them incrementally and parses them with the csv module, validates every row exactly like createCustomer
+(`customer_rules.validate_new`) or, with `update_existing`, like updateCustomer, and writes the good
+rows in batches with bulk inserts. Each batch commits in ONE transaction together with the job's
+checkpoint, so a re-delivered message resumes after the last committed batch and never imports a row
+twice.
+
+The file
+--------
+* UTF-8, with or without a byte-order mark. A file that is not UTF-8 (e.g. saved as GBK by Excel)
+  fails the whole job before anything is imported, with a message giving the byte offset and line:
+  a wrong encoding concerns the whole file, not one row, and a per-row error would flood the job.
+* The first non-blank line is the header. Columns are CreateCustomerInput fields in snake_case or
+  camelCase (case, `_`, `-` and spaces are ignored): customer_no, kind, name, gender, birth_date,
+  id_type, id_number, phone, email, address, occupation, risk_level, branch, preferred_channel, tags.
+  An unknown, unnamed or repeated column fails the job at once, naming it; so does a missing `name`
+  column when the import only creates customers.
+* Blank lines (and rows of empty cells) are skipped. Fields may be quoted and contain commas, quotes
+  and line breaks; line ends may be LF or CRLF.
+* An empty cell is "not given". Enum values are case-insensitive (`resident_id`, `Resident ID`);
+  `kind` defaults to INDIVIDUAL; dates are YYYY-MM-DD (also YYYY/M/D and YYYYMMDD); tags are separated
+  by `;` or `|`.
+
+Row numbers
+-----------
+Every JobError `row` is a 1-based *data* row number: the physical line of the file on which the
+record starts, counted from the header line (the header is row 0 and is not a data row). Blank lines
+and the extra lines of quoted multi-line fields are counted, so row N is always on line N + 1 of a
+file whose header is on line 1, whatever an editor shows.
+
+Errors
+------
+A bad row never stops the good ones: each problem is a JobError {row, field (camelCase), message};
+messages start with a code (`INVALID:`, `REQUIRED:`, `DUPLICATE:`, `FORBIDDEN:`, `STALE_VERSION:`).
+`job.failed` counts failed rows (one row may have several JobErrors). A row repeating the customerNo or
+the identity document (idType + idNumber) of an earlier row of the same file is a DUPLICATE whatever
+became of the earlier row: the file names one customer twice. This rule depends on the file alone,
+so a resumed job reports exactly what a clean run would.
+
+Result: {"created", "updated", "unchanged", "failed", "rows"} where rows = the data rows of the file
+= created + updated + unchanged + failed.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import re
+import secrets
+from collections import deque
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field, replace
+from datetime import date
+from typing import Any
+
+from tortoise.exceptions import IntegrityError
+
+from core.db import atomic
+from models.customers import (
+    ChangeEntry,
+    Channel,
+    Customer,
+    CustomerKind,
+    CustomerStatus,
+    CustomerTag,
+    Gender,
+    IdType,
+    RiskLevel,
+)
+from models.jobs import Job, JobKind, UploadChunk
+from models.staff import Staff
+from services import customer_rules as rules
+from services import customers, jobs
+from services.access import COMMAND_LINE, Caller, require_role
+from services.auth import now
+from services.errors import DomainError, DomainErrors, ErrorCode
+
+CHUNK_SIZE = 256 * 1024
+MAX_FILE_BYTES = 64 * 1024 * 1024
+BATCH_ROWS = 1000
+CHUNKS_PER_QUERY = 4
+
+COLUMNS = ("customer_no", "kind", "name", "gender", "birth_date", "id_type", "id_number", "phone", "email",
+           "address", "occupation", "risk_level", "branch", "preferred_channel", "tags")
+ENUMS: dict[str, type] = {"kind": CustomerKind, "gender": Gender, "id_type": IdType, "risk_level": RiskLevel,
+                          "preferred_channel": Channel}
+# What an import may change on an existing customer (kind and customerNo identify it; status, KYC and the
+# relationship manager are not import columns).
+UPDATE_FIELDS = ("name", "gender", "birth_date", "id_type", "id_number", "phone", "email", "address",
+                 "occupation", "risk_level", "branch", "preferred_channel")
+_HEADER_KEY = re.compile(r"[\s_\-]")
+_ALIASES = {c.replace("_", ""): c for c in COLUMNS}
+_DATE = re.compile(r"^(\d{4})[-/.](\d{1,2})[-/.](\d{1,2})$|^(\d{4})(\d{2})(\d{2})$")
+_TAG_SPLIT = re.compile(r"[;|]")
+_ID_KEY = re.compile(r"[\s\-]")
+
+
+class FileRejected(Exception):
+    """The file as a whole cannot be imported (encoding, CSV structure, header): the job FAILS."""
+
+
+class Superseded(BaseException):
+    """Another delivery of the same job committed a batch while this one was running: this one stops at
+    once and leaves the job row to the other (a BaseException, so that services.jobs.run does not mark
+    the job FAILED over the other's progress; the broker logs it and its retry finds the job done)."""
+
+
+# ---------------------------------------------------------------- upload
+
+
+async def start_import(caller: Caller, chunks: AsyncIterator[bytes], *, filename: str | None,
+                       update_existing: bool, enqueue: jobs.Enqueue) -> Job:
+    """Creates the IMPORT_CUSTOMERS job and stores the upload in ordered ~256 KiB UploadChunk rows.
+
+    Streams `chunks` (of any size); never holds more than one stored chunk in memory. An empty file is
+    REQUIRED on field `file`, one over 64 MiB LIMIT_EXCEEDED. The job's message is sent only once the
+    surrounding transaction commits (the mutation wraps this call in one)."""
+    staff = require_role(caller, customers.WRITERS)
+    params = {"filename": filename, "update_existing": bool(update_existing),
+              "staff_id": staff.id if staff is not None else None}
+    async with atomic():
+        job = await jobs.create(caller, JobKind.IMPORT_CUSTOMERS, params, enqueue)
+        buffer = bytearray()
+        size = seq = 0
+        has_content = False
+
+        async def store(data: bytes) -> None:
+            nonlocal seq
+            await UploadChunk.create(job_id=job.id, seq=seq, data=data)
+            seq += 1
+
+        async for data in chunks:
+            if not data:
+                continue
+            size += len(data)
+            if size > MAX_FILE_BYTES:
+                raise DomainError(ErrorCode.LIMIT_EXCEEDED,
+                                  f"The file is larger than {MAX_FILE_BYTES // (1024 * 1024)} MiB; split it", "file")
+            if not has_content:
+                has_content = bool(bytes(data).strip(b" \t\r\n\xef\xbb\xbf"))
+            buffer += data
+            while len(buffer) >= CHUNK_SIZE:
+                await store(bytes(buffer[:CHUNK_SIZE]))
+                del buffer[:CHUNK_SIZE]
+        if not has_content:
+            raise DomainError(ErrorCode.REQUIRED, "The file is empty", "file")
+        if buffer:
+            await store(bytes(buffer))
+    return job
+
+
+# ---------------------------------------------------------------- reading the stored file
+
+
+async def _stored_chunks(job_id: int) -> AsyncIterator[bytes]:
+    """The upload in order, CHUNKS_PER_QUERY chunks per query (never the whole file at once)."""
+    after = -1
+    while True:
+        rows = await UploadChunk.filter(job_id=job_id, seq__gt=after).order_by("seq").limit(
+            CHUNKS_PER_QUERY).values_list("seq", "data")
+        if not rows:
+            return
+        for seq, data in rows:
+            yield bytes(data)
+            after = seq
+
+
+class _NeedMore(Exception):
+    pass
+
+
+class _Lines:
+    """Physical lines for csv.reader. When it runs dry before the end of the file it raises _NeedMore,
+    and the lines of the unfinished record are put back so that the record is parsed again, whole, once
+    more text has arrived (csv.reader keeps no state between records)."""
+
+    def __init__(self) -> None:
+        self.lines: deque[str] = deque()
+        self.taken: list[str] = []
+        self.eof = False
+
+    def __iter__(self) -> Iterator[str]:
+        return self
+
+    def __next__(self) -> str:
+        if self.lines:
+            line = self.lines.popleft()
+            self.taken.append(line)
+            return line
+        if self.eof:
+            raise StopIteration
+        raise _NeedMore
+
+    def unread(self) -> None:
+        self.lines.extendleft(reversed(self.taken))
+        self.taken.clear()
+
+
+async def _records(job_id: int) -> AsyncIterator[tuple[int, list[str]]]:
+    """(physical line on which the record starts, its fields) for every CSV record, blank ones included.
+
+    Decodes UTF-8 incrementally (a leading BOM is dropped); FileRejected on bytes that are not UTF-8 or
+    on text that is not CSV."""
+    decoder = codecs.getincrementaldecoder("utf-8-sig")("strict")
+    feed = _Lines()
+    reader = csv.reader(feed, strict=False)
+    partial = ""
+    line = 0  # physical lines consumed by finished records
+    offset = 0  # bytes decoded so far
+
+    def decode(data: bytes, final: bool = False) -> str:
+        pending = decoder.getstate()[0]  # the start of a character cut by the previous chunk
+        try:
+            return decoder.decode(data, final)
+        except UnicodeDecodeError as exc:
+            before = (pending + data)[:exc.start]
+            at_line = line + len(feed.lines) + len(feed.taken) + before.count(b"\n") + 1
+            raise FileRejected(
+                f"The file is not UTF-8 text (invalid byte at offset {offset - len(pending) + exc.start}, "
+                f"line {at_line}); save it as \"CSV UTF-8\" and upload it again"
+            ) from None
+
+    def parsed() -> Iterator[tuple[int, list[str]]]:
+        nonlocal line
+        while True:
+            try:
+                record = next(reader)
+            except _NeedMore:
+                feed.unread()
+                return
+            except StopIteration:
+                return
+            except csv.Error as exc:
+                raise FileRejected(f"The file is not valid CSV at line {line + 1}: {exc}") from None
+            start = line + 1
+            line += len(feed.taken)
+            feed.taken.clear()
+            yield start, record
+
+    async for data in _stored_chunks(job_id):
+        text = partial + decode(data)
+        offset += len(data)
+        parts = text.split("\n")
+        partial = parts.pop()
+        feed.lines.extend(part + "\n" for part in parts)
+        for item in parsed():
+            yield item
+    tail = partial + decode(b"", final=True)
+    if tail:
+        feed.lines.append(tail)
+    feed.eof = True
+    for item in parsed():
+        yield item
+
+
+def _blank(record: list[str]) -> bool:
+    return not any(cell.strip() for cell in record)
+
+
+def _header(record: list[str], update_existing: bool) -> list[str]:
+    """Model field names of the header's columns; FileRejected naming any unknown or repeated column."""
+    columns, unknown, repeated = [], [], []
+    for position, name in enumerate(record, start=1):
+        key = _HEADER_KEY.sub("", name).lower()
+        column = _ALIASES.get(key)
+        if column is None:
+            unknown.append(repr(name.strip()) if name.strip() else f"(column {position} has no name)")
+        elif column in columns:
+            repeated.append(name.strip())
+        columns.append(column)
+    if unknown:
+        raise FileRejected(f"Unknown column(s) {', '.join(unknown)}; the columns are "
+                           f"{', '.join(rules.camel(c) for c in COLUMNS)} (or their snake_case names)")
+    if repeated:
+        raise FileRejected(f"Column(s) {', '.join(repeated)} appear more than once in the header")
+    if "name" not in columns and not update_existing:
+        raise FileRejected("The header has no name column (every new customer needs a name)")
+    return columns
+
+
+@dataclass
+class _Scan:
+    columns: list[str]
+    header_line: int
+    rows: int
+
+
+async def _scan(job_id: int, update_existing: bool) -> _Scan:
+    """A cheap first pass: the whole file decodes and parses, its header is good; counts the data rows."""
+    columns: list[str] | None = None
+    header_line = rows = 0
+    async for line, record in _records(job_id):
+        if _blank(record):
+            continue
+        if columns is None:
+            columns, header_line = _header(record, update_existing), line
+        else:
+            rows += 1
+    if columns is None:
+        raise FileRejected("The file has no header row")
+    return _Scan(columns, header_line, rows)
+
+
+# ---------------------------------------------------------------- rows
+
+
+@dataclass
+class _Row:
+    row: int
+    values: dict[str, str]  # column -> stripped, non-empty cell
+    data: dict[str, Any] = field(default_factory=dict)  # typed values of the cells that parsed
+    errors: list[tuple[str | None, str]] = field(default_factory=list)  # (camelCase field, message)
+    # A wrong number of values or a repeat of an earlier row: nothing more is checked.
+    blocked: bool = False
+
+    def fail(self, error: DomainError) -> None:
+        """Adds the errors of a validation, except on fields that already have one (an unparsable value)."""
+        reported = {f for f, _ in self.errors}
+        for e in error.errors:
+            name = e.field[-1] if e.field else None
+            if name not in reported:
+                self.errors.append((name, f"{e.code.value}: {e.message}"))
+
+
+def _enum(column: str, raw: str, row: _Row) -> Any:
+    enum = ENUMS[column]
+    key = _HEADER_KEY.sub("_", raw.strip()).upper()
+    try:
+        return enum(key)
+    except ValueError:
+        name = rules.camel(column)
+        row.errors.append((name, f"INVALID: {name} must be one of {', '.join(m.value for m in enum)}"))
+        return _BAD
+
+
+def _date(column: str, raw: str, row: _Row) -> date | None:
+    match = _DATE.match(raw.strip())
+    if match:
+        parts = [int(p) for p in match.groups() if p is not None]
+        try:
+            return date(*parts)
+        except ValueError:
+            pass
+    name = rules.camel(column)
+    row.errors.append((name, f"INVALID: {name} must be a date written YYYY-MM-DD"))
+    return _BAD
+
+
+def _identity_key(values: dict[str, str]) -> tuple[str, str] | None:
+    id_type, id_number = values.get("id_type"), values.get("id_number")
+    if not id_type or not id_number:
+        return None
+    return _HEADER_KEY.sub("_", id_type).upper(), _ID_KEY.sub("", id_number).upper()
+
+
+class _FileKeys:
+    """customerNo and identity documents met so far in the file, with the row that first named them."""
+
+    def __init__(self) -> None:
+        self.numbers: dict[str, int] = {}
+        self.identities: dict[tuple[str, str], int] = {}
+
+    def check(self, row: _Row) -> None:
+        number = row.values.get("customer_no", "").upper()
+        identity = _identity_key(row.values)
+        if number:
+            first = self.numbers.setdefault(number, row.row)
+            if first != row.row:
+                row.errors.append(("customerNo", f"DUPLICATE: row {first} of this file has the same customerNo"))
+        if identity:
+            first = self.identities.setdefault(identity, row.row)
+            if first != row.row:
+                row.errors.append(("idNumber",
+                                   f"DUPLICATE: row {first} of this file has the same identity document"))
+
+
+_BAD = object()  # a value that did not parse: reported, left out of the validation
+
+
+def _parse(row_no: int, record: list[str], columns: list[str], keys: _FileKeys) -> _Row:
+    """Typed values of one record (pure): errors for a wrong value count, bad enums, dates and file duplicates."""
+    if len(record) != len(columns):
+        row = _Row(row_no, {}, blocked=True)
+        row.errors.append((None, f"INVALID: the row has {len(record)} values but the header has "
+                                 f"{len(columns)} columns"))
+        return row
+    values = {}
+    for column, cell in zip(columns, record):
+        cell = cell.strip()
+        if cell:
+            values[column] = cell
+    row = _Row(row_no, values)
+    keys.check(row)
+    if row.errors:
+        row.blocked = True
+        return row
+    data = row.data
+    for column, raw in values.items():
+        if column in ENUMS:
+            value = _enum(column, raw, row)
+        elif column == "birth_date":
+            value = _date(column, raw, row)
+        elif column == "tags":
+            value = [t for t in _TAG_SPLIT.split(raw) if t.strip()]
+        else:
+            value = raw
+        if value is not _BAD:
+            data[column] = value
+    return row
+
+
+# ---------------------------------------------------------------- planning and writing a batch
+
+
+@dataclass
+class _Create:
+    row: _Row
+    clean: dict[str, Any]
+    tags: list[str]
+
+
+@dataclass
+class _Update:
+    row: _Row
+    customer: Customer
+    changed: dict[str, Any]
+    before: dict[str, Any]
+    new_tags: list[str] | None
+    old_tags: list[str]
+
+
+@dataclass
+class _Counts:
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    failed: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return {"created": self.created, "updated": self.updated, "unchanged": self.unchanged,
+                "failed": self.failed}
+
+
+class _Importer:
+    def __init__(self, progress: jobs.Progress, caller: Caller, update_existing: bool) -> None:
+        self.progress = progress
+        self.job = progress.job
+        self.caller = caller
+        self.actor = caller.staff
+        self.update_existing = update_existing
+        self.counts = _Counts(**{k: v for k, v in (self.job.result or {}).items() if k in _Counts.__annotations__})
+        self.keys = _FileKeys()
+
+    # -- planning (reads only) --
+
+    async def _plan(self, rows: list[_Row]) -> tuple[list[_Create], list[_Update], list[_Row]]:
+        # Rows with unparsable values are validated too (every problem of a row is reported at once),
+        # but only rows without any error are written.
+        candidates = [r for r in rows if not r.blocked]
+        numbers = sorted({r.values["customer_no"].upper() for r in candidates if "customer_no" in r.values})
+        existing: set[str] = set()
+        updatable: dict[str, Customer] = {}
+        if numbers:
+            existing = set(await Customer.filter(customer_no__in=numbers).values_list("customer_no", flat=True))
+            if self.update_existing and existing:
+                updatable = {c.customer_no: c for c in
+                             await customers.visible(self.caller).filter(customer_no__in=sorted(existing))}
+        tags_of: dict[int, list[str]] = {}
+        if updatable:
+            for customer_id, tag in await CustomerTag.filter(
+                    customer_id__in=[c.id for c in updatable.values()]).order_by("id").values_list(
+                    "customer_id", "tag"):
+                tags_of.setdefault(customer_id, []).append(tag)
+
+        creates: list[_Create] = []
+        updates: list[_Update] = []
+        unchanged: list[_Row] = []
+        for row in candidates:
+            number = row.values.get("customer_no", "").upper()
+            if number in updatable:
+                update = self._plan_update(row, updatable[number], tags_of.get(updatable[number].id, []))
+                if update is None:
+                    continue
+                if update.changed or update.new_tags is not None:
+                    updates.append(update)
+                else:
+                    unchanged.append(row)
+            elif number in existing:
+                row.errors.append(("customerNo", "DUPLICATE: Another customer has this customer number"))
+            else:
+                create = self._plan_create(row)
+                if create is not None:
+                    creates.append(create)
+
+        # The identity documents against the database and within the batch (after normalisation).
+        wanted: dict[tuple[str, str], list[tuple[_Row, int | None]]] = {}
+        for c in creates:
+            if c.clean["id_type"] and c.clean["id_number"]:
+                wanted.setdefault((c.clean["id_type"].value, c.clean["id_number"]), []).append((c.row, None))
+        for u in updates:
+            if "id_type" in u.changed or "id_number" in u.changed:
+                id_type = u.changed.get("id_type", u.customer.id_type)
+                id_number = u.changed.get("id_number", u.customer.id_number)
+                if id_type and id_number:
+                    wanted.setdefault((id_type.value, id_number), []).append((u.row, u.customer.id))
+        if wanted:
+            taken: dict[tuple[str, str], int] = {}
+            # Both columns, so that the (id_type, id_number) unique index answers it.
+            for pk, id_type, id_number in await Customer.filter(
+                    id_type__in=sorted({t for t, _ in wanted}), id_number__in=sorted({n for _, n in wanted})
+            ).values_list("id", "id_type", "id_number"):
+                taken[(getattr(id_type, "value", id_type), id_number)] = pk
+            for key, claimants in wanted.items():
+                for index, (row, own_id) in enumerate(claimants):
+                    if key in taken and taken[key] != own_id:
+                        row.errors.append(("idNumber", "DUPLICATE: Another customer has this identity document"))
+                    elif index > 0:
+                        row.errors.append(("idNumber", f"DUPLICATE: row {claimants[0][0].row} of this file has "
+                                                       "the same identity document"))
+            creates = [c for c in creates if not c.row.errors]
+            updates = [u for u in updates if not u.row.errors]
+        return creates, updates, unchanged
+
+    def _plan_create(self, row: _Row) -> _Create | None:
+        if "kind" in row.values and "kind" not in row.data:
+            return None  # the other rules depend on the kind: its error says it all
+        data = dict(row.data)
+        data.setdefault("kind", CustomerKind.INDIVIDUAL)
+        try:
+            clean = rules.validate_new(data)
+        except DomainError as error:
+            row.fail(error)
+            return None
+        try:
+            clean["branch"] = customers._check_branch(self.caller, clean["branch"])
+        except DomainError as error:
+            row.errors.append(("branch", f"{error.code.value}: {error.message}"))
+        if row.errors:
+            return None
+        return _Create(row, clean, clean.pop("tags"))
+
+    def _plan_update(self, row: _Row, customer: Customer, old_tags: list[str]) -> _Update | None:
+        """The same rules as services.customers.update, for the cells given (an empty cell changes nothing)."""
+        data = row.data
+        if customer.status == CustomerStatus.ERASED:
+            row.errors.append(("customerNo", "INVALID: An erased customer cannot be changed"))
+            return None
+        if "kind" in row.values and data.get("kind") != customer.kind:
+            if "kind" in data:
+                row.errors.append(("kind", "INVALID: kind cannot be changed by an import"))
+            return None
+        changes = {f: data[f] for f in UPDATE_FIELDS if f in data}
+        merged = {f: getattr(customer, f) for f in UPDATE_FIELDS}
+        merged.update(changes)
+        errors: list[DomainError] = []
+        ident = rules.check_identity(customer.kind, merged["id_type"], merged["id_number"], merged["birth_date"],
+                                     merged["gender"], errors)
+        merged.update(id_type=ident.id_type, id_number=ident.id_number, birth_date=ident.birth_date,
+                      gender=ident.gender)
+        merged["phone"], merged["email"] = rules.check_contact(merged["phone"], merged["email"], errors)
+        for text_field in ("name", "address", "occupation", "branch"):
+            if text_field in changes:
+                merged[text_field] = rules.clean_text(text_field, changes[text_field], errors, text_field == "name")
+        new_tags = rules.check_tags(data["tags"], errors) if "tags" in data else None
+        if errors:
+            row.fail(DomainErrors(errors))
+        if "branch" in changes:
+            try:
+                merged["branch"] = customers._check_branch(self.caller, merged["branch"])
+            except DomainError as error:
+                row.errors.append(("branch", f"{error.code.value}: {error.message}"))
+        if row.errors:
+            return None
+        changed = {f: v for f, v in merged.items() if v != getattr(customer, f)}
+        if new_tags is not None and new_tags == old_tags:
+            new_tags = None
+        return _Update(row, customer, changed, {f: getattr(customer, f) for f in changed}, new_tags, old_tags)
+
+    # -- writing (inside the batch transaction) --
+
+    async def _new_numbers(self, count: int, avoid: set[str]) -> list[str]:
+        """`count` unused customer numbers, checked against the database one query per round, not per row."""
+        numbers: list[str] = []
+        while len(numbers) < count:
+            candidates = {f"C{secrets.randbelow(10**10):010d}" for _ in range(count - len(numbers))}
+            candidates -= avoid
+            candidates -= set(numbers)
+            if not candidates:
+                continue
+            taken = set(await Customer.filter(customer_no__in=sorted(candidates)).values_list(
+                "customer_no", flat=True))
+            numbers.extend(sorted(candidates - taken))
+        return numbers
+
+    async def _write_creates(self, creates: list[_Create], careful: bool) -> list[_Create]:
+        if not creates:
+            return []
+        avoid = set(self.keys.numbers) | {c.clean["customer_no"] for c in creates if c.clean["customer_no"]}
+        fresh = iter(await self._new_numbers(sum(1 for c in creates if not c.clean["customer_no"]), avoid))
+        objects = []
+        for c in creates:
+            if not c.clean["customer_no"]:
+                c.clean["customer_no"] = next(fresh)
+            customer = Customer(**c.clean)
+            customer.completeness = rules.assess(customer)[0]
+            objects.append(customer)
+        if not careful:
+            await Customer.bulk_create(objects)
+            done = creates
+        else:  # one savepoint per row: a row that lost a race is a JobError, the others go in
+            done = []
+            for c, customer in zip(creates, objects):
+                try:
+                    async with atomic():
+                        await customer.save()
+                except IntegrityError:
+                    c.row.errors.append(("idNumber", "DUPLICATE: Another customer has this identity document "
+                                                     "or number"))
+                else:
+                    done.append(c)
+        tagged = [c for c in done if c.tags]
+        if tagged:
+            ids = dict(await Customer.filter(customer_no__in=[c.clean["customer_no"] for c in tagged]).values_list(
+                "customer_no", "id"))
+            await CustomerTag.bulk_create([CustomerTag(customer_id=ids[c.clean["customer_no"]], tag=t)
+                                           for c in tagged for t in c.tags])
+        return done
+
+    async def _write_updates(self, updates: list[_Update], careful: bool) -> list[_Update]:
+        done: list[_Update] = []
+        entries: list[ChangeEntry] = []
+        retagged: list[_Update] = []
+        stamp = now()
+        for u in updates:
+            customer = u.customer
+            version = customer.version
+            for name, value in u.changed.items():
+                setattr(customer, name, value)
+            completeness = rules.assess(customer)[0]
+            try:
+                async with atomic():
+                    written = await Customer.filter(id=customer.id, version=version).update(
+                        **u.changed, completeness=completeness, version=version + 1, updated_at=stamp)
+            except IntegrityError:
+                if not careful:
+                    raise
+                u.row.errors.append(("idNumber", "DUPLICATE: Another customer has this identity document"))
+                continue
+            if not written:  # changed by someone else since we read it
+                u.row.errors.append(("customerNo", "STALE_VERSION: The customer changed during the import; "
+                                                   "import this row again"))
+                continue
+            done.append(u)
+            entries.extend(
+                ChangeEntry(customer_id=customer.id, field=rules.camel(name), old_value=customers._as_text(
+                    u.before[name]), new_value=customers._as_text(value), actor=self.actor)
+                for name, value in u.changed.items())
+            if u.new_tags is not None:
+                retagged.append(u)
+                entries.append(ChangeEntry(customer_id=customer.id, field="tags", old_value=", ".join(u.old_tags),
+                                           new_value=", ".join(u.new_tags), actor=self.actor))
+        if retagged:
+            await CustomerTag.filter(customer_id__in=[u.customer.id for u in retagged]).delete()
+            await CustomerTag.bulk_create([CustomerTag(customer_id=u.customer.id, tag=t)
+                                           for u in retagged for t in u.new_tags])
+        if entries:
+            await ChangeEntry.bulk_create(entries)
+        return done
+
+    async def import_batch(self, rows: list[_Row], rows_done: int) -> None:
+        """Plans and writes one batch in one transaction together with the checkpoint `rows_done` (the data
+        rows finished once it commits). A lost race for a unique value (IntegrityError) rolls the batch
+        back and plans it again, writing row by row in savepoints so that only the loser fails."""
+        parse_errors = [len(r.errors) for r in rows]
+        try:
+            await self._import_batch(rows, rows_done, careful=False)
+        except IntegrityError:
+            for row, count in zip(rows, parse_errors):
+                del row.errors[count:]
+            await self._import_batch(rows, rows_done, careful=True)
+
+    async def _import_batch(self, rows: list[_Row], rows_done: int, careful: bool) -> None:
+        job = self.job
+        snapshot = (job.processed, job.failed, job.errors, job.result, replace(self.counts))
+        try:
+            async with atomic():
+                await _custom_plans()
+                # One writer per import: a second delivery running alongside sees the checkpoint move.
+                locked = await Job.filter(id=job.id).select_for_update().values_list("checkpoint", flat=True)
+                if locked and locked[0] != job.checkpoint:
+                    raise Superseded(f"job {job.id}: another worker moved the checkpoint to {locked[0]}")
+                creates, updates, unchanged = await self._plan(rows)
+                created = await self._write_creates(creates, careful)
+                updated = await self._write_updates(updates, careful)
+                failed = [r for r in rows if r.errors]
+                self.counts.created += len(created)
+                self.counts.updated += len(updated)
+                self.counts.unchanged += len(unchanged)
+                self.counts.failed += len(failed)
+                job.processed += len(created) + len(updated) + len(unchanged)
+                job.failed += len(failed)
+                room = jobs.MAX_STORED_ERRORS - len(job.errors)
+                if room > 0 and failed:
+                    new = [{"row": r.row, "field": f, "message": m} for r in failed for f, m in r.errors]
+                    job.errors = job.errors + new[:room]
+                job.result = self.counts.as_dict()
+                await job.save(update_fields=["result"])
+                await self.progress.checkpoint(rows_done)
+        except BaseException:
+            job.processed, job.failed, job.errors, job.result, self.counts = snapshot
+            raise
+
+
+async def _custom_plans() -> None:
+    """PostgreSQL: plan this transaction's statements for their actual parameters.
+
+    The batch queries repeat with the same text (e.g. `customer_no IN ($1..$1000)`), so after five runs
+    PostgreSQL may settle on a generic plan made while the table was small: a sequential scan, which then
+    grows with every batch (an O(n^2) import). SET LOCAL ends with the transaction."""
+    connection = Customer._meta.db
+    if connection.capabilities.dialect == "postgres":
+        await connection.execute_script("SET LOCAL plan_cache_mode = force_custom_plan")
+
+
+# ---------------------------------------------------------------- the job handler
+
+
+async def _caller(params: dict, job: Job) -> Caller:
+    """The staff member who started the import, as they are now (role and branch)."""
+    staff_id = params.get("staff_id", job.created_by_id)
+    if staff_id is None:
+        return COMMAND_LINE
+    staff = await Staff.get_or_none(id=staff_id)
+    if staff is None or not staff.active:
+        raise FileRejected("The staff member who started this import is no longer active")
+    caller = Caller(staff=staff, request_id=f"job:{job.id}")
+    try:
+        require_role(caller, customers.WRITERS)
+    except DomainError:
+        raise FileRejected("The staff member who started this import may no longer change customers") from None
+    return caller
+
+
+async def import_csv(params: dict, progress: jobs.Progress) -> dict:
+    """Job handler (IMPORT_CUSTOMERS); see the module docstring for the file format and row numbers.
+
+    Resumes after `job.checkpoint` data rows when a message is re-delivered; deletes the stored upload
+    once every row is done. Returns {"created", "updated", "unchanged", "failed", "rows"}."""
+    job = progress.job
+    if not await UploadChunk.exists(job_id=job.id):
+        if job.result and "rows" in job.result:  # finished, but the worker died before it could say so
+            return job.result
+        raise FileRejected("The uploaded file is no longer stored; upload it again")
+    caller = await _caller(params, job)
+    update_existing = bool(params.get("update_existing"))
+    scan = await _scan(job.id, update_existing)
+    await progress.set_total(scan.rows)
+
+    importer = _Importer(progress, caller, update_existing)
+    resume_after = job.checkpoint
+    seen = 0
+    batch: list[_Row] = []
+    header_seen = False
+    async for line, record in _records(job.id):
+        if _blank(record):
+            continue
+        if not header_seen:
+            header_seen = True
+            continue
+        seen += 1
+        row = _parse(line - scan.header_line, record, scan.columns, importer.keys)
+        if seen <= resume_after:  # committed by an earlier delivery; parsed only to know the file's keys
+            continue
+        batch.append(row)
+        if len(batch) >= BATCH_ROWS:
+            await importer.import_batch(batch, seen)
+            batch = []
+    if batch:
+        await importer.import_batch(batch, seen)
+
+    result = {**importer.counts.as_dict(), "rows": seen}
+    async with atomic():
+        await UploadChunk.filter(job_id=job.id).delete()
+        job.result = result
+        await job.save(update_fields=["result"])
+        await progress.checkpoint(seen)
+    return result
