@@ -40,9 +40,25 @@ def test_migrate_then_create_staff_then_seed(tmp_path):
     weak = crm("create-staff", "--username", "weak.one", "--display-name", "x", "--role", "ANALYST",
                "--department", "MARKETING", env=env, stdin="short\n")
     assert weak.returncode == 1 and "Password must be" in weak.stderr
-    seeded = crm("seed", "--password", "demo-password-1", env=env)
-    assert seeded.returncode == 0 and "created 9 demo staff" in seeded.stdout
+    seeded = crm("seed", "--password", "demo-password-1", "--customers", "120", env=env)
+    assert seeded.returncode == 0, seeded.stderr
+    assert "created 9 demo staff" in seeded.stdout and "created 120 demo customers" in seeded.stdout
     assert "nothing to do" in crm("seed", env=env).stdout
+
+
+async def test_seeded_customers_are_valid_and_fill_every_value_tier(app):
+    import random
+
+    from models.customers import Customer, CustomerKind, ProductHolding, ProductType
+    from services.customer_rules import value_tier
+    from services.seed import _seed_customers
+
+    await _seed_customers(400, random.Random(1))
+    customers = await Customer.all()
+    assert len(customers) == 400
+    assert {value_tier(c.aum) for c in customers} == {"PRIVATE_BANKING", "WEALTH", "AFFLUENT", "MASS"}
+    assert {h.product for h in await ProductHolding.all()} == set(ProductType)
+    assert min(c.completeness for c in customers if c.kind == CustomerKind.INDIVIDUAL) > 0.5
 
 
 def test_export_schema_writes_the_sdl(tmp_path):
