@@ -26,6 +26,8 @@ class FollowUp(Model):
     description = fields.TextField(null=True)
     customer = fields.ForeignKeyField("models.Customer", related_name="follow_ups", null=True,
                                       on_delete=fields.RESTRICT)
+    complaint = fields.ForeignKeyField("models.Complaint", related_name="follow_ups", null=True,
+                                       on_delete=fields.RESTRICT)
     assignee = fields.ForeignKeyField("models.Staff", related_name="assigned_follow_ups", null=True,
                                       on_delete=fields.SET_NULL)
     department = fields.CharEnumField(Department, max_length=32, null=True, db_index=True)

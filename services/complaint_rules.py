@@ -1,0 +1,104 @@
+"""Pure rules of complaint handling (after the 2020 CBIRC complaint-handling measures): the state machine,
+the SLA clock, classification and default priority. No I/O but reading the keyword rules once."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+from functools import cache
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from models.complaints import ComplaintCategory, ComplaintEventType, ComplaintReason, ComplaintStatus
+from models.customers import Channel
+from models.follow_ups import Priority
+
+BANK_TIME = ZoneInfo("Asia/Shanghai")  # reference numbers follow the bank's calendar day
+RULES_FILE = Path(__file__).resolve().parent / "data" / "complaint_rules.json"
+
+OPEN = frozenset({ComplaintStatus.RECEIVED, ComplaintStatus.ACKNOWLEDGED, ComplaintStatus.IN_PROGRESS,
+                  ComplaintStatus.ESCALATED, ComplaintStatus.REOPENED})
+ENDED = frozenset({ComplaintStatus.RESOLVED, ComplaintStatus.CLOSED, ComplaintStatus.WITHDRAWN})
+S = ComplaintStatus
+
+
+@dataclass(frozen=True)
+class Move:
+    allowed_from: frozenset[ComplaintStatus]
+    to: ComplaintStatus | None  # None: the status stays (assign)
+    event: ComplaintEventType
+
+
+# The only allowed moves; anything else is INVALID_TRANSITION (DOMAIN.md).
+MOVES: dict[str, Move] = {
+    "acknowledge": Move(frozenset({S.RECEIVED}), S.ACKNOWLEDGED, ComplaintEventType.ACKNOWLEDGED),
+    "assign": Move(OPEN, None, ComplaintEventType.ASSIGNED),
+    "start": Move(frozenset({S.ACKNOWLEDGED, S.ESCALATED, S.REOPENED}), S.IN_PROGRESS, ComplaintEventType.STARTED),
+    "escalate": Move(OPEN, S.ESCALATED, ComplaintEventType.ESCALATED),
+    "extend": Move(OPEN, None, ComplaintEventType.DEADLINE_EXTENDED),
+    "resolve": Move(frozenset({S.IN_PROGRESS, S.ESCALATED}), S.RESOLVED, ComplaintEventType.RESOLVED),
+    "close": Move(frozenset({S.RESOLVED}), S.CLOSED, ComplaintEventType.CLOSED),
+    "reopen": Move(frozenset({S.RESOLVED, S.CLOSED}), S.REOPENED, ComplaintEventType.REOPENED),
+    "withdraw": Move(OPEN, S.WITHDRAWN, ComplaintEventType.WITHDRAWN),
+}
+
+BASE_DAYS, EXTENDED_DAYS, MAX_DAYS = 15, 30, 60
+AT_RISK_WITHIN = timedelta(days=3)
+URGENT_AMOUNT = Decimal(50_000)
+RECENT = timedelta(days=90)
+
+
+def allowed(move: str, status: ComplaintStatus) -> bool:
+    return status in MOVES[move].allowed_from
+
+
+def due_after(received_at: datetime, extension_count: int) -> datetime:
+    days = (BASE_DAYS, EXTENDED_DAYS, MAX_DAYS)[extension_count]
+    return received_at + timedelta(days=days)
+
+
+def sla_state(status: ComplaintStatus, due_at: datetime, ended_at: datetime | None, now: datetime) -> str:
+    """ON_TRACK / AT_RISK / BREACHED while open; MET / MISSED once resolved, closed or withdrawn."""
+    if status in OPEN:
+        if now > due_at:
+            return "BREACHED"
+        return "AT_RISK" if due_at - now <= AT_RISK_WITHIN else "ON_TRACK"
+    return "MET" if ended_at is not None and ended_at <= due_at else "MISSED"
+
+
+def reference_no(day_in_bank_time, number: int) -> str:
+    return f"CMP-{day_in_bank_time:%Y%m%d}-{number:06d}"
+
+
+@cache
+def _rules() -> dict[str, list[dict]]:
+    return json.loads(RULES_FILE.read_text(encoding="utf-8"))
+
+
+def _best(rules: list[dict], text: str) -> str | None:
+    best, best_hits = None, 0
+    for rule in rules:
+        hits = sum(text.count(keyword.lower()) for keyword in rule["keywords"])
+        if hits > best_hits:
+            best, best_hits = rule["value"], hits
+    return best
+
+
+def classify(summary: str, description: str) -> tuple[ComplaintCategory, ComplaintReason]:
+    text = f"{summary}\n{description}".lower()
+    rules = _rules()
+    return (ComplaintCategory(_best(rules["category"], text) or "OTHER"),
+            ComplaintReason(_best(rules["reason"], text) or "OTHER"))
+
+
+PRIORITY_RANK = {Priority.LOW: 1, Priority.NORMAL: 2, Priority.HIGH: 3, Priority.URGENT: 4}
+
+
+def default_priority(reason: ComplaintReason, channel: Channel, amount: Decimal | None, recent_complaints: int
+                     ) -> Priority:
+    if reason == ComplaintReason.FUNDS_SECURITY or channel == Channel.REGULATOR or (
+            amount is not None and amount >= URGENT_AMOUNT):
+        return Priority.URGENT
+    return Priority.HIGH if recent_complaints >= 2 else Priority.NORMAL
