@@ -28,6 +28,7 @@ class Settings:
     admin_password: str | None = field(default=None, repr=False)
     token_ttl_minutes: int = 12 * 60
     worker_threads: int = 4
+    sla_monitor_minutes: int = 5
     log_level: str = "INFO"
     log_json: bool = True
 
@@ -67,6 +68,8 @@ class Settings:
             raise SettingsError("CRM_ADMIN_PASSWORD must be at least 12 characters")
         if self.token_ttl_minutes < 1:
             raise SettingsError("CRM_TOKEN_TTL_MINUTES must be at least 1")
+        if not 1 <= self.sla_monitor_minutes <= 24 * 60:
+            raise SettingsError("CRM_SLA_MONITOR_MINUTES must be between 1 and 1440")
         if not 1 <= self.worker_threads <= 64:
             raise SettingsError("CRM_WORKER_THREADS must be between 1 and 64")
         if self.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):

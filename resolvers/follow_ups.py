@@ -19,6 +19,8 @@ def _domain_filter(given: FollowUpFilter | None) -> follow_up_service.FollowUpFi
         assignee_id=require_pk(given.assignee_id, "Staff", ["filter", "assigneeId"]) if given.assignee_id else None,
         department=given.department, status=given.status,
         customer_id=require_pk(given.customer_id, "Customer", ["filter", "customerId"]) if given.customer_id else None,
+        complaint_id=require_pk(given.complaint_id, "Complaint", ["filter", "complaintId"]) if given.complaint_id
+        else None,
         overdue=given.overdue)
 
 
@@ -35,6 +37,7 @@ async def create_follow_up(info: Info, input: CreateFollowUpInput) -> FollowUpPa
     created = await follow_up_service.create(
         await caller_of(info), title=input.title, description=input.description,
         customer_id=require_pk(input.customer_id, "Customer", "customerId") if input.customer_id else None,
+        complaint_id=require_pk(input.complaint_id, "Complaint", "complaintId") if input.complaint_id else None,
         assignee_id=require_pk(input.assignee_id, "Staff", "assigneeId") if input.assignee_id else None,
         department=input.department, priority=input.priority, due_at=input.due_at)
     return FollowUpPayload(follow_up=FollowUp.from_model(created))

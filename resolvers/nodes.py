@@ -15,13 +15,14 @@ from models.staff import Staff as StaffModel
 from resolvers.common import caller_of
 from schema.audit import AuditEntry
 from schema.base import Node, api_error, from_global_id, unauthenticated
+from schema.complaints import Complaint
 from schema.customers import Customer, ProductHolding
 from schema.follow_ups import FollowUp
 from schema.interactions import Interaction
 from schema.jobs import Job
 from schema.notes import Note
 from schema.staff import Staff
-from services import customers as customer_service, follow_ups, interactions, jobs as job_service, notes
+from services import complaints, customers as customer_service, follow_ups, interactions, jobs as job_service, notes
 from services.access import AUDIT_READERS, Caller
 
 Fetch = Callable[[Caller, list[int]], Awaitable[dict[int, Node]]]
@@ -63,9 +64,13 @@ async def _notes(caller: Caller, pks: list[int]) -> dict[int, Node]:
     return {m.id: Note.from_model(m) for m in await notes.visible(caller).filter(id__in=pks)}
 
 
+async def _complaints(caller: Caller, pks: list[int]) -> dict[int, Node]:
+    return {m.id: Complaint.from_model(m) for m in await complaints.visible(caller).filter(id__in=pks)}
+
+
 FETCHERS: dict[str, Fetch] = {
     "Staff": _staff, "Job": _jobs, "AuditEntry": _audit_entries, "Customer": _customers, "ProductHolding": _holdings,
-    "Interaction": _interactions, "FollowUp": _follow_ups, "Note": _notes,
+    "Interaction": _interactions, "FollowUp": _follow_ups, "Note": _notes, "Complaint": _complaints,
 }
 MAX_NODES = 100
 

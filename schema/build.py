@@ -5,6 +5,7 @@ from strawberry.extensions import DisableIntrospection, MaxAliasesLimiter, MaxTo
 from strawberry.schema.config import StrawberryConfig
 
 from schema.audit import AuditEntry
+from schema.complaints import Complaint
 from schema.customers import Customer, ProductHolding
 from schema.follow_ups import FollowUp
 from schema.interactions import Interaction
@@ -14,7 +15,7 @@ from schema.protection import CostLimiter, ErrorCodes, MaskUnexpectedErrors, Pii
 from schema.root import Mutation, Query, Subscription
 from schema.staff import Staff
 
-NODE_TYPES = [Staff, Job, AuditEntry, Customer, ProductHolding, Interaction, FollowUp, Note]
+NODE_TYPES = [Staff, Job, AuditEntry, Customer, ProductHolding, Interaction, FollowUp, Note, Complaint]
 LIMITS = {"depth": 10, "aliases": 30, "tokens": 5_000, "batch": 20}
 
 

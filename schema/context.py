@@ -15,7 +15,9 @@ from tortoise.functions import Count
 from core.metrics import Metrics
 from core.pubsub import InProcessPubSub, RedisPubSub
 from core.settings import Settings
+from models.complaints import Complaint, ComplaintEvent
 from models.customers import Consent, Customer, CustomerTag, ProductHolding
+from models.follow_ups import FollowUp
 from models.notes import Note
 from models.staff import Role, Staff
 from services import auth
@@ -29,17 +31,22 @@ async def _load_staff(ids: list[int]) -> list[Staff | None]:
     return [found.get(i) for i in ids]
 
 
+async def _load_complaints(ids: list[int]) -> list[Complaint | None]:
+    found = {c.id: c for c in await Complaint.filter(id__in=set(ids))}
+    return [found.get(i) for i in ids]
+
+
 async def _load_customers(ids: list[int]) -> list[Customer | None]:
     found = {c.id: c for c in await Customer.filter(id__in=set(ids))}
     return [found.get(i) for i in ids]
 
 
-def _grouped(model, order: str, project=lambda row: row):
-    async def load(customer_ids: list[int]) -> list[list]:
+def _grouped(model, order: str, project=lambda row: row, parent: str = "customer_id"):
+    async def load(parent_ids: list[int]) -> list[list]:
         groups: dict[int, list] = defaultdict(list)
-        for row in await model.filter(customer_id__in=set(customer_ids)).order_by(order):
-            groups[row.customer_id].append(project(row))
-        return [groups.get(i, []) for i in customer_ids]
+        for row in await model.filter(**{f"{parent}__in": set(parent_ids)}).order_by(order):
+            groups[getattr(row, parent)].append(project(row))
+        return [groups.get(i, []) for i in parent_ids]
 
     return load
 
@@ -50,6 +57,8 @@ class Loaders:
 
     staff: DataLoader[int, Staff | None] = field(default_factory=lambda: DataLoader(load_fn=_load_staff))
     customer: DataLoader[int, Customer | None] = field(default_factory=lambda: DataLoader(load_fn=_load_customers))
+    complaint: DataLoader[int, Complaint | None] = field(
+        default_factory=lambda: DataLoader(load_fn=_load_complaints))
     holdings: DataLoader[int, list[ProductHolding]] = field(
         default_factory=lambda: DataLoader(load_fn=_grouped(ProductHolding, "opened_at")))
     tags: DataLoader[int, list[str]] = field(
@@ -57,6 +66,12 @@ class Loaders:
     consents: DataLoader[int, list[Consent]] = field(default_factory=lambda: DataLoader(load_fn=_grouped(Consent, "id")))
     notes: DataLoader[int, list[Note]] = field(
         default_factory=lambda: DataLoader(load_fn=_grouped(Note, "-created_at")))
+    complaint_events: DataLoader[int, list[ComplaintEvent]] = field(
+        default_factory=lambda: DataLoader(load_fn=_grouped(ComplaintEvent, "id", parent="complaint_id")))
+    complaint_notes: DataLoader[int, list[Note]] = field(
+        default_factory=lambda: DataLoader(load_fn=_grouped(Note, "-created_at", parent="complaint_id")))
+    complaint_follow_ups: DataLoader[int, list[FollowUp]] = field(
+        default_factory=lambda: DataLoader(load_fn=_grouped(FollowUp, "-created_at", parent="complaint_id")))
     _pages: dict[tuple, DataLoader] = field(default_factory=dict)
     _counts: dict[type, DataLoader] = field(default_factory=dict)
 

@@ -29,6 +29,7 @@ from services import customer_rules as rules, customers as customer_service
 from services.pagination import OrderKey, paginate
 
 if TYPE_CHECKING:
+    from schema.complaints import Complaint
     from schema.follow_ups import FollowUp
     from schema.interactions import Interaction
     from schema.notes import Note
@@ -229,6 +230,18 @@ class Customer(Node):
                                        first, after, last, before)
 
     @strawberry.field
+    async def complaints(
+        self, info: Info, first: int | None = None, after: str | None = None, last: int | None = None,
+        before: str | None = None,
+    ) -> Connection[Annotated[Complaint, strawberry.lazy("schema.complaints")]]:
+        from models.complaints import Complaint as ComplaintModel
+        from resolvers.common import customer_children
+        from schema.complaints import Complaint
+
+        return await customer_children(info, ComplaintModel, self._m.id, NEWEST_RECEIVED, Complaint.from_model,
+                                       first, after, last, before)
+
+    @strawberry.field
     async def notes(self, info: Info) -> list[Annotated[Note, strawberry.lazy("schema.notes")]]:
         from schema.notes import Note
 
@@ -265,6 +278,7 @@ class Customer(Node):
 
 NEWEST_FIRST = [OrderKey("at", descending=True), OrderKey("id", descending=True)]
 INTERACTION_ORDER = [OrderKey("occurred_at", descending=True), OrderKey("id", descending=True)]
+NEWEST_RECEIVED = [OrderKey("received_at", descending=True), OrderKey("id", descending=True)]
 NEWEST_CREATED = [OrderKey("created_at", descending=True), OrderKey("id", descending=True)]
 
 

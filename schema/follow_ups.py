@@ -16,6 +16,7 @@ from schema.staff import Department, Staff, load_staff
 from services.follow_ups import is_overdue
 
 if TYPE_CHECKING:
+    from schema.complaints import Complaint
     from schema.customers import Customer
 
 Priority = strawberry.enum(PriorityEnum, name="Priority")
@@ -45,6 +46,14 @@ class FollowUp(Node):
         return Customer.from_model(await info.context.loaders.customer.load(self._m.customer_id))
 
     @strawberry.field
+    async def complaint(self, info: Info) -> Annotated[Complaint, strawberry.lazy("schema.complaints")] | None:
+        from schema.complaints import Complaint
+
+        if self._m.complaint_id is None:
+            return None
+        return Complaint.from_model(await info.context.loaders.complaint.load(self._m.complaint_id))
+
+    @strawberry.field
     async def assignee(self, info: Info) -> Staff | None:
         return await load_staff(info, self._m.assignee_id)
 
@@ -65,6 +74,7 @@ class FollowUpFilter:
     department: Department | None = None
     status: list[FollowUpStatus] | None = None
     customer_id: strawberry.ID | None = None
+    complaint_id: strawberry.ID | None = None
     overdue: bool | None = None
 
 
@@ -73,6 +83,7 @@ class CreateFollowUpInput:
     title: str
     description: str | None = None
     customer_id: strawberry.ID | None = None
+    complaint_id: strawberry.ID | None = None
     assignee_id: strawberry.ID | None = None
     department: Department | None = None
     priority: Priority | None = None

@@ -6,11 +6,13 @@ import strawberry
 from strawberry.scalars import JSON
 
 from resolvers import audit as audit_resolvers, customers as customer_resolvers, jobs as job_resolvers
+from resolvers import complaints as complaint_resolvers
 from resolvers import follow_ups as follow_up_resolvers, interactions as interaction_resolvers
 from resolvers import nodes as node_resolvers, notes as note_resolvers, staff as staff_resolvers
 from schema.audit import AuditEntry
 from schema.base import Connection, Node
 from schema.conventions import mutation
+from schema.complaints import Complaint, ComplaintPayload, ComplaintStatBucket
 from schema.customers import Customer, CustomerPayload, HoldingPayload, MergeCustomersPayload
 from schema.follow_ups import FollowUp, FollowUpPayload
 from schema.interactions import Interaction, InteractionPayload
@@ -19,7 +21,8 @@ from schema.jobs import Job, JobPayload
 from schema.permissions import allow
 from schema.staff import LoginPayload, Staff, StaffPayload
 from services.access import ALL_ROLES, AUDIT_READERS, STAFF_ADMINS
-from services import follow_ups, interactions, notes
+from services import complaints as complaint_service, follow_ups as follow_up_service
+from services import interactions as interaction_service, notes as note_service
 from services.customers import CONSENT_WRITERS, ERASERS, EXPORTERS, MERGERS, WRITERS
 
 
@@ -43,6 +46,11 @@ class Query:
         resolver=interaction_resolvers.interactions, extensions=allow(ALL_ROLES))
     follow_ups: Connection[FollowUp] = strawberry.field(
         resolver=follow_up_resolvers.follow_ups, extensions=allow(ALL_ROLES))
+    complaint: Complaint | None = strawberry.field(resolver=complaint_resolvers.complaint, extensions=allow(ALL_ROLES))
+    complaints: Connection[Complaint] = strawberry.field(
+        resolver=complaint_resolvers.complaints, extensions=allow(ALL_ROLES))
+    complaint_stats: list[ComplaintStatBucket] = strawberry.field(
+        resolver=complaint_resolvers.complaint_stats_resolver, extensions=allow(ALL_ROLES))
 
 
 @strawberry.type
@@ -61,14 +69,37 @@ class Mutation:
     upsert_holding: HoldingPayload = mutation("holding.upsert", WRITERS, resolver=customer_resolvers.upsert_holding)
     import_customers: JobPayload = mutation("customer.import", WRITERS, resolver=customer_resolvers.import_customers)
     log_interaction: InteractionPayload = mutation(
-        "interaction.log", interactions.WRITERS, resolver=interaction_resolvers.log_interaction)
+        "interaction.log", interaction_service.WRITERS, resolver=interaction_resolvers.log_interaction)
     resolve_interaction: InteractionPayload = mutation(
-        "interaction.resolve", interactions.WRITERS, resolver=interaction_resolvers.resolve_interaction)
+        "interaction.resolve", interaction_service.WRITERS, resolver=interaction_resolvers.resolve_interaction)
     create_follow_up: FollowUpPayload = mutation(
-        "follow_up.create", follow_ups.WRITERS, resolver=follow_up_resolvers.create_follow_up)
+        "follow_up.create", follow_up_service.WRITERS, resolver=follow_up_resolvers.create_follow_up)
     update_follow_up: FollowUpPayload = mutation(
-        "follow_up.update", follow_ups.WRITERS, resolver=follow_up_resolvers.update_follow_up)
-    add_note: NotePayload = mutation("note.add", notes.WRITERS, resolver=note_resolvers.add_note)
+        "follow_up.update", follow_up_service.WRITERS, resolver=follow_up_resolvers.update_follow_up)
+    add_note: NotePayload = mutation("note.add", note_service.WRITERS, resolver=note_resolvers.add_note)
+    file_complaint: ComplaintPayload = mutation(
+        "complaint.file", complaint_service.FILERS, resolver=complaint_resolvers.file_complaint)
+    acknowledge_complaint: ComplaintPayload = mutation(
+        "complaint.acknowledge", complaint_service.HANDLERS, resolver=complaint_resolvers.acknowledge_complaint)
+    assign_complaint: ComplaintPayload = mutation(
+        "complaint.assign", complaint_service.HANDLERS, resolver=complaint_resolvers.assign_complaint)
+    start_complaint: ComplaintPayload = mutation(
+        "complaint.start", complaint_service.HANDLERS, resolver=complaint_resolvers.start_complaint)
+    escalate_complaint: ComplaintPayload = mutation(
+        "complaint.escalate", complaint_service.HANDLERS, resolver=complaint_resolvers.escalate_complaint)
+    extend_complaint_deadline: ComplaintPayload = mutation(
+        "complaint.extend", complaint_service.HANDLERS, resolver=complaint_resolvers.extend_complaint_deadline)
+    resolve_complaint: ComplaintPayload = mutation(
+        "complaint.resolve", complaint_service.HANDLERS, resolver=complaint_resolvers.resolve_complaint)
+    close_complaint: ComplaintPayload = mutation(
+        "complaint.close", complaint_service.HANDLERS, resolver=complaint_resolvers.close_complaint)
+    reopen_complaint: ComplaintPayload = mutation(
+        "complaint.reopen", complaint_service.HANDLERS, resolver=complaint_resolvers.reopen_complaint)
+    withdraw_complaint: ComplaintPayload = mutation(
+        "complaint.withdraw", complaint_service.FILERS, resolver=complaint_resolvers.withdraw_complaint)
+    export_complaint_report: JobPayload = mutation(
+        "complaint.report", None, resolver=complaint_resolvers.export_complaint_report,
+        description="Regulatory statistics for a period as a CSV file, built by a worker; the job's result holds it.")
     export_audit_log: JobPayload = mutation(
         "audit.export", AUDIT_READERS, resolver=audit_resolvers.export_audit_log,
         description="The audit log (filtered) as CSV, built by a worker; the job's result holds it.",
@@ -77,4 +108,7 @@ class Mutation:
 
 @strawberry.type
 class Subscription:
+    complaint_updated: Complaint = strawberry.subscription(
+        resolver=complaint_resolvers.complaint_updated,
+        description="Each change of one complaint, or of every complaint the viewer may see.")
     job_progress: Job = strawberry.subscription(resolver=job_resolvers.job_progress, description="Progress of one job until it finishes.")

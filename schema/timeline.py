@@ -6,6 +6,7 @@ from enum import Enum
 import strawberry
 
 from schema.base import Connection, Node
+from schema.complaints import Complaint
 from schema.customers import ProductHolding
 from schema.follow_ups import FollowUp
 from schema.interactions import Interaction
@@ -28,6 +29,8 @@ class TimelineKind(Enum):
 
 # How each kind's row becomes the Node a timeline item points at (None: the kind has no Node).
 SUBJECTS = {
+    "COMPLAINT": Complaint.from_model,
+    "COMPLAINT_EVENT": None,
     "INTERACTION": Interaction.from_model,
     "FOLLOW_UP": FollowUp.from_model,
     "NOTE": Note.from_model,

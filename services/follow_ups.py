@@ -52,18 +52,28 @@ def _title(value: str) -> str:
 
 
 async def create(caller: Caller, *, title: str, description: str | None = None, customer_id: int | None = None,
-                 assignee_id: int | None = None, department: Department | None = None,
-                 priority: Priority | None = None, due_at: datetime | None = None) -> FollowUp:
+                 complaint_id: int | None = None, assignee_id: int | None = None,
+                 department: Department | None = None, priority: Priority | None = None,
+                 due_at: datetime | None = None) -> FollowUp:
     require_role(caller, WRITERS)
     clean_title = _title(title)
     customer = await customers.get(caller, customer_id, "customerId") if customer_id is not None else None
+    complaint = None
+    if complaint_id is not None:
+        from services import complaints
+
+        complaint = await complaints.get(caller, complaint_id, "complaintId")
+        if customer is not None and customer.id != complaint.customer_id:
+            raise invalid("complaintId", "The complaint is another customer's")
+        customer = customer or await customers.get(caller, complaint.customer_id, "complaintId")
     assignee = await _assignee(assignee_id)
     if assignee is None and department is None:
         raise DomainError(ErrorCode.REQUIRED, "Assign the follow-up to a person or a department", "assigneeId")
     if due_at is not None and due_at < clock.now() - timedelta(minutes=5):
         raise invalid("dueAt", "dueAt must not be in the past")
     return await FollowUp.create(
-        title=clean_title, description=(description or "").strip() or None, customer=customer, assignee=assignee,
+        title=clean_title, description=(description or "").strip() or None, customer=customer, complaint=complaint,
+        assignee=assignee,
         department=department or (assignee.department if assignee else None), priority=priority or Priority.NORMAL,
         due_at=due_at, created_by=caller.staff)
 
@@ -114,6 +124,7 @@ class FollowUpFilter:
     department: Department | None = None
     status: list[FollowUpStatus] | None = None
     customer_id: int | None = None
+    complaint_id: int | None = None
     overdue: bool | None = None
 
 
@@ -126,6 +137,8 @@ def apply_filter(qs: QuerySet[FollowUp], f: FollowUpFilter) -> QuerySet[FollowUp
         qs = qs.filter(status__in=f.status)
     if f.customer_id is not None:
         qs = qs.filter(customer_id=f.customer_id)
+    if f.complaint_id is not None:
+        qs = qs.filter(complaint_id=f.complaint_id)
     if f.overdue is True:
         qs = qs.filter(status=FollowUpStatus.OPEN, due_at__lt=clock.now())
     elif f.overdue is False:

@@ -16,6 +16,7 @@ from typing import Any
 from tortoise.expressions import Q
 from tortoise.models import Model
 
+from models.complaints import Complaint, ComplaintEvent
 from models.customers import ChangeEntry, ProductHolding
 from models.follow_ups import FollowUp
 from models.interactions import Interaction
@@ -128,6 +129,11 @@ register(Source("FOLLOW_UP", FollowUp, "created_at",
                 lambda r: (r.title, _short(r.description))))
 register(Source("NOTE", Note, "created_at",
                 lambda r: (f"Note ({r.visibility.value.lower()})", _short(r.body))))
+register(Source("COMPLAINT", Complaint, "received_at",
+                lambda r: (f"{r.reference_no} {r.summary}", f"{r.category.value} / {r.reason.value}")))
+register(Source("COMPLAINT_EVENT", ComplaintEvent, "at",
+                lambda r: (f"Complaint {r.type.value.lower().replace('_', ' ')}", _short(r.message)),
+                customer_field="complaint__customer_id"))
 register(Source("CHANGE", ChangeEntry, "at",
                 lambda r: (f"{r.field} changed", None)))
 register(Source("HOLDING", ProductHolding, "created_at",

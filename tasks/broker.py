@@ -115,7 +115,7 @@ class TaskQueue:
 
     def __init__(self, settings: Settings) -> None:
         # Importing the actor modules declares them.
-        from tasks import jobs, maintenance  # noqa: F401
+        from tasks import complaints, jobs, maintenance  # noqa: F401
 
         self.settings = settings
         self.broker = StubBroker() if settings.embedded_broker else RedisBroker(url=settings.redis_url)

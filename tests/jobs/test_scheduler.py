@@ -8,17 +8,20 @@ from services import auth
 from services.auth import now
 from tasks import jobs as job_tasks, maintenance
 from tasks.broker import TaskQueue
-from tasks.scheduler import SCHEDULE, build_scheduler
+from tasks.scheduler import build_scheduler, schedule
 
 
 def test_the_schedule_sends_known_actors(settings):
     queue = TaskQueue(settings)
     try:
         scheduler = build_scheduler(queue)
-        assert {job.id for job in scheduler.get_jobs()} == {name for name, _ in SCHEDULE}
-        assert all(name in queue.actors for name, _ in SCHEDULE)
-        stale = dict(SCHEDULE)["requeue_stale_jobs"]
+        planned = schedule(settings.sla_monitor_minutes)
+        assert {job.id for job in scheduler.get_jobs()} == {name for name, _ in planned}
+        assert all(name in queue.actors for name, _ in planned)
+        stale = dict(planned)["requeue_stale_jobs"]
         assert isinstance(stale, IntervalTrigger) and stale.interval == timedelta(minutes=1)
+        sla = dict(schedule(7))["monitor_complaint_sla"]
+        assert sla.interval == timedelta(minutes=7)
     finally:
         queue.close()
 

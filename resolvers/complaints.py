@@ -1,0 +1,168 @@
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator
+
+import strawberry
+from strawberry.types import Info
+
+from resolvers.common import caller_of, publish_complaint
+from schema.base import Connection, DateRange, SortDirection, api_error, int_pk, require_pk, unauthenticated
+from schema.complaints import (
+    AcknowledgeComplaintInput,
+    AssignComplaintInput,
+    CloseComplaintInput,
+    Complaint,
+    ComplaintFilter,
+    ComplaintGroupBy,
+    ComplaintOrder,
+    ComplaintOrderField,
+    ComplaintPayload,
+    ComplaintReportInput,
+    ComplaintStatBucket,
+    EscalateComplaintInput,
+    ExtendComplaintDeadlineInput,
+    FileComplaintInput,
+    ReopenComplaintInput,
+    ResolveComplaintInput,
+    StartComplaintInput,
+    WithdrawComplaintInput,
+)
+from schema.jobs import Job, JobPayload
+from services import complaints as complaint_service
+from services.pagination import OrderKey, paginate
+
+DEFAULT_ORDER = ComplaintOrder(field=ComplaintOrderField.RECEIVED_AT, direction=SortDirection.DESC)
+
+
+def _domain_filter(given: ComplaintFilter | None) -> complaint_service.ComplaintFilter:
+    if given is None:
+        return complaint_service.ComplaintFilter()
+    return complaint_service.ComplaintFilter(
+        customer_id=require_pk(given.customer_id, "Customer", ["filter", "customerId"]) if given.customer_id else None,
+        status=given.status, category=given.category, reason=given.reason, priority=given.priority,
+        sla_state=[s.value for s in given.sla_state] if given.sla_state else None, department=given.department,
+        handler_id=require_pk(given.handler_id, "Staff", ["filter", "handlerId"]) if given.handler_id else None,
+        branch=given.branch, received_after=given.received_after, received_before=given.received_before,
+        search=given.search)
+
+
+async def complaint(info: Info, id: strawberry.ID | None = None, reference_no: str | None = None) -> Complaint | None:
+    if (id is None) == (reference_no is None):
+        raise api_error("INVALID", "Give either id or referenceNo")
+    qs = complaint_service.visible(await caller_of(info))
+    if id is not None:
+        pk = int_pk(id, "Complaint")
+        found = await qs.get_or_none(id=pk) if pk else None
+    else:
+        found = await qs.get_or_none(reference_no=reference_no.strip().upper())
+    return Complaint.from_model(found) if found else None
+
+
+async def complaints(
+    info: Info, filter: ComplaintFilter | None = None, order_by: ComplaintOrder | None = None,
+    first: int | None = None, after: str | None = None, last: int | None = None, before: str | None = None,
+) -> Connection[Complaint]:
+    order = order_by or DEFAULT_ORDER
+    descending = order.direction == SortDirection.DESC
+    qs = complaint_service.apply_filter(complaint_service.visible(await caller_of(info)), _domain_filter(filter))
+    keys = [OrderKey(order.field.value, descending), OrderKey("id", descending)]
+    page = await paginate(qs, keys, first=first, after=after, last=last, before=before)
+    return Connection.of(page, Complaint.from_model)
+
+
+async def complaint_stats_resolver(info: Info, period: DateRange, group_by: ComplaintGroupBy
+                                   ) -> list[ComplaintStatBucket]:
+    from services import complaint_stats  # TEMP until the module lands
+
+    buckets = await complaint_stats.stats(await caller_of(info), period.from_, period.to, group_by.value)
+    return [ComplaintStatBucket(
+        key=b.key, count=b.count, open_count=b.open_count, resolved_count=b.resolved_count,
+        sla_met_rate=b.sla_met_rate, avg_resolution_hours=b.avg_resolution_hours, reopen_rate=b.reopen_rate,
+        avg_satisfaction=b.avg_satisfaction, compensation_total=b.compensation_total) for b in buckets]
+
+
+def _payload(info: Info, found) -> ComplaintPayload:
+    publish_complaint(info, found.id)
+    return ComplaintPayload(complaint=Complaint.from_model(found))
+
+
+def _pk(global_id: str) -> int:
+    return require_pk(global_id, "Complaint")
+
+
+async def file_complaint(info: Info, input: FileComplaintInput) -> ComplaintPayload:
+    filed = await complaint_service.file(
+        await caller_of(info), require_pk(input.customer_id, "Customer", "customerId"), channel=input.channel,
+        summary=input.summary, description=input.description, category=input.category, reason=input.reason,
+        priority=input.priority, amount_in_dispute=input.amount_in_dispute, received_at=input.received_at)
+    return _payload(info, filed)
+
+
+async def acknowledge_complaint(info: Info, input: AcknowledgeComplaintInput) -> ComplaintPayload:
+    return _payload(info, await complaint_service.acknowledge(await caller_of(info), _pk(input.id), input.message))
+
+
+async def assign_complaint(info: Info, input: AssignComplaintInput) -> ComplaintPayload:
+    handler_id = require_pk(input.handler_id, "Staff", "handlerId") if input.handler_id else None
+    return _payload(info, await complaint_service.assign(await caller_of(info), _pk(input.id), input.department,
+                                                         handler_id, input.message))
+
+
+async def start_complaint(info: Info, input: StartComplaintInput) -> ComplaintPayload:
+    return _payload(info, await complaint_service.start(await caller_of(info), _pk(input.id)))
+
+
+async def escalate_complaint(info: Info, input: EscalateComplaintInput) -> ComplaintPayload:
+    return _payload(info, await complaint_service.escalate(await caller_of(info), _pk(input.id), input.reason))
+
+
+async def extend_complaint_deadline(info: Info, input: ExtendComplaintDeadlineInput) -> ComplaintPayload:
+    approver = require_pk(input.approved_by_id, "Staff", "approvedById") if input.approved_by_id else None
+    return _payload(info, await complaint_service.extend_deadline(await caller_of(info), _pk(input.id),
+                                                                  input.reason, approver))
+
+
+async def resolve_complaint(info: Info, input: ResolveComplaintInput) -> ComplaintPayload:
+    return _payload(info, await complaint_service.resolve(await caller_of(info), _pk(input.id), input.version,
+                                                          input.resolution, input.compensation_amount))
+
+
+async def close_complaint(info: Info, input: CloseComplaintInput) -> ComplaintPayload:
+    return _payload(info, await complaint_service.close(await caller_of(info), _pk(input.id),
+                                                        input.customer_accepted, input.message))
+
+
+async def reopen_complaint(info: Info, input: ReopenComplaintInput) -> ComplaintPayload:
+    return _payload(info, await complaint_service.reopen(await caller_of(info), _pk(input.id), input.reason))
+
+
+async def withdraw_complaint(info: Info, input: WithdrawComplaintInput) -> ComplaintPayload:
+    return _payload(info, await complaint_service.withdraw(await caller_of(info), _pk(input.id), input.reason))
+
+
+async def export_complaint_report(info: Info, input: ComplaintReportInput) -> JobPayload:
+    from services import complaint_stats  # TEMP
+
+    job = await complaint_stats.start_report(await caller_of(info), input.period.from_, input.period.to,
+                                             info.context.enqueue("run_job"))
+    return JobPayload(job=Job.from_model(job))
+
+
+async def complaint_updated(info: Info, id: strawberry.ID | None = None) -> AsyncGenerator[Complaint, None]:
+    """Each change of one complaint, or of every complaint the viewer may see."""
+    caller = await caller_of(info)
+    if caller.staff is None:
+        raise unauthenticated()
+    visible = complaint_service.visible(caller)
+    if id is not None:
+        pk = int_pk(id, "Complaint")
+        if pk is None or not await visible.filter(id=pk).exists():
+            raise api_error("NOT_FOUND", "Complaint not found")
+        channel = complaint_service.channel_for(pk)
+    else:
+        channel = complaint_service.channel_for_all()
+    async with info.context.pubsub.subscribe(channel) as updates:
+        async for message in updates:
+            found = await complaint_service.visible(caller).get_or_none(id=message["id"])
+            if found is not None:  # others' branches stay invisible
+                yield Complaint.from_model(found)

@@ -1,0 +1,12 @@
+from services import complaints
+from tasks.broker import actor, runtime
+
+
+@actor(queue_name="default", max_retries=3)
+async def monitor_complaint_sla() -> None:
+    """The periodic SLA monitor; it records each event once however often or concurrently it runs."""
+    report = await complaints.monitor_sla()
+    pubsub = runtime().pubsub
+    for complaint_id in {*report.at_risk, *report.breached}:
+        for channel in (complaints.channel_for(complaint_id), complaints.channel_for_all()):
+            await pubsub.publish(channel, {"id": complaint_id})
