@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 from collections.abc import Awaitable, Callable
-from datetime import datetime
+from datetime import datetime, timezone
 from enum import Enum
 from typing import Generic, TypeVar
 
@@ -18,6 +18,29 @@ from services.pagination import Page
 T = TypeVar("T")
 
 ErrorCode = strawberry.enum(DomainErrorCode, name="ErrorCode")
+
+
+def _parse_datetime(value: object) -> datetime:
+    """Times must carry their offset; every one is turned into UTC at the edge, so that services and
+    the database (SQLite compares times as text) only ever see UTC."""
+    if not isinstance(value, str):
+        raise ValueError("DateTime must be an ISO-8601 string such as 2026-11-28T09:30:00+08:00")
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError(f"{value!r} is not an ISO-8601 date and time") from None
+    if parsed.tzinfo is None:
+        raise ValueError(f"{value!r} has no UTC offset: add one, e.g. +08:00 or Z")
+    return parsed.astimezone(timezone.utc)
+
+
+def _serialize_datetime(value: datetime) -> str:
+    return value.isoformat()
+
+
+DATETIME_SCALAR = strawberry.scalar(
+    name="DateTime", description="Date with time (ISO-8601) and a UTC offset; answered in UTC.",
+    serialize=_serialize_datetime, parse_value=_parse_datetime)
 
 
 @strawberry.enum

@@ -1,10 +1,13 @@
 from __future__ import annotations
 
+from datetime import datetime
+
 import strawberry
 from strawberry.extensions import DisableIntrospection, MaxAliasesLimiter, MaxTokensLimiter, QueryDepthLimiter
 from strawberry.schema.config import StrawberryConfig
 
 from schema.audit import AuditEntry
+from schema.base import DATETIME_SCALAR
 from schema.complaints import Complaint
 from schema.customers import Customer, ProductHolding
 from schema.follow_ups import FollowUp
@@ -40,6 +43,7 @@ def build_schema(production: bool = False) -> strawberry.Schema:
         extensions=protection_extensions(production),
         config=StrawberryConfig(
             batching_config={"max_operations": LIMITS["batch"]}, disable_field_suggestions=production,
+            scalar_map={datetime: DATETIME_SCALAR},
         ),
     )
 

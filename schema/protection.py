@@ -38,13 +38,13 @@ def _code_for(error: GraphQLError) -> str:
     original = error.original_error
     if isinstance(original, DomainError):
         return original.code.value
-    if original is not None and not isinstance(original, GraphQLError):
-        return "INTERNAL_SERVER_ERROR"
     if LIMIT_MESSAGES.search(error.message):
         return "LIMIT_EXCEEDED"
     if error.message.startswith("Syntax Error"):
         return "GRAPHQL_PARSE_FAILED"
-    return "GRAPHQL_VALIDATION_FAILED" if original is None and error.path is None else "BAD_REQUEST"
+    if error.path is None:  # refused before execution: the request's fault
+        return "GRAPHQL_VALIDATION_FAILED" if original is None else "BAD_USER_INPUT"
+    return "BAD_REQUEST" if original is None or isinstance(original, GraphQLError) else "INTERNAL_SERVER_ERROR"
 
 
 class ErrorCodes(SchemaExtension):
@@ -144,7 +144,7 @@ class CostLimiter(SchemaExtension):
 
 def _should_mask(error: GraphQLError) -> bool:
     original = error.original_error
-    return original is not None and not isinstance(original, GraphQLError | DomainError)
+    return error.path is not None and original is not None and not isinstance(original, GraphQLError | DomainError)
 
 
 class MaskUnexpectedErrors(MaskErrors):
