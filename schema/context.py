@@ -42,9 +42,13 @@ async def _load_customers(ids: list[int]) -> list[Customer | None]:
 
 
 def _grouped(model, order: str, project=lambda row: row, parent: str = "customer_id"):
+    """Rows of `model` per parent id, in `order` and then by id in the same direction."""
+    tie = "-id" if order.startswith("-") else "id"
+
     async def load(parent_ids: list[int]) -> list[list]:
         groups: dict[int, list] = defaultdict(list)
-        for row in await model.filter(**{f"{parent}__in": set(parent_ids)}).order_by(order):
+        ordering = (order,) if order.lstrip("-") == "id" else (order, tie)
+        for row in await model.filter(**{f"{parent}__in": set(parent_ids)}).order_by(*ordering):
             groups[getattr(row, parent)].append(project(row))
         return [groups.get(i, []) for i in parent_ids]
 

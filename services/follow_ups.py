@@ -99,6 +99,9 @@ async def update(caller: Caller, follow_up_id: int, *, status: FollowUpStatus | 
         raise DomainError(ErrorCode.INVALID_TRANSITION, f"This follow-up is {follow_up.status.value} already", "id")
     if assignee_id is not UNSET:
         follow_up.assignee = await _assignee(assignee_id)  # type: ignore[arg-type]
+        if department is UNSET and follow_up.assignee is not None:
+            # The work moves with the person: their department, not the previous one, now shares it.
+            follow_up.department = follow_up.assignee.department
     if department is not UNSET:
         follow_up.department = department  # type: ignore[assignment]
     if follow_up.assignee_id is None and follow_up.department is None:
@@ -106,6 +109,8 @@ async def update(caller: Caller, follow_up_id: int, *, status: FollowUpStatus | 
     if priority is not None:
         follow_up.priority = priority
     if due_at is not UNSET:
+        if due_at is not None and due_at < clock.now() - timedelta(minutes=5):  # type: ignore[operator]
+            raise invalid("dueAt", "dueAt must not be in the past")
         follow_up.due_at = due_at  # type: ignore[assignment]
     if status is not None and status != FollowUpStatus.OPEN:
         follow_up.status, follow_up.completed_at = status, clock.now()
