@@ -32,7 +32,10 @@ from core.metrics import Metrics
 from core.pubsub import InProcessPubSub, RedisPubSub, make_pubsub
 from core.settings import Settings, SettingsError
 from schema.build import build_schema, export_sdl
-from schema.context import Context
+from schema.context import Context, bearer_token
+from services import audit, auth, jobs
+from services.access import Caller
+from services.errors import DomainError
 from tasks.broker import TaskQueue
 
 log = logging.getLogger("crm")
@@ -123,7 +126,11 @@ def create_app(settings: Settings | None = None) -> Starlette:
     async def metrics_endpoint(request: Request) -> Response:
         return Response(metrics.render(await _job_counts()), media_type="text/plain; version=0.0.4")
 
+    async def job_download(request: Request) -> Response:
+        return await _download(request, settings)
+
     app.router.routes.extend([
+        Route("/jobs/{job_id:int}/download", job_download),
         Route("/graphql", graphql, methods=["GET", "POST"]),
         WebSocketRoute("/graphql", graphql),
         Route("/healthz", healthz),
@@ -148,6 +155,27 @@ async def _start_embedded_workers(runtime: Runtime, *, run_scheduler: bool) -> N
     if run_scheduler:
         runtime.scheduler = build_scheduler(runtime.queue)
         runtime.scheduler.start()
+
+
+async def _download(request: Request, settings: Settings) -> Response:
+    """A finished job's file (report, export), for the staff member who may see the job."""
+    token = bearer_token(request.headers.get("authorization"))
+    staff = await auth.authenticate(token, secret_key=settings.secret_key) if token else None
+    if staff is None:
+        return JSONResponse({"error": "UNAUTHENTICATED"}, status_code=401)
+    caller = Caller(staff, request.scope.get("state", {}).get("request_id"),
+                    request.client.host if request.client else None)
+    try:
+        job = await jobs.get(caller, request.path_params["job_id"])
+    except DomainError:
+        return JSONResponse({"error": "NOT_FOUND"}, status_code=404)
+    result = job.result or {}
+    if "csv" not in result:
+        return JSONResponse({"error": "NOT_FOUND", "message": "This job has no file (yet)"}, status_code=404)
+    await audit.record(caller, "job.download", subject_type="Job", subject_id=str(job.id))
+    filename = result.get("filename", f"job-{job.id}.csv")
+    return Response(result["csv"], media_type=result.get("contentType", "text/csv") + "; charset=utf-8",
+                    headers={"Content-Disposition": f'attachment; filename="{filename}"'})
 
 
 async def _database_ready() -> bool:

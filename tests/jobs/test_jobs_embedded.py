@@ -169,3 +169,17 @@ async def test_jobs_left_behind_by_a_previous_process_are_resumed_at_start(setti
                 break
             await asyncio.sleep(0.05)
         assert statuses == {JobStatus.SUCCEEDED}
+
+
+async def test_a_finished_jobs_file_downloads_for_those_who_may_see_it(gql, client, staff_factory):
+    member, token = await staff_factory(Role.AUDITOR)
+    _, stranger = await staff_factory(Role.ANALYST)
+    payload = (await gql(EXPORT, {"input": {}}, token=token))["exportAuditLog"]
+    job = await wait_for_job(gql, token, payload["job"]["id"])
+    pk = int_pk(job["id"], "Job")
+    response = await client.get(f"/jobs/{pk}/download", headers={"Authorization": f"Bearer {token}"})
+    assert response.status_code == 200 and response.text == job["result"]["csv"]
+    assert 'filename="audit-log.csv"' in response.headers["content-disposition"]
+    assert (await client.get(f"/jobs/{pk}/download")).status_code == 401
+    assert (await client.get(f"/jobs/{pk}/download", headers={"Authorization": f"Bearer {stranger}"})).status_code == 404
+    assert await AuditEntry.filter(action="job.download", actor_id=member.id).count() == 1
