@@ -28,7 +28,7 @@ from schema.complaints import (
     WithdrawComplaintInput,
 )
 from schema.jobs import Job, JobPayload
-from services import complaints as complaint_service
+from services import complaint_stats, complaints as complaint_service
 from services.pagination import OrderKey, paginate
 
 DEFAULT_ORDER = ComplaintOrder(field=ComplaintOrderField.RECEIVED_AT, direction=SortDirection.DESC)
@@ -72,8 +72,6 @@ async def complaints(
 
 async def complaint_stats_resolver(info: Info, period: DateRange, group_by: ComplaintGroupBy
                                    ) -> list[ComplaintStatBucket]:
-    from services import complaint_stats  # TEMP until the module lands
-
     buckets = await complaint_stats.stats(await caller_of(info), period.from_, period.to, group_by.value)
     return [ComplaintStatBucket(
         key=b.key, count=b.count, open_count=b.open_count, resolved_count=b.resolved_count,
@@ -141,8 +139,6 @@ async def withdraw_complaint(info: Info, input: WithdrawComplaintInput) -> Compl
 
 
 async def export_complaint_report(info: Info, input: ComplaintReportInput) -> JobPayload:
-    from services import complaint_stats  # TEMP
-
     job = await complaint_stats.start_report(await caller_of(info), input.period.from_, input.period.to,
                                              info.context.enqueue("run_job"))
     return JobPayload(job=Job.from_model(job))

@@ -1,10 +1,11 @@
 from models.jobs import JobKind
-from services import audit, customer_import, jobs
+from services import audit, complaint_stats, customer_import, jobs
 from tasks.broker import actor, runtime
 
 JOB_HANDLERS: dict[JobKind, jobs.Handler] = {
     JobKind.AUDIT_EXPORT: audit.export_csv,
     JobKind.IMPORT_CUSTOMERS: customer_import.import_csv,
+    JobKind.COMPLAINT_REPORT: complaint_stats.complaint_report,
 }
 
 
