@@ -161,4 +161,5 @@ async def complaint_updated(info: Info, id: strawberry.ID | None = None) -> Asyn
         async for message in updates:
             found = await complaint_service.visible(caller).get_or_none(id=message["id"])
             if found is not None:  # others' branches stay invisible
+                info.context.fresh_loaders()  # a connection lives long: each message reads anew
                 yield Complaint.from_model(found)

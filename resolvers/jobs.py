@@ -50,6 +50,7 @@ async def job_progress(info: Info, id: strawberry.ID) -> AsyncGenerator[Job, Non
             return
         async for _ in updates:
             current = await job_service.get(caller, pk)
+            info.context.fresh_loaders()
             yield Job.from_model(current)
             if current.status.finished:
                 return

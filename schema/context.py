@@ -148,5 +148,9 @@ class Context:
             self._caller = Caller(staff, self.request_id, self.ip)
         return self._caller
 
+    def fresh_loaders(self) -> None:
+        """Forget cached rows: a subscription's context outlives many changes."""
+        self.loaders = Loaders()
+
     def enqueue(self, actor_name: str):
         return lambda *args: self.queue.send(actor_name, *args)

@@ -96,7 +96,7 @@ class Mutation:
     reopen_complaint: ComplaintPayload = mutation(
         "complaint.reopen", complaint_service.HANDLERS, resolver=complaint_resolvers.reopen_complaint)
     withdraw_complaint: ComplaintPayload = mutation(
-        "complaint.withdraw", complaint_service.FILERS, resolver=complaint_resolvers.withdraw_complaint)
+        "complaint.withdraw", complaint_service.HANDLERS, resolver=complaint_resolvers.withdraw_complaint)
     export_complaint_report: JobPayload = mutation(
         "complaint.report", None, resolver=complaint_resolvers.export_complaint_report,
         description="Regulatory statistics for a period as a CSV file, built by a worker; the job's result holds it.")

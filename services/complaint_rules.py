@@ -4,6 +4,7 @@ the SLA clock, classification and default priority. No I/O but reading the keywo
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -77,10 +78,20 @@ def _rules() -> dict[str, list[dict]]:
     return json.loads(RULES_FILE.read_text(encoding="utf-8"))
 
 
+@cache
+def _pattern(keyword: str) -> re.Pattern[str]:
+    """Latin keywords match whole words and their inflections ("fund" is not in "refund", "fee" not in
+    "feedback", but "crash" is in "crashes"); Chinese ones match anywhere."""
+    escaped = re.escape(keyword.lower())
+    if not keyword.isascii():
+        return re.compile(escaped)
+    return re.compile(rf"(?<![a-z0-9]){escaped}(?:s|es|ed|d|ing)?(?![a-z0-9])")
+
+
 def _best(rules: list[dict], text: str) -> str | None:
     best, best_hits = None, 0
     for rule in rules:
-        hits = sum(text.count(keyword.lower()) for keyword in rule["keywords"])
+        hits = sum(len(_pattern(keyword).findall(text)) for keyword in rule["keywords"])
         if hits > best_hits:
             best, best_hits = rule["value"], hits
     return best

@@ -198,7 +198,11 @@ async def extend_deadline(caller: Caller, complaint_id: int, reason: str, approv
                           ) -> Complaint:
     """15 → 30 days for a complex case; 30 → 60 only with a MANAGER's or ADMIN's approval; never further."""
     text = _text(reason, "reason", MAX_TEXT, required=True)
+    require_role(caller, HANDLERS)
     current = await get(caller, complaint_id)
+    if not rules.allowed("extend", current.status):
+        raise DomainError(ErrorCode.INVALID_TRANSITION,
+                          f"A {current.status.value} complaint has no deadline to extend", "id")
     if current.extension_count >= 2:
         raise DomainError(ErrorCode.LIMIT_EXCEEDED,
                           f"The deadline is at its maximum of {rules.MAX_DAYS} days", "id")
@@ -243,7 +247,7 @@ async def reopen(caller: Caller, complaint_id: int, reason: str) -> Complaint:
 
 async def withdraw(caller: Caller, complaint_id: int, reason: str) -> Complaint:
     text = _text(reason, "reason", MAX_TEXT, required=True)
-    return await _move(caller, complaint_id, "withdraw", roles=FILERS, message=text,
+    return await _move(caller, complaint_id, "withdraw", message=text,
                        changes={"withdrawn_at": clock.now()})
 
 
@@ -294,14 +298,15 @@ async def monitor_sla() -> MonitorReport:
     now = clock.now()
     open_states = list(rules.OPEN)
     at_risk, breached = [], []
+    # The same boundaries as complaint_rules.sla_state: at the due instant it is still AT_RISK.
     for complaint in await Complaint.filter(status__in=open_states, sla_at_risk_recorded=False,
-                                            due_at__lte=now + rules.AT_RISK_WITHIN, due_at__gt=now):
+                                            due_at__lte=now + rules.AT_RISK_WITHIN, due_at__gte=now):
         async with atomic():
             if await Complaint.filter(id=complaint.id, sla_at_risk_recorded=False).update(sla_at_risk_recorded=True):
                 await add_event(complaint, ComplaintEventType.SLA_AT_RISK, actor=None,
                                 message=f"Due {complaint.due_at.isoformat()}: 3 days or less left")
                 at_risk.append(complaint.id)
-    for complaint in await Complaint.filter(status__in=open_states, sla_breached_recorded=False, due_at__lte=now):
+    for complaint in await Complaint.filter(status__in=open_states, sla_breached_recorded=False, due_at__lt=now):
         async with atomic():
             claimed = await Complaint.filter(id=complaint.id, sla_breached_recorded=False).update(
                 sla_breached_recorded=True, sla_at_risk_recorded=True,

@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import itertools
+from datetime import datetime, timezone
+
+from schema.base import from_global_id, to_global_id
+from tests.customers.helpers import create, resident_id
+
 COMPLAINT_FIELDS = """id referenceNo status category reason suggestedCategory suggestedReason priority dueAt
   extensionCount slaState escalationLevel department handler { username } version resolution
   compensationAmount customerAccepted receivedAt resolvedAt closedAt
@@ -30,3 +36,75 @@ async def file(gql, token: str, customer_id: str, **overrides) -> dict:
 async def do(gql, token: str, name: str, **input_fields) -> dict:
     mutation = f"{name}Complaint" if name != "extend" else "extendComplaintDeadline"
     return (await gql(move(name), {"input": input_fields}, token=token))[mutation]
+
+
+# ---------------------------------------------------------------- added for the transition, SLA, intake and
+# subscription tests
+
+_sequence = itertools.count()
+
+GET = f"""query($id: ID!) {{ complaint(id: $id) {{ {COMPLAINT_FIELDS} }} }}"""
+
+
+async def new_customer(gql, token: str, **overrides) -> dict:
+    """A customer with its own resident ID (the default one may exist only once)."""
+    n = 200 + next(_sequence) % 800  # never the default resident ID's sequence, 123
+    return await create(gql, token, idNumber=resident_id(sequence=f"{n:03d}"), **overrides)
+
+
+async def file_raw(gql, token: str, customer_id: str, **overrides) -> dict:
+    """The fileComplaint payload, errors included."""
+    data = {"customerId": customer_id, "channel": "PHONE", "summary": "信用卡年费争议",
+            "description": "客户称未被告知信用卡年费，要求退还。", **overrides}
+    return (await gql(FILE, {"input": data}, token=token))["fileComplaint"]
+
+
+async def fetch(gql, token: str, complaint_id: str) -> dict | None:
+    return (await gql(GET, {"id": complaint_id}, token=token))["complaint"]
+
+
+def pk(global_id: str) -> int:
+    return int(from_global_id(global_id)[1])
+
+
+def staff_gid(member) -> str:
+    return to_global_id("Staff", member.id)
+
+
+def codes(payload: dict) -> list[str]:
+    return [e["code"] for e in payload["errors"]]
+
+
+class frozen_clock:
+    """Stops the wall clock behind services.clock at `at`; clock.travel still moves it. Use as a context
+    manager or call .start()/.stop(); it always resets the travel offset when it stops."""
+
+    def __init__(self, at: datetime) -> None:
+        self.at = at
+
+    def start(self) -> "frozen_clock":
+        from services import clock
+
+        at = self.at
+
+        class _Frozen(datetime):
+            @classmethod
+            def now(cls, tz=None):  # noqa: D401 - the frozen instant
+                return at.astimezone(tz) if tz else at.astimezone(timezone.utc).replace(tzinfo=None)
+
+        self._saved = clock.datetime
+        clock.datetime = _Frozen
+        clock.reset()
+        return self
+
+    def stop(self) -> None:
+        from services import clock
+
+        clock.datetime = self._saved
+        clock.reset()
+
+    def __enter__(self) -> "frozen_clock":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
