@@ -32,10 +32,10 @@ from tortoise import Tortoise
 
 from models.complaints import ComplaintCategory, ComplaintReason, ComplaintStatus
 from models.jobs import Job, JobKind
-from models.staff import Role, Staff
+from models.staff import Role
 from services import clock, complaints, jobs
 from services import complaint_rules as rules
-from services.access import COMMAND_LINE, Caller, require_role
+from services.access import Caller, require_role
 from services.errors import DomainError, ErrorCode, invalid
 
 # DOMAIN.md role table: complaints "all" (ADMIN, MANAGER), the full workflow (COMPLAINT_HANDLER),
@@ -390,25 +390,12 @@ def render_report(rows: list[tuple[tuple[str, ...], Figures]]) -> tuple[str, int
     return BOM + out.getvalue(), len(rows)
 
 
-async def _job_caller(params: dict, job: Job) -> Caller:
-    """The staff member who asked for the report, as they are now (still active, still allowed)."""
-    staff_id = params.get("staff_id", job.created_by_id)
-    if staff_id is None:
-        return COMMAND_LINE
-    staff = await Staff.get_or_none(id=staff_id)
-    if staff is None or not staff.active:
-        raise PermissionError("The staff member who asked for this report is no longer active")
-    caller = Caller(staff=staff, request_id=f"job:{job.id}")
-    require_role(caller, STATS_READERS)
-    return caller
-
-
 async def complaint_report(params: dict, progress) -> dict:
     """Job handler (COMPLAINT_REPORT): the period's complaints per (business type, cause) as a CSV.
 
     Idempotent: it only reads, so a re-delivered job simply computes the report again."""
     job = progress.job
-    caller = await _job_caller(params, job)
+    caller = await jobs.requester(job, STATS_READERS, "this report")
     start, end = check_period(datetime.fromisoformat(params["start"]), datetime.fromisoformat(params["end"]))
     rows = await _aggregate(caller, start, end, [GROUPINGS["CATEGORY"], GROUPINGS["REASON"]])
     await progress.set_total(len(rows))
@@ -420,7 +407,7 @@ async def complaint_report(params: dict, progress) -> dict:
 
 async def start_report(caller: Caller, start: datetime, end: datetime, enqueue: jobs.Enqueue) -> Job:
     """exportComplaintReport: the same roles and period rules as `stats`; a worker builds the CSV."""
-    staff = require_role(caller, STATS_READERS)
+    require_role(caller, STATS_READERS)
     start, end = check_period(start, end)
-    params = {"start": start.isoformat(), "end": end.isoformat(), "staff_id": staff.id if staff else None}
+    params = {"start": start.isoformat(), "end": end.isoformat()}
     return await jobs.create(caller, JobKind.COMPLAINT_REPORT, params, enqueue)

@@ -71,10 +71,9 @@ from models.customers import (
     RiskLevel,
 )
 from models.jobs import Job, JobKind, UploadChunk
-from models.staff import Staff
 from services import customer_rules as rules
 from services import customers, jobs
-from services.access import COMMAND_LINE, Caller, require_role
+from services.access import Caller, require_role
 from services.auth import now
 from services.errors import DomainError, DomainErrors, ErrorCode
 
@@ -118,9 +117,8 @@ async def start_import(caller: Caller, chunks: AsyncIterator[bytes], *, filename
     Streams `chunks` (of any size); never holds more than one stored chunk in memory. An empty file is
     REQUIRED on field `file`, one over 64 MiB LIMIT_EXCEEDED. The job's message is sent only once the
     surrounding transaction commits (the mutation wraps this call in one)."""
-    staff = require_role(caller, customers.WRITERS)
-    params = {"filename": filename, "update_existing": bool(update_existing),
-              "staff_id": staff.id if staff is not None else None}
+    require_role(caller, customers.WRITERS)
+    params = {"filename": filename, "update_existing": bool(update_existing)}
     async with atomic():
         job = await jobs.create(caller, JobKind.IMPORT_CUSTOMERS, params, enqueue)
         buffer = bytearray()
@@ -728,22 +726,6 @@ async def _custom_plans() -> None:
 # ---------------------------------------------------------------- the job handler
 
 
-async def _caller(params: dict, job: Job) -> Caller:
-    """The staff member who started the import, as they are now (role and branch)."""
-    staff_id = params.get("staff_id", job.created_by_id)
-    if staff_id is None:
-        return COMMAND_LINE
-    staff = await Staff.get_or_none(id=staff_id)
-    if staff is None or not staff.active:
-        raise FileRejected("The staff member who started this import is no longer active")
-    caller = Caller(staff=staff, request_id=f"job:{job.id}")
-    try:
-        require_role(caller, customers.WRITERS)
-    except DomainError:
-        raise FileRejected("The staff member who started this import may no longer change customers") from None
-    return caller
-
-
 async def import_csv(params: dict, progress: jobs.Progress) -> dict:
     """Job handler (IMPORT_CUSTOMERS); see the module docstring for the file format and row numbers.
 
@@ -754,7 +736,10 @@ async def import_csv(params: dict, progress: jobs.Progress) -> dict:
         if job.result and "rows" in job.result:  # finished, but the worker died before it could say so
             return job.result
         raise FileRejected("The uploaded file is no longer stored; upload it again")
-    caller = await _caller(params, job)
+    try:
+        caller = await jobs.requester(job, customers.WRITERS, "this import")
+    except jobs.RequesterGone as exc:
+        raise FileRejected(str(exc)) from None
     update_existing = bool(params.get("update_existing"))
     scan = await _scan(job.id, update_existing)
     await progress.set_total(scan.rows)

@@ -11,7 +11,8 @@ from tortoise.queryset import QuerySet
 
 from core.db import atomic, on_commit
 from models.jobs import Job, JobKind, JobStatus
-from services.access import ALL_ROLES, JOB_OVERSEERS, Caller, require_role
+from models.staff import Role, Staff
+from services.access import ALL_ROLES, COMMAND_LINE, JOB_OVERSEERS, Caller, require_role
 from services.auth import now
 from services.errors import not_found
 
@@ -124,6 +125,23 @@ async def run(job_id: int, handlers: Mapping[JobKind, Handler], publish: Publish
     async with atomic():
         await job.save()
     await publish(channel(job.id), {"id": job.id, "status": job.status.value})
+
+
+class RequesterGone(Exception):
+    """The staff member who asked for a job is no longer active or no longer allowed to: the job fails."""
+
+
+async def requester(job: Job, roles: frozenset[Role], what: str) -> Caller:
+    """The staff member who asked for `job`, as they are now, acting for it in a worker."""
+    if job.created_by_id is None:
+        return COMMAND_LINE
+    staff = await Staff.get_or_none(id=job.created_by_id)
+    if staff is None or not staff.active:
+        raise RequesterGone(f"The staff member who asked for {what} is no longer active")
+    caller = Caller(staff=staff, request_id=f"job:{job.id}")
+    if staff.role not in roles:
+        raise RequesterGone(f"The staff member who asked for {what} may no longer do it")
+    return caller
 
 
 async def unfinished() -> list[int]:

@@ -428,7 +428,7 @@ async def test_the_report_job_end_to_end(app):
     job = await complaint_stats.start_report(analyst, START, END, sent.append)
     assert sent == [job.id]
     assert job.kind == JobKind.COMPLAINT_REPORT and job.status == JobStatus.QUEUED
-    assert job.params["staff_id"] == analyst.staff.id
+    assert job.created_by_id == analyst.staff.id
 
     await jobs.run(job.id, JOB_HANDLERS, _no_publish)
     job = await Job.get(id=job.id)
@@ -499,7 +499,7 @@ async def test_the_report_runs_as_its_requester_is_now(app):
     staff.active, staff.role = True, Role.RELATIONSHIP_MANAGER
     await staff.save(update_fields=["active", "role"])
     job = await complaint_stats.start_report(COMMAND_LINE, START, END, lambda job_id: None)
-    job.params = {**job.params, "staff_id": staff.id}
-    await job.save(update_fields=["params"])
+    job.created_by_id = staff.id
+    await job.save(update_fields=["created_by_id"])
     await jobs.run(job.id, JOB_HANDLERS, _no_publish)
     assert (await Job.get(id=job.id)).status == JobStatus.FAILED
