@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import random
 import statistics
 import sys
@@ -34,9 +33,10 @@ import time
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
-from urllib.parse import urlparse
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench import common  # noqa: E402
 
 import asyncpg  # noqa: E402
 from tortoise import Tortoise  # noqa: E402
@@ -148,13 +148,6 @@ def _complaint(rng: random.Random, number: int, customers: list[tuple[int, str]]
     )
 
 
-async def reset_database(url: str) -> None:
-    conn = await asyncpg.connect(url.replace("postgres://", "postgresql://", 1))
-    try:
-        await conn.execute("DROP SCHEMA public CASCADE; CREATE SCHEMA public;")
-    finally:
-        await conn.close()
-
 
 async def populate(url: str, rows: int, seed: int, now: datetime, first: datetime) -> dict:
     rng = random.Random(seed)
@@ -214,27 +207,16 @@ async def floor(url: str, start: datetime, end: datetime, runs: int) -> tuple[li
         await conn.close()
 
 
-async def _no_publish(channel: str, message: dict) -> None:
-    return None
-
 
 async def main(args: argparse.Namespace) -> int:
     url = args.database_url
-    parsed = urlparse(url)
-    if not parsed.scheme.startswith("postgres"):
-        print("This benchmark needs PostgreSQL (postgres://...)", file=sys.stderr)
-        return 2
-    if parsed.path.lstrip("/") == "test" and not args.force:
-        print("Refusing to wipe the database named `test` (the test suite's); pass --force to do it anyway",
-              file=sys.stderr)
-        return 2
+    if (refused := common.refuse_or_none(args)) is not None:
+        return refused
 
     now = datetime.now(timezone.utc).replace(microsecond=0)
     end = now + timedelta(seconds=1)
     start = now - timedelta(days=365)
-    print(f"database   {parsed.hostname}:{parsed.port or 5432}{parsed.path} (schema `public` dropped and migrated)")
-    await reset_database(url)
-    await db.migrate(url)
+    await common.fresh_database(url)
     summary = await populate(url, args.rows, args.seed, now, start)
     print(f"populated  {summary['n']:,} complaints ({summary['size']}) and {CUSTOMERS:,} customers with COPY in "
           f"{summary['seconds']:.1f} s: {summary['categories']} business types, {summary['reasons']} causes, "
@@ -260,7 +242,7 @@ async def main(args: argparse.Namespace) -> int:
 
         async def report():
             job = await complaint_stats.start_report(COMMAND_LINE, start, end, lambda job_id: None)
-            await jobs.run(job.id, JOB_HANDLERS, _no_publish)
+            await jobs.run(job.id, JOB_HANDLERS, common.no_publish)
             job = await Job.get(id=job.id)
             assert job.status == JobStatus.SUCCEEDED, job.errors
             return job.result
@@ -310,13 +292,7 @@ async def main(args: argparse.Namespace) -> int:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rows", type=int, default=100_000)
-    parser.add_argument("--database-url", default=os.environ.get("CRM_BENCH_DATABASE_URL"), required=
-                        "CRM_BENCH_DATABASE_URL" not in os.environ,
-                        help="postgres://... of a scratch database: its public schema is DROPPED")
-    parser.add_argument("--force", action="store_true", help="allow a database named `test`")
-    parser.add_argument("--seed", type=int, default=2026)
+    parser = common.parser(__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=5, help="timed runs per group-by, after one warm-up")
     parser.add_argument("--explain", nargs="*", metavar="GROUP_BY", default=None,
                         help="print EXPLAIN ANALYZE of these group-bys' statements")

@@ -26,7 +26,6 @@ import argparse
 import asyncio
 import cProfile
 import csv
-import os
 import pstats
 import random
 import resource
@@ -35,9 +34,10 @@ import tempfile
 import time
 from datetime import date
 from pathlib import Path
-from urllib.parse import urlparse
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench import common  # noqa: E402
 
 import asyncpg  # noqa: E402
 
@@ -109,16 +109,6 @@ async def _file_pieces(path: Path, size: int = 256 * 1024):
             yield data
 
 
-async def _no_publish(channel: str, message: dict) -> None:
-    return None
-
-
-async def reset_database(url: str) -> None:
-    conn = await asyncpg.connect(url.replace("postgres://", "postgresql://", 1))
-    try:
-        await conn.execute("DROP SCHEMA public CASCADE; CREATE SCHEMA public;")
-    finally:
-        await conn.close()
 
 
 async def floor(url: str, path: Path) -> tuple[float, int]:
@@ -158,18 +148,10 @@ async def floor(url: str, path: Path) -> tuple[float, int]:
 
 async def main(args: argparse.Namespace) -> int:
     url = args.database_url
-    parsed = urlparse(url)
-    if not parsed.scheme.startswith("postgres"):
-        print("This benchmark needs PostgreSQL (postgres://...)", file=sys.stderr)
-        return 2
-    if parsed.path.lstrip("/") == "test" and not args.force:
-        print("Refusing to wipe the database named `test` (the test suite's); pass --force to do it anyway",
-              file=sys.stderr)
-        return 2
+    if (refused := common.refuse_or_none(args)) is not None:
+        return refused
 
-    print(f"database   {parsed.hostname}:{parsed.port or 5432}{parsed.path} (schema `public` dropped and migrated)")
-    await reset_database(url)
-    await db.migrate(url)
+    await common.fresh_database(url)
     await db.init_orm(url)
     try:
         with tempfile.TemporaryDirectory() as folder:
@@ -192,7 +174,7 @@ async def main(args: argparse.Namespace) -> int:
             started = time.perf_counter()
             if profiler:
                 profiler.enable()
-            await jobs.run(job.id, JOB_HANDLERS, _no_publish)
+            await jobs.run(job.id, JOB_HANDLERS, common.no_publish)
             if profiler:
                 profiler.disable()
             elapsed = time.perf_counter() - started
@@ -241,13 +223,7 @@ async def main(args: argparse.Namespace) -> int:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rows", type=int, default=100_000)
-    parser.add_argument("--database-url", default=os.environ.get("CRM_BENCH_DATABASE_URL"), required=
-                        "CRM_BENCH_DATABASE_URL" not in os.environ,
-                        help="postgres://... of a scratch database: its public schema is DROPPED")
-    parser.add_argument("--force", action="store_true", help="allow a database named `test`")
-    parser.add_argument("--seed", type=int, default=2026)
+    parser = common.parser(__doc__.split("\n\n")[0])
     parser.add_argument("--profile", type=int, default=0, metavar="N",
                         help="profile the import with cProfile and print the N most expensive calls")
     return parser.parse_args(argv)

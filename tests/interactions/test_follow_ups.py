@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta, timezone
 
 import pytest
 
 from models.audit import AuditEntry
 from models.follow_ups import FollowUp
 from models.staff import Department, Role, Staff
-from schema.base import from_global_id, to_global_id
+from schema.base import to_global_id
 from services import clock
-from tests.customers.helpers import create, resident_id
+from tests.interactions.helpers import HERE, THERE, at, audit_of, codes, pk, second_customer
+from tests.customers.helpers import create
 
 FIELDS = """id title description department priority status dueAt overdue createdAt completedAt
   customer { id } assignee { id username } createdBy { username }"""
@@ -26,25 +27,8 @@ CUSTOMER_FOLLOW_UPS = """query($id: ID!, $first: Int, $after: String) { customer
   followUps(first: $first, after: $after) { totalCount pageInfo { hasNextPage endCursor }
     edges { node { title customer { id } } } } } }"""
 
-HERE, THERE = "北京朝阳支行", "上海浦东支行"
-
-
-def pk(global_id: str) -> int:
-    parsed = from_global_id(global_id)
-    assert parsed is not None, global_id
-    return int(parsed[1])
-
-
 def sid(member: Staff) -> str:
     return to_global_id("Staff", member.id)
-
-
-def at(value: str) -> datetime:
-    return datetime.fromisoformat(value.replace("Z", "+00:00"))
-
-
-def codes(result: dict) -> list[tuple[str, list[str] | None]]:
-    return [(e["code"], e["field"]) for e in result["errors"]]
 
 
 async def create_follow_up(gql, token: str, **fields) -> dict:
@@ -60,31 +44,6 @@ async def created(gql, token: str, **fields) -> dict:
 
 async def update(gql, token: str, follow_up_id: str, **fields) -> dict:
     return (await gql(UPDATE, {"input": {"id": follow_up_id, **fields}}, token=token))["updateFollowUp"]
-
-
-async def second_customer(gql, token: str, **overrides) -> dict:
-    return await create(gql, token, **{"name": "李四", "idNumber": resident_id(sequence="135"), "phone": None,
-                                       "email": None, **overrides})
-
-
-async def audit_of(action: str, subject_id: str) -> AuditEntry:
-    found = await AuditEntry.get_or_none(action=action, subject_id=str(pk(subject_id)))
-    assert found is not None, f"no {action} audit entry for {subject_id}"
-    return found
-
-
-@pytest.fixture(autouse=True)
-def _real_time():
-    clock.reset()
-    try:
-        yield
-    finally:
-        clock.reset()
-
-
-@pytest.fixture
-async def customer(gql, admin) -> dict:
-    return await create(gql, admin[1])
 
 
 # --- creating --------------------------------------------------------------------------------------------

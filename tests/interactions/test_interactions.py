@@ -10,9 +10,10 @@ from models.audit import AuditEntry
 from models.customers import Customer
 from models.interactions import Interaction
 from models.staff import Role
-from schema.base import from_global_id, to_global_id
+from schema.base import to_global_id
 from services import clock
-from tests.customers.helpers import create, resident_id
+from tests.interactions.helpers import HERE, THERE, at, audit_of, pk, second_customer
+from tests.customers.helpers import create
 
 FIELDS = """id channel direction kind status subject content outcome occurredAt durationSeconds resolvedAt createdAt
   customer { id } staff { id username }"""
@@ -26,19 +27,6 @@ CUSTOMER_PAGE = """query($id: ID!, $first: Int, $after: String) { customer(id: $
   interactions(first: $first, after: $after) { totalCount pageInfo { hasNextPage endCursor }
     edges { cursor node { id subject occurredAt } } } } }"""
 NODE = """query($id: ID!) { node(id: $id) { __typename id ... on Interaction { subject customer { id } } } }"""
-
-HERE, THERE = "北京朝阳支行", "上海浦东支行"
-
-
-def pk(global_id: str) -> int:
-    parsed = from_global_id(global_id)
-    assert parsed is not None, global_id
-    return int(parsed[1])
-
-
-def at(value: str) -> datetime:
-    return datetime.fromisoformat(value.replace("Z", "+00:00"))
-
 
 def iso(moment: datetime) -> str:
     return moment.isoformat()
@@ -58,31 +46,6 @@ async def logged(gql, token: str, customer_id: str, **overrides) -> dict:
     result = await log(gql, token, customer_id, **overrides)
     assert result["errors"] == [], result["errors"]
     return result["interaction"]
-
-
-async def second_customer(gql, token: str, **overrides) -> dict:
-    return await create(gql, token, **{"name": "李四", "idNumber": resident_id(sequence="135"), "phone": None,
-                                       "email": None, **overrides})
-
-
-async def audit_of(action: str, subject_id: str) -> AuditEntry:
-    entry_ = await AuditEntry.get_or_none(action=action, subject_id=str(pk(subject_id)))
-    assert entry_ is not None, f"no {action} audit entry for {subject_id}"
-    return entry_
-
-
-@pytest.fixture(autouse=True)
-def _real_time():
-    clock.reset()
-    try:
-        yield
-    finally:
-        clock.reset()
-
-
-@pytest.fixture
-async def customer(gql, admin) -> dict:
-    return await create(gql, admin[1])
 
 
 # --- logging ---------------------------------------------------------------------------------------------

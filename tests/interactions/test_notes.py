@@ -7,26 +7,14 @@ import pytest
 from models.audit import AuditEntry
 from models.notes import Note
 from models.staff import Role
-from schema.base import from_global_id, to_global_id
+from schema.base import to_global_id
+from tests.interactions.helpers import HERE, THERE, codes, pk
 from tests.customers.helpers import create, resident_id
 
 ADD = """mutation($input: AddNoteInput!) { addNote(input: $input) {
   note { id body visibility createdAt author { id username } } errors { field message code } } }"""
 NOTES = """query($id: ID!) { customer(id: $id) { notes { id body visibility author { username } } } }"""
 NODE = """query($id: ID!) { node(id: $id) { __typename id ... on Note { body visibility author { username } } } }"""
-
-HERE, THERE = "北京朝阳支行", "上海浦东支行"
-
-
-def pk(global_id: str) -> int:
-    parsed = from_global_id(global_id)
-    assert parsed is not None, global_id
-    return int(parsed[1])
-
-
-def codes(result: dict) -> list[tuple[str, list[str] | None]]:
-    return [(e["code"], e["field"]) for e in result["errors"]]
-
 
 async def add(gql, token: str, subject_id: str, body: str = "客户偏好上午来电", **fields) -> dict:
     return (await gql(ADD, {"input": {"subjectId": subject_id, "body": body, **fields}}, token=token))["addNote"]
@@ -36,11 +24,6 @@ async def added(gql, token: str, subject_id: str, body: str = "客户偏好上�
     result = await add(gql, token, subject_id, body, **fields)
     assert result["errors"] == [], result["errors"]
     return result["note"]
-
-
-@pytest.fixture
-async def customer(gql, admin) -> dict:
-    return await create(gql, admin[1])
 
 
 async def test_a_note_is_internal_by_default_and_written_by_the_caller(gql, staff_factory, customer):
