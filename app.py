@@ -67,9 +67,14 @@ class CRMGraphQL(GraphQL):
     async def get_context(self, request: Request | WebSocket, response: Response | None = None) -> Context:
         runtime: Runtime = self.app.state.runtime
         context = Context(
-            request=request, response=response, settings=self.settings, pubsub=runtime.pubsub, queue=runtime.queue,
+            request=request,
+            response=response,
+            settings=self.settings,
+            pubsub=runtime.pubsub,
+            queue=runtime.queue,
             request_id=request.scope.get("state", {}).get("request_id", ""),
-            ip=request.client.host if request.client else None, metrics=self.metrics,
+            ip=request.client.host if request.client else None,
+            metrics=self.metrics,
         )
         return context
 
@@ -120,8 +125,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
     async def readyz(request: Request) -> JSONResponse:
         checks = {"database": await _database_ready(), "broker": await _broker_ready(app.state.runtime)}
         ready = all(checks.values())
-        return JSONResponse({"status": "ready" if ready else "unavailable", "checks": checks},
-                            status_code=200 if ready else 503)
+        return JSONResponse(
+            {"status": "ready" if ready else "unavailable", "checks": checks}, status_code=200 if ready else 503
+        )
 
     async def metrics_endpoint(request: Request) -> Response:
         return Response(metrics.render(await _job_counts()), media_type="text/plain; version=0.0.4")
@@ -129,14 +135,16 @@ def create_app(settings: Settings | None = None) -> Starlette:
     async def job_download(request: Request) -> Response:
         return await _download(request, settings)
 
-    app.router.routes.extend([
-        Route("/jobs/{job_id:int}/download", job_download),
-        Route("/graphql", graphql, methods=["GET", "POST"]),
-        WebSocketRoute("/graphql", graphql),
-        Route("/healthz", healthz),
-        Route("/readyz", readyz),
-        Route("/metrics", metrics_endpoint),
-    ])
+    app.router.routes.extend(
+        [
+            Route("/jobs/{job_id:int}/download", job_download),
+            Route("/graphql", graphql, methods=["GET", "POST"]),
+            WebSocketRoute("/graphql", graphql),
+            Route("/healthz", healthz),
+            Route("/readyz", readyz),
+            Route("/metrics", metrics_endpoint),
+        ]
+    )
     if not settings.production and graphiql_assets_present():
         app.router.routes.append(Mount("/static/graphiql", StaticFiles(directory=GRAPHIQL_STATIC_DIR)))
     return app
@@ -163,8 +171,9 @@ async def _download(request: Request, settings: Settings) -> Response:
     staff = await auth.authenticate(token, secret_key=settings.secret_key) if token else None
     if staff is None:
         return JSONResponse({"error": "UNAUTHENTICATED"}, status_code=401)
-    caller = Caller(staff, request.scope.get("state", {}).get("request_id"),
-                    request.client.host if request.client else None)
+    caller = Caller(
+        staff, request.scope.get("state", {}).get("request_id"), request.client.host if request.client else None
+    )
     try:
         job = await jobs.get(caller, request.path_params["job_id"])
     except DomainError:
@@ -174,8 +183,11 @@ async def _download(request: Request, settings: Settings) -> Response:
         return JSONResponse({"error": "NOT_FOUND", "message": "This job has no file (yet)"}, status_code=404)
     await audit.record(caller, "job.download", subject_type="Job", subject_id=str(job.id))
     filename = result.get("filename", f"job-{job.id}.csv")
-    return Response(result["csv"], media_type=result.get("contentType", "text/csv") + "; charset=utf-8",
-                    headers={"Content-Disposition": f'attachment; filename="{filename}"'})
+    return Response(
+        result["csv"],
+        media_type=result.get("contentType", "text/csv") + "; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )
 
 
 async def _database_ready() -> bool:
@@ -303,8 +315,13 @@ def cmd_create_staff(settings: Settings, args: argparse.Namespace) -> int:
             await db.ensure_migrated()
             async with db.atomic():
                 created = await staff.create(
-                    COMMAND_LINE, username=args.username, display_name=args.display_name, password=password,
-                    role=Role(args.role), department=Department(args.department), branch=args.branch,
+                    COMMAND_LINE,
+                    username=args.username,
+                    display_name=args.display_name,
+                    password=password,
+                    role=Role(args.role),
+                    department=Department(args.department),
+                    branch=args.branch,
                 )
                 await audit.record(COMMAND_LINE, "staff.create", subject_type="Staff", subject_id=str(created.id))
             print(f"created {created.role} {created.username}")
@@ -348,7 +365,8 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument("--threads", type=int, default=8)
     worker.set_defaults(run=cmd_worker)
     sub.add_parser("scheduler", help="send periodic work to the workers (run exactly one)").set_defaults(
-        run=cmd_scheduler)
+        run=cmd_scheduler
+    )
     sub.add_parser("migrate", help="apply database migrations").set_defaults(run=cmd_migrate)
     make = sub.add_parser("makemigrations", help="write a migration for model changes (developers)")
     make.add_argument("name")
@@ -366,8 +384,11 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--role", required=True, choices=[r.value for r in Role])
     create.add_argument("--department", required=True, choices=[d.value for d in Department])
     create.add_argument("--branch")
-    create.add_argument("--password-from-env", action="store_true",
-                        help="read the password from CRM_NEW_STAFF_PASSWORD instead of stdin")
+    create.add_argument(
+        "--password-from-env",
+        action="store_true",
+        help="read the password from CRM_NEW_STAFF_PASSWORD instead of stdin",
+    )
     create.set_defaults(run=cmd_create_staff)
     return parser
 

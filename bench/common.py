@@ -15,9 +15,12 @@ from core import db
 def parser(description: str) -> argparse.ArgumentParser:
     options = argparse.ArgumentParser(description=description)
     options.add_argument("--rows", type=int, default=100_000)
-    options.add_argument("--database-url", default=os.environ.get("CRM_BENCH_DATABASE_URL"),
-                         required="CRM_BENCH_DATABASE_URL" not in os.environ,
-                         help="postgres://... of a scratch database: its public schema is DROPPED")
+    options.add_argument(
+        "--database-url",
+        default=os.environ.get("CRM_BENCH_DATABASE_URL"),
+        required="CRM_BENCH_DATABASE_URL" not in os.environ,
+        help="postgres://... of a scratch database: its public schema is DROPPED",
+    )
     options.add_argument("--force", action="store_true", help="allow a database named `test`")
     options.add_argument("--seed", type=int, default=2026)
     return options

@@ -37,22 +37,34 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench import common  # noqa: E402
+import asyncpg
 
-import asyncpg  # noqa: E402
+from bench import common
+from core import db
+from core.db import atomic
+from models.customers import Customer, CustomerTag
+from models.jobs import Job, JobStatus
+from services import customer_import, customer_rules, jobs
+from services.access import COMMAND_LINE
+from services.auth import now
+from services.demo_data import fake_person
+from tasks.jobs import JOB_HANDLERS
 
-from core import db  # noqa: E402
-from core.db import atomic  # noqa: E402
-from models.customers import Customer, CustomerTag  # noqa: E402
-from models.jobs import Job, JobStatus  # noqa: E402
-from services import customer_import, customer_rules, jobs  # noqa: E402
-from services.access import COMMAND_LINE  # noqa: E402
-from services.auth import now  # noqa: E402
-from services.demo_data import fake_person  # noqa: E402
-from tasks.jobs import JOB_HANDLERS  # noqa: E402
-
-COLUMNS = ["name", "gender", "birth_date", "id_type", "id_number", "phone", "email", "address", "occupation",
-           "risk_level", "branch", "preferred_channel", "tags"]
+COLUMNS = [
+    "name",
+    "gender",
+    "birth_date",
+    "id_type",
+    "id_number",
+    "phone",
+    "email",
+    "address",
+    "occupation",
+    "risk_level",
+    "branch",
+    "preferred_channel",
+    "tags",
+]
 TAGS = ("代发工资", "高净值潜力", "老客户", "线上活跃")
 CHANNELS = ("BRANCH", "PHONE", "MOBILE_APP", "WECHAT", "")
 TODAY = date(2026, 1, 1)
@@ -97,9 +109,23 @@ def generate(path: Path, rows: int, seed: int) -> int:
                 continue
             seen.add(p.resident_id)
             tags = ";".join(rng.sample(TAGS, rng.randint(0, 2)))
-            writer.writerow([p.name, p.gender, p.birth_date.isoformat(), "RESIDENT_ID", p.resident_id, p.mobile,
-                             p.email or "", p.address, p.occupation, f"C{rng.randint(1, 5)}", p.branch,
-                             rng.choice(CHANNELS), tags])
+            writer.writerow(
+                [
+                    p.name,
+                    p.gender,
+                    p.birth_date.isoformat(),
+                    "RESIDENT_ID",
+                    p.resident_id,
+                    p.mobile,
+                    p.email or "",
+                    p.address,
+                    p.occupation,
+                    f"C{rng.randint(1, 5)}",
+                    p.branch,
+                    rng.choice(CHANNELS),
+                    tags,
+                ]
+            )
     return path.stat().st_size
 
 
@@ -109,17 +135,39 @@ async def _file_pieces(path: Path, size: int = 256 * 1024):
             yield data
 
 
-
-
 async def floor(url: str, path: Path) -> tuple[float, int]:
     """The same rows with csv + asyncpg COPY into a scratch copy of the customer table: no validation."""
     conn = await asyncpg.connect(url.replace("postgres://", "postgresql://", 1))
     try:
-        await conn.execute("DROP TABLE IF EXISTS bench_floor_customer; "
-                           "CREATE TABLE bench_floor_customer (LIKE customer INCLUDING ALL);")
-        columns = ["customer_no", "kind", "name", "gender", "birth_date", "id_type", "id_number", "phone", "email",
-                   "address", "occupation", "risk_level", "kyc_status", "status", "branch", "preferred_channel",
-                   "completeness", "aum", "debt", "churn_risk", "version", "created_at", "updated_at"]
+        await conn.execute(
+            "DROP TABLE IF EXISTS bench_floor_customer; "
+            "CREATE TABLE bench_floor_customer (LIKE customer INCLUDING ALL);"
+        )
+        columns = [
+            "customer_no",
+            "kind",
+            "name",
+            "gender",
+            "birth_date",
+            "id_type",
+            "id_number",
+            "phone",
+            "email",
+            "address",
+            "occupation",
+            "risk_level",
+            "kyc_status",
+            "status",
+            "branch",
+            "preferred_channel",
+            "completeness",
+            "aum",
+            "debt",
+            "churn_risk",
+            "version",
+            "created_at",
+            "updated_at",
+        ]
         started = time.perf_counter()
         stamp = now()
         count = 0
@@ -127,11 +175,33 @@ async def floor(url: str, path: Path) -> tuple[float, int]:
         with open(path, encoding="utf-8", newline="") as source:
             reader = csv.DictReader(source)
             for number, r in enumerate(reader, start=1):
-                batch.append((
-                    f"C{number:010d}", "INDIVIDUAL", r["name"], r["gender"], date.fromisoformat(r["birth_date"]),
-                    r["id_type"], r["id_number"], r["phone"], r["email"] or None, r["address"], r["occupation"],
-                    r["risk_level"], "PENDING", "ACTIVE", r["branch"], r["preferred_channel"] or None, 1.0, 0, 0,
-                    0.0, 1, stamp, stamp))
+                batch.append(
+                    (
+                        f"C{number:010d}",
+                        "INDIVIDUAL",
+                        r["name"],
+                        r["gender"],
+                        date.fromisoformat(r["birth_date"]),
+                        r["id_type"],
+                        r["id_number"],
+                        r["phone"],
+                        r["email"] or None,
+                        r["address"],
+                        r["occupation"],
+                        r["risk_level"],
+                        "PENDING",
+                        "ACTIVE",
+                        r["branch"],
+                        r["preferred_channel"] or None,
+                        1.0,
+                        0,
+                        0,
+                        0.0,
+                        1,
+                        stamp,
+                        stamp,
+                    )
+                )
                 if len(batch) == 10_000:
                     await conn.copy_records_to_table("bench_floor_customer", records=batch, columns=columns)
                     count += len(batch)
@@ -162,8 +232,13 @@ async def main(args: argparse.Namespace) -> int:
 
             started = time.perf_counter()
             async with atomic():
-                job = await customer_import.start_import(COMMAND_LINE, _file_pieces(path), filename=path.name,
-                                                         update_existing=False, enqueue=lambda job_id: None)
+                job = await customer_import.start_import(
+                    COMMAND_LINE,
+                    _file_pieces(path),
+                    filename=path.name,
+                    update_existing=False,
+                    enqueue=lambda job_id: None,
+                )
             upload = time.perf_counter() - started
             print(f"stored     {size / 2**20:.1f} MiB as upload chunks in {upload:.1f} s")
 
@@ -193,26 +268,38 @@ async def main(args: argparse.Namespace) -> int:
 
         rate = args.rows / elapsed
         print(f"result     {job.result}; {customers:,} customers, {tags:,} tags in the database")
-        print(f"sample     {sample.customer_no} {sample.name} completeness={sample.completeness} "
-              f"(assess: {customer_rules.assess(sample)[0]})")
+        print(
+            f"sample     {sample.customer_no} {sample.name} completeness={sample.completeness} "
+            f"(assess: {customer_rules.assess(sample)[0]})"
+        )
         print()
-        print(f"import     {args.rows:,} rows in {elapsed:.1f} s = {rate:,.0f} rows/s "
-              f"(target >= 2,000 rows/s: {'met' if rate >= 2000 else 'NOT MET'})")
+        print(
+            f"import     {args.rows:,} rows in {elapsed:.1f} s = {rate:,.0f} rows/s "
+            f"(target >= 2,000 rows/s: {'met' if rate >= 2000 else 'NOT MET'})"
+        )
         print(f"upload+import {args.rows / (elapsed + upload):,.0f} rows/s end to end")
         process_peak = max(peak_before, peak_after)
-        print(f"peak RSS   {_mib(process_peak):.0f} MiB for the whole process, generation and upload included "
-              f"(getrusage ru_maxrss)")
+        print(
+            f"peak RSS   {_mib(process_peak):.0f} MiB for the whole process, generation and upload included "
+            f"(getrusage ru_maxrss)"
+        )
         if import_peak is not None and rss_before is not None:
-            print(f"import peak {_mib(import_peak):.0f} MiB during the import alone (VmHWM reset before it; "
-                  f"+{_mib(import_peak - rss_before):.0f} MiB over the RSS before it; target < 300 MB: "
-                  f"{'met' if import_peak * 1024 < 300e6 else 'NOT MET'})")
+            print(
+                f"import peak {_mib(import_peak):.0f} MiB during the import alone (VmHWM reset before it; "
+                f"+{_mib(import_peak - rss_before):.0f} MiB over the RSS before it; target < 300 MB: "
+                f"{'met' if import_peak * 1024 < 300e6 else 'NOT MET'})"
+            )
         else:
             print(f"peak after the import {_mib(peak_after):.0f} MiB (getrusage)")
         if rss_before is not None and rss_after is not None:
-            print(f"RSS        {_mib(rss_before):.0f} MiB before the import, {_mib(rss_after):.0f} MiB after: "
-                  f"delta {_mib(rss_after - rss_before):+.0f} MiB")
-        print(f"FLOOR      {floor_rows:,} rows with csv + asyncpg COPY in {floor_elapsed:.1f} s = "
-              f"{floor_rows / floor_elapsed:,.0f} rows/s")
+            print(
+                f"RSS        {_mib(rss_before):.0f} MiB before the import, {_mib(rss_after):.0f} MiB after: "
+                f"delta {_mib(rss_after - rss_before):+.0f} MiB"
+            )
+        print(
+            f"FLOOR      {floor_rows:,} rows with csv + asyncpg COPY in {floor_elapsed:.1f} s = "
+            f"{floor_rows / floor_elapsed:,.0f} rows/s"
+        )
         print(f"ratio      ours / floor = {elapsed / floor_elapsed:.1f}x the time")
         if profiler:
             print()
@@ -224,8 +311,13 @@ async def main(args: argparse.Namespace) -> int:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = common.parser(__doc__.split("\n\n")[0])
-    parser.add_argument("--profile", type=int, default=0, metavar="N",
-                        help="profile the import with cProfile and print the N most expensive calls")
+    parser.add_argument(
+        "--profile",
+        type=int,
+        default=0,
+        metavar="N",
+        help="profile the import with cProfile and print the N most expensive calls",
+    )
     return parser.parse_args(argv)
 
 

@@ -15,7 +15,16 @@ from tortoise.migrations.api import migrate as migrate_api
 from tortoise.migrations.executor import MigrationExecutor
 from tortoise.transactions import in_transaction
 
-MODEL_MODULES = ["models.staff", "models.jobs", "models.audit", "models.customers", "models.interactions", "models.follow_ups", "models.notes", "models.complaints"]
+MODEL_MODULES = [
+    "models.staff",
+    "models.jobs",
+    "models.audit",
+    "models.customers",
+    "models.interactions",
+    "models.follow_ups",
+    "models.notes",
+    "models.complaints",
+]
 APP_CONFIG = {"models": MODEL_MODULES, "default_connection": "default", "migrations": "migrations"}
 
 log = logging.getLogger(__name__)
@@ -123,4 +132,6 @@ def on_commit(hook: Callable[[], object]) -> None:
         hook()
     else:
         hooks.append(hook)
+
+
 DEVELOPER_CONFIG = tortoise_config("sqlite://:memory:")

@@ -23,13 +23,10 @@ GRAPHIQL_STYLESHEETS: tuple[str, ...] = ("graphiql.min.css",)
 GRAPHIQL_ASSETS: tuple[str, ...] = GRAPHIQL_STYLESHEETS + GRAPHIQL_SCRIPTS
 
 
-def graphiql_assets_present(dir: Path = GRAPHIQL_STATIC_DIR) -> bool:  # noqa: A002 - name fixed by the API
+def graphiql_assets_present(dir: Path = GRAPHIQL_STATIC_DIR) -> bool:
     """True when every file the page references exists (non-empty) in ``dir``."""
     directory = Path(dir)
-    return all(
-        (directory / name).is_file() and (directory / name).stat().st_size > 0
-        for name in GRAPHIQL_ASSETS
-    )
+    return all((directory / name).is_file() and (directory / name).stat().st_size > 0 for name in GRAPHIQL_ASSETS)
 
 
 def _same_origin_path(value: str, what: str) -> str:

@@ -56,10 +56,17 @@ class RequestContext:
             elapsed = time.perf_counter() - started
             if scope["type"] == "http":
                 self.metrics.observe_request(scope["method"], scope["path"], status, elapsed)
-                log.info("request", extra={
-                    "request_id": request_id, "method": scope["method"], "path": scope["path"], "status": status,
-                    "duration_ms": round(elapsed * 1000, 1), "client": (scope.get("client") or ("",))[0],
-                })
+                log.info(
+                    "request",
+                    extra={
+                        "request_id": request_id,
+                        "method": scope["method"],
+                        "path": scope["path"],
+                        "status": status,
+                        "duration_ms": round(elapsed * 1000, 1),
+                        "client": (scope.get("client") or ("",))[0],
+                    },
+                )
             request_id_var.reset(token)
 
 
@@ -110,10 +117,21 @@ class BodyLimit:
 
 
 async def _reject(send: Send, limit: int) -> None:
-    body = json.dumps({"errors": [{
-        "message": f"Request body is larger than {limit // 1024} KiB",
-        "extensions": {"code": "LIMIT_EXCEEDED"},
-    }]}).encode()
-    await send({"type": "http.response.start", "status": 413,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+    body = json.dumps(
+        {
+            "errors": [
+                {
+                    "message": f"Request body is larger than {limit // 1024} KiB",
+                    "extensions": {"code": "LIMIT_EXCEEDED"},
+                }
+            ]
+        }
+    ).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 413,
+            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+        }
+    )
     await send({"type": "http.response.body", "body": body})

@@ -10,14 +10,19 @@ KNOWN_ROUTES = frozenset({"/graphql", "/healthz", "/readyz", "/metrics"})
 class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
-        self.requests = Counter("crm_http_requests_total", "HTTP requests", ["method", "route", "status"],
-                                registry=self.registry)
+        self.requests = Counter(
+            "crm_http_requests_total", "HTTP requests", ["method", "route", "status"], registry=self.registry
+        )
         self.latency = Histogram(
-            "crm_http_request_duration_seconds", "HTTP request latency", ["method", "route"], registry=self.registry,
+            "crm_http_request_duration_seconds",
+            "HTTP request latency",
+            ["method", "route"],
+            registry=self.registry,
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
         )
-        self.graphql_errors = Counter("crm_graphql_errors_total", "GraphQL errors by code", ["code"],
-                                      registry=self.registry)
+        self.graphql_errors = Counter(
+            "crm_graphql_errors_total", "GraphQL errors by code", ["code"], registry=self.registry
+        )
         self.jobs = Gauge("crm_jobs", "Jobs by status", ["status"], registry=self.registry)
 
     def observe_request(self, method: str, path: str, status: int, seconds: float) -> None:

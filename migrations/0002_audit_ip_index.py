@@ -1,15 +1,16 @@
 from tortoise import migrations
-from tortoise.migrations import operations as ops
 from tortoise.indexes import Index
+from tortoise.migrations import operations as ops
+
 
 class Migration(migrations.Migration):
-    dependencies = [('models', '0001_initial')]
+    dependencies = [("models", "0001_initial")]
 
     initial = False
 
     operations = [
         ops.AddIndex(
-            model_name='AuditEntry',
-            index=Index(fields=['action', 'ip', 'at']),
+            model_name="AuditEntry",
+            index=Index(fields=["action", "ip", "at"]),
         ),
     ]

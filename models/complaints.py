@@ -92,8 +92,9 @@ class Complaint(Model):
     extension_count = fields.IntField(default=0)
     escalation_level = fields.IntField(default=0)
     department = fields.CharEnumField(Department, max_length=32, null=True, db_index=True)
-    handler = fields.ForeignKeyField("models.Staff", related_name="handled_complaints", null=True,
-                                     on_delete=fields.SET_NULL)
+    handler = fields.ForeignKeyField(
+        "models.Staff", related_name="handled_complaints", null=True, on_delete=fields.SET_NULL
+    )
     resolution = fields.TextField(null=True)
     compensation_amount = fields.DecimalField(max_digits=20, decimal_places=2, null=True)
     customer_accepted = fields.BooleanField(null=True)
@@ -105,8 +106,9 @@ class Complaint(Model):
     sla_at_risk_recorded = fields.BooleanField(default=False)
     sla_breached_recorded = fields.BooleanField(default=False)
     survey_sent = fields.BooleanField(default=False)
-    created_by = fields.ForeignKeyField("models.Staff", related_name="filed_complaints", null=True,
-                                        on_delete=fields.SET_NULL)
+    created_by = fields.ForeignKeyField(
+        "models.Staff", related_name="filed_complaints", null=True, on_delete=fields.SET_NULL
+    )
     version = fields.IntField(default=1)
     created_at = fields.DatetimeField(auto_now_add=True)
     updated_at = fields.DatetimeField(auto_now=True, db_index=True)
@@ -121,8 +123,9 @@ class ComplaintEvent(Model):
     type = fields.CharEnumField(ComplaintEventType, max_length=24)
     from_status = fields.CharEnumField(ComplaintStatus, max_length=16, null=True)
     to_status = fields.CharEnumField(ComplaintStatus, max_length=16, null=True)
-    actor = fields.ForeignKeyField("models.Staff", related_name="complaint_events", null=True,
-                                   on_delete=fields.SET_NULL)
+    actor = fields.ForeignKeyField(
+        "models.Staff", related_name="complaint_events", null=True, on_delete=fields.SET_NULL
+    )
     message = fields.TextField(null=True)
     at = fields.DatetimeField(db_index=True)
 
@@ -148,10 +151,12 @@ class NotificationStatus(StrEnum):
 class Notification(Model):
     # The outbox: written in the same transaction as its cause, sent by a worker.
     id = fields.IntField(primary_key=True)
-    customer = fields.ForeignKeyField("models.Customer", related_name="notifications", null=True,
-                                      on_delete=fields.RESTRICT)
-    complaint = fields.ForeignKeyField("models.Complaint", related_name="notifications", null=True,
-                                       on_delete=fields.RESTRICT)
+    customer = fields.ForeignKeyField(
+        "models.Customer", related_name="notifications", null=True, on_delete=fields.RESTRICT
+    )
+    complaint = fields.ForeignKeyField(
+        "models.Complaint", related_name="notifications", null=True, on_delete=fields.RESTRICT
+    )
     channel = fields.CharEnumField(Channel, max_length=16)
     recipient = fields.CharField(max_length=254)
     subject = fields.CharField(max_length=200, null=True)

@@ -104,7 +104,8 @@ class Customer(Model):
     branch = fields.CharField(max_length=64, null=True, db_index=True)
     preferred_channel = fields.CharEnumField(Channel, max_length=16, null=True)
     relationship_manager = fields.ForeignKeyField(
-        "models.Staff", related_name="customers", null=True, on_delete=fields.SET_NULL)
+        "models.Staff", related_name="customers", null=True, on_delete=fields.SET_NULL
+    )
     # Derived on every write, stored so that lists can filter and sort on them in the database.
     completeness = fields.FloatField(default=0.0)
     aum = fields.DecimalField(max_digits=20, decimal_places=2, default=0)
@@ -172,8 +173,7 @@ class ConsentChange(Model):
     channel = fields.CharEnumField(Channel, max_length=16, null=True)
     granted = fields.BooleanField()
     source = fields.CharField(max_length=64, null=True)
-    actor = fields.ForeignKeyField("models.Staff", related_name="consent_changes", null=True,
-                                   on_delete=fields.SET_NULL)
+    actor = fields.ForeignKeyField("models.Staff", related_name="consent_changes", null=True, on_delete=fields.SET_NULL)
     at = fields.DatetimeField(auto_now_add=True)
 
     class Meta:
@@ -186,10 +186,10 @@ class ChangeEntry(Model):
     field = fields.CharField(max_length=64)
     old_value = fields.TextField(null=True)
     new_value = fields.TextField(null=True)
-    actor = fields.ForeignKeyField("models.Staff", related_name="customer_changes", null=True,
-                                   on_delete=fields.SET_NULL)
+    actor = fields.ForeignKeyField(
+        "models.Staff", related_name="customer_changes", null=True, on_delete=fields.SET_NULL
+    )
     at = fields.DatetimeField(auto_now_add=True, db_index=True)
 
     class Meta:
         table = "change_entry"
-

@@ -24,18 +24,22 @@ class FollowUp(Model):
     id = fields.IntField(primary_key=True)
     title = fields.CharField(max_length=200)
     description = fields.TextField(null=True)
-    customer = fields.ForeignKeyField("models.Customer", related_name="follow_ups", null=True,
-                                      on_delete=fields.RESTRICT)
-    complaint = fields.ForeignKeyField("models.Complaint", related_name="follow_ups", null=True,
-                                       on_delete=fields.RESTRICT)
-    assignee = fields.ForeignKeyField("models.Staff", related_name="assigned_follow_ups", null=True,
-                                      on_delete=fields.SET_NULL)
+    customer = fields.ForeignKeyField(
+        "models.Customer", related_name="follow_ups", null=True, on_delete=fields.RESTRICT
+    )
+    complaint = fields.ForeignKeyField(
+        "models.Complaint", related_name="follow_ups", null=True, on_delete=fields.RESTRICT
+    )
+    assignee = fields.ForeignKeyField(
+        "models.Staff", related_name="assigned_follow_ups", null=True, on_delete=fields.SET_NULL
+    )
     department = fields.CharEnumField(Department, max_length=32, null=True, db_index=True)
     priority = fields.CharEnumField(Priority, max_length=8, default=Priority.NORMAL)
     status = fields.CharEnumField(FollowUpStatus, max_length=16, default=FollowUpStatus.OPEN, db_index=True)
     due_at = fields.DatetimeField(null=True, db_index=True)
-    created_by = fields.ForeignKeyField("models.Staff", related_name="created_follow_ups", null=True,
-                                        on_delete=fields.SET_NULL)
+    created_by = fields.ForeignKeyField(
+        "models.Staff", related_name="created_follow_ups", null=True, on_delete=fields.SET_NULL
+    )
     created_at = fields.DatetimeField(auto_now_add=True)
     completed_at = fields.DatetimeField(null=True)
 

@@ -13,8 +13,7 @@ class Note(Model):
     # Every note belongs to a customer; a note on a complaint also names the complaint (later module).
     id = fields.IntField(primary_key=True)
     customer = fields.ForeignKeyField("models.Customer", related_name="notes", on_delete=fields.RESTRICT)
-    complaint = fields.ForeignKeyField("models.Complaint", related_name="notes", null=True,
-                                       on_delete=fields.RESTRICT)
+    complaint = fields.ForeignKeyField("models.Complaint", related_name="notes", null=True, on_delete=fields.RESTRICT)
     author = fields.ForeignKeyField("models.Staff", related_name="notes", null=True, on_delete=fields.SET_NULL)
     body = fields.TextField()
     visibility = fields.CharEnumField(NoteVisibility, max_length=8, default=NoteVisibility.INTERNAL)

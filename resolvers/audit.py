@@ -25,13 +25,23 @@ def _domain_filter(given: AuditFilter | None) -> audit.AuditFilter:
     subject = from_global_id(given.subject_id) if given.subject_id else None
     if given.subject_id and subject is None:
         raise not_found("Subject", ["filter", "subjectId"])
-    return audit.AuditFilter(actor_id=actor_id, action=given.action, subject_type=subject[0] if subject else None,
-                             subject_id=subject[1] if subject else None, start=given.from_, end=given.to)
+    return audit.AuditFilter(
+        actor_id=actor_id,
+        action=given.action,
+        subject_type=subject[0] if subject else None,
+        subject_id=subject[1] if subject else None,
+        start=given.from_,
+        end=given.to,
+    )
 
 
 async def audit_log(
-    info: Info, filter: AuditFilter | None = None, first: int | None = None, after: str | None = None,
-    last: int | None = None, before: str | None = None,
+    info: Info,
+    filter: AuditFilter | None = None,
+    first: int | None = None,
+    after: str | None = None,
+    last: int | None = None,
+    before: str | None = None,
 ) -> Connection[AuditEntry]:
     qs = audit.entries(await caller_of(info), _domain_filter(filter))
     page = await paginate(qs, NEWEST_FIRST, first=first, after=after, last=last, before=before)

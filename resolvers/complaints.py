@@ -28,7 +28,8 @@ from schema.complaints import (
     WithdrawComplaintInput,
 )
 from schema.jobs import Job, JobPayload
-from services import complaint_stats, complaints as complaint_service
+from services import complaint_stats
+from services import complaints as complaint_service
 from services.pagination import OrderKey, paginate
 
 DEFAULT_ORDER = ComplaintOrder(field=ComplaintOrderField.RECEIVED_AT, direction=SortDirection.DESC)
@@ -39,11 +40,18 @@ def _domain_filter(given: ComplaintFilter | None) -> complaint_service.Complaint
         return complaint_service.ComplaintFilter()
     return complaint_service.ComplaintFilter(
         customer_id=require_pk(given.customer_id, "Customer", ["filter", "customerId"]) if given.customer_id else None,
-        status=given.status, category=given.category, reason=given.reason, priority=given.priority,
-        sla_state=[s.value for s in given.sla_state] if given.sla_state else None, department=given.department,
+        status=given.status,
+        category=given.category,
+        reason=given.reason,
+        priority=given.priority,
+        sla_state=[s.value for s in given.sla_state] if given.sla_state else None,
+        department=given.department,
         handler_id=require_pk(given.handler_id, "Staff", ["filter", "handlerId"]) if given.handler_id else None,
-        branch=given.branch, received_after=given.received_after, received_before=given.received_before,
-        search=given.search)
+        branch=given.branch,
+        received_after=given.received_after,
+        received_before=given.received_before,
+        search=given.search,
+    )
 
 
 async def complaint(info: Info, id: strawberry.ID | None = None, reference_no: str | None = None) -> Complaint | None:
@@ -59,8 +67,13 @@ async def complaint(info: Info, id: strawberry.ID | None = None, reference_no: s
 
 
 async def complaints(
-    info: Info, filter: ComplaintFilter | None = None, order_by: ComplaintOrder | None = None,
-    first: int | None = None, after: str | None = None, last: int | None = None, before: str | None = None,
+    info: Info,
+    filter: ComplaintFilter | None = None,
+    order_by: ComplaintOrder | None = None,
+    first: int | None = None,
+    after: str | None = None,
+    last: int | None = None,
+    before: str | None = None,
 ) -> Connection[Complaint]:
     order = order_by or DEFAULT_ORDER
     descending = order.direction == SortDirection.DESC
@@ -70,13 +83,24 @@ async def complaints(
     return Connection.of(page, Complaint.from_model)
 
 
-async def complaint_stats_resolver(info: Info, period: DateRange, group_by: ComplaintGroupBy
-                                   ) -> list[ComplaintStatBucket]:
+async def complaint_stats_resolver(
+    info: Info, period: DateRange, group_by: ComplaintGroupBy
+) -> list[ComplaintStatBucket]:
     buckets = await complaint_stats.stats(await caller_of(info), period.from_, period.to, group_by.value)
-    return [ComplaintStatBucket(
-        key=b.key, count=b.count, open_count=b.open_count, resolved_count=b.resolved_count,
-        sla_met_rate=b.sla_met_rate, avg_resolution_hours=b.avg_resolution_hours, reopen_rate=b.reopen_rate,
-        avg_satisfaction=b.avg_satisfaction, compensation_total=b.compensation_total) for b in buckets]
+    return [
+        ComplaintStatBucket(
+            key=b.key,
+            count=b.count,
+            open_count=b.open_count,
+            resolved_count=b.resolved_count,
+            sla_met_rate=b.sla_met_rate,
+            avg_resolution_hours=b.avg_resolution_hours,
+            reopen_rate=b.reopen_rate,
+            avg_satisfaction=b.avg_satisfaction,
+            compensation_total=b.compensation_total,
+        )
+        for b in buckets
+    ]
 
 
 def _payload(info: Info, found) -> ComplaintPayload:
@@ -90,9 +114,17 @@ def _pk(global_id: str) -> int:
 
 async def file_complaint(info: Info, input: FileComplaintInput) -> ComplaintPayload:
     filed = await complaint_service.file(
-        await caller_of(info), require_pk(input.customer_id, "Customer", "customerId"), channel=input.channel,
-        summary=input.summary, description=input.description, category=input.category, reason=input.reason,
-        priority=input.priority, amount_in_dispute=input.amount_in_dispute, received_at=input.received_at)
+        await caller_of(info),
+        require_pk(input.customer_id, "Customer", "customerId"),
+        channel=input.channel,
+        summary=input.summary,
+        description=input.description,
+        category=input.category,
+        reason=input.reason,
+        priority=input.priority,
+        amount_in_dispute=input.amount_in_dispute,
+        received_at=input.received_at,
+    )
     return _payload(info, filed)
 
 
@@ -102,8 +134,12 @@ async def acknowledge_complaint(info: Info, input: AcknowledgeComplaintInput) ->
 
 async def assign_complaint(info: Info, input: AssignComplaintInput) -> ComplaintPayload:
     handler_id = require_pk(input.handler_id, "Staff", "handlerId") if input.handler_id else None
-    return _payload(info, await complaint_service.assign(await caller_of(info), _pk(input.id), input.department,
-                                                         handler_id, input.message))
+    return _payload(
+        info,
+        await complaint_service.assign(
+            await caller_of(info), _pk(input.id), input.department, handler_id, input.message
+        ),
+    )
 
 
 async def start_complaint(info: Info, input: StartComplaintInput) -> ComplaintPayload:
@@ -116,18 +152,25 @@ async def escalate_complaint(info: Info, input: EscalateComplaintInput) -> Compl
 
 async def extend_complaint_deadline(info: Info, input: ExtendComplaintDeadlineInput) -> ComplaintPayload:
     approver = require_pk(input.approved_by_id, "Staff", "approvedById") if input.approved_by_id else None
-    return _payload(info, await complaint_service.extend_deadline(await caller_of(info), _pk(input.id),
-                                                                  input.reason, approver))
+    return _payload(
+        info, await complaint_service.extend_deadline(await caller_of(info), _pk(input.id), input.reason, approver)
+    )
 
 
 async def resolve_complaint(info: Info, input: ResolveComplaintInput) -> ComplaintPayload:
-    return _payload(info, await complaint_service.resolve(await caller_of(info), _pk(input.id), input.version,
-                                                          input.resolution, input.compensation_amount))
+    return _payload(
+        info,
+        await complaint_service.resolve(
+            await caller_of(info), _pk(input.id), input.version, input.resolution, input.compensation_amount
+        ),
+    )
 
 
 async def close_complaint(info: Info, input: CloseComplaintInput) -> ComplaintPayload:
-    return _payload(info, await complaint_service.close(await caller_of(info), _pk(input.id),
-                                                        input.customer_accepted, input.message))
+    return _payload(
+        info,
+        await complaint_service.close(await caller_of(info), _pk(input.id), input.customer_accepted, input.message),
+    )
 
 
 async def reopen_complaint(info: Info, input: ReopenComplaintInput) -> ComplaintPayload:
@@ -139,8 +182,9 @@ async def withdraw_complaint(info: Info, input: WithdrawComplaintInput) -> Compl
 
 
 async def export_complaint_report(info: Info, input: ComplaintReportInput) -> JobPayload:
-    job = await complaint_stats.start_report(await caller_of(info), input.period.from_, input.period.to,
-                                             info.context.enqueue("run_job"))
+    job = await complaint_stats.start_report(
+        await caller_of(info), input.period.from_, input.period.to, info.context.enqueue("run_job")
+    )
     return JobPayload(job=Job.from_model(job))
 
 

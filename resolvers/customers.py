@@ -27,7 +27,8 @@ from schema.customers import (
     UpsertHoldingInput,
 )
 from schema.jobs import Job, JobPayload
-from services import customer_import, customer_records, customers as customer_service
+from services import customer_import, customer_records
+from services import customers as customer_service
 from services.errors import not_found
 from services.pagination import OrderKey, paginate
 
@@ -47,11 +48,21 @@ def _domain_filter(given: CustomerFilter | None) -> customer_service.CustomerFil
         if manager is None:
             raise not_found("Relationship manager", ["filter", "relationshipManagerId"])
     return customer_service.CustomerFilter(
-        search=given.search, status=given.status, kind=given.kind, branch=given.branch,
-        relationship_manager_id=manager, tags=given.tags, risk_level=given.risk_level,
-        value_tier=[t.value for t in given.value_tier] if given.value_tier else None, min_aum=given.min_aum,
-        max_aum=given.max_aum, min_churn_risk=given.min_churn_risk, holds_product=given.holds_product,
-        lacks_product=given.lacks_product, created_after=given.created_after, created_before=given.created_before,
+        search=given.search,
+        status=given.status,
+        kind=given.kind,
+        branch=given.branch,
+        relationship_manager_id=manager,
+        tags=given.tags,
+        risk_level=given.risk_level,
+        value_tier=[t.value for t in given.value_tier] if given.value_tier else None,
+        min_aum=given.min_aum,
+        max_aum=given.max_aum,
+        min_churn_risk=given.min_churn_risk,
+        holds_product=given.holds_product,
+        lacks_product=given.lacks_product,
+        created_after=given.created_after,
+        created_before=given.created_before,
     )
 
 
@@ -68,8 +79,13 @@ async def customer(info: Info, id: strawberry.ID | None = None, customer_no: str
 
 
 async def customers(
-    info: Info, filter: CustomerFilter | None = None, order_by: CustomerOrder | None = None,
-    first: int | None = None, after: str | None = None, last: int | None = None, before: str | None = None,
+    info: Info,
+    filter: CustomerFilter | None = None,
+    order_by: CustomerOrder | None = None,
+    first: int | None = None,
+    after: str | None = None,
+    last: int | None = None,
+    before: str | None = None,
 ) -> Connection[Customer]:
     order = order_by or DEFAULT_ORDER
     descending = order.direction == SortDirection.DESC
@@ -93,10 +109,20 @@ async def export_customer_data(info: Info, id: strawberry.ID) -> JSON:
 
 def _create_data(input: CreateCustomerInput) -> dict[str, Any]:
     return {
-        "customer_no": input.customer_no, "kind": input.kind, "name": input.name, "gender": input.gender,
-        "birth_date": input.birth_date, "id_type": input.id_type, "id_number": input.id_number,
-        "phone": input.phone, "email": input.email, "address": input.address, "occupation": input.occupation,
-        "risk_level": input.risk_level, "branch": input.branch, "preferred_channel": input.preferred_channel,
+        "customer_no": input.customer_no,
+        "kind": input.kind,
+        "name": input.name,
+        "gender": input.gender,
+        "birth_date": input.birth_date,
+        "id_type": input.id_type,
+        "id_number": input.id_number,
+        "phone": input.phone,
+        "email": input.email,
+        "address": input.address,
+        "occupation": input.occupation,
+        "risk_level": input.risk_level,
+        "branch": input.branch,
+        "preferred_channel": input.preferred_channel,
         "relationship_manager_id": _staff_pk(input.relationship_manager_id, "relationshipManagerId"),
         "tags": input.tags,
     }
@@ -107,13 +133,26 @@ def _consents(items) -> list[dict]:
 
 
 async def create_customer(info: Info, input: CreateCustomerInput) -> CustomerPayload:
-    created = await customer_service.create(await caller_of(info), _create_data(input),
-                                            _consents(input.consents or []))
+    created = await customer_service.create(await caller_of(info), _create_data(input), _consents(input.consents or []))
     return CustomerPayload(customer=Customer.from_model(created))
 
 
-UPDATE_FIELDS = ("name", "gender", "birth_date", "id_type", "id_number", "phone", "email", "address", "occupation",
-                 "risk_level", "kyc_status", "status", "branch", "preferred_channel")
+UPDATE_FIELDS = (
+    "name",
+    "gender",
+    "birth_date",
+    "id_type",
+    "id_number",
+    "phone",
+    "email",
+    "address",
+    "occupation",
+    "risk_level",
+    "kyc_status",
+    "status",
+    "branch",
+    "preferred_channel",
+)
 
 
 async def update_customer(info: Info, input: UpdateCustomerInput) -> CustomerPayload:
@@ -121,21 +160,26 @@ async def update_customer(info: Info, input: UpdateCustomerInput) -> CustomerPay
     if input.relationship_manager_id is not strawberry.UNSET:
         changes["relationship_manager_id"] = _staff_pk(input.relationship_manager_id, "relationshipManagerId")
     tags = None if input.tags is strawberry.UNSET else (input.tags or [])
-    updated = await customer_service.update(await caller_of(info), require_pk(input.id, "Customer"), input.version,
-                                            changes, tags)
+    updated = await customer_service.update(
+        await caller_of(info), require_pk(input.id, "Customer"), input.version, changes, tags
+    )
     return CustomerPayload(customer=Customer.from_model(updated))
 
 
 async def set_consents(info: Info, input: SetConsentsInput) -> CustomerPayload:
     updated = await customer_service.set_consents(
-        await caller_of(info), require_pk(input.customer_id, "Customer", "customerId"), _consents(input.consents))
+        await caller_of(info), require_pk(input.customer_id, "Customer", "customerId"), _consents(input.consents)
+    )
     return CustomerPayload(customer=Customer.from_model(updated))
 
 
 async def merge_customers(info: Info, input: MergeCustomersInput) -> MergeCustomersPayload:
     survivor, moved = await customer_records.merge(
-        await caller_of(info), require_pk(input.survivor_id, "Customer", "survivorId"),
-        require_pk(input.duplicate_id, "Customer", "duplicateId"), dry_run=bool(input.dry_run))
+        await caller_of(info),
+        require_pk(input.survivor_id, "Customer", "survivorId"),
+        require_pk(input.duplicate_id, "Customer", "duplicateId"),
+        dry_run=bool(input.dry_run),
+    )
     return MergeCustomersPayload(customer=Customer.from_model(survivor), moved=moved)
 
 
@@ -146,9 +190,15 @@ async def erase_customer(info: Info, input: EraseCustomerInput) -> CustomerPaylo
 
 async def upsert_holding(info: Info, input: UpsertHoldingInput) -> HoldingPayload:
     holding = await customer_service.upsert_holding(
-        await caller_of(info), require_pk(input.customer_id, "Customer", "customerId"),
-        account_no=input.account_no, product=input.product, balance=input.balance, currency=input.currency,
-        opened_at=input.opened_at, closed_at=input.closed_at)
+        await caller_of(info),
+        require_pk(input.customer_id, "Customer", "customerId"),
+        account_no=input.account_no,
+        product=input.product,
+        balance=input.balance,
+        currency=input.currency,
+        opened_at=input.opened_at,
+        closed_at=input.closed_at,
+    )
     return HoldingPayload(holding=ProductHolding.from_model(holding))
 
 
@@ -160,6 +210,10 @@ async def import_customers(info: Info, input: ImportCustomersInput) -> JobPayloa
             yield data
 
     job = await customer_import.start_import(
-        await caller_of(info), chunks(), filename=getattr(upload, "filename", None),
-        update_existing=bool(input.update_existing), enqueue=info.context.enqueue("run_job"))
+        await caller_of(info),
+        chunks(),
+        filename=getattr(upload, "filename", None),
+        update_existing=bool(input.update_existing),
+        enqueue=info.context.enqueue("run_job"),
+    )
     return JobPayload(job=Job.from_model(job))

@@ -17,16 +17,23 @@ def _domain_filter(given: FollowUpFilter | None) -> follow_up_service.FollowUpFi
         return follow_up_service.FollowUpFilter()
     return follow_up_service.FollowUpFilter(
         assignee_id=require_pk(given.assignee_id, "Staff", ["filter", "assigneeId"]) if given.assignee_id else None,
-        department=given.department, status=given.status,
+        department=given.department,
+        status=given.status,
         customer_id=require_pk(given.customer_id, "Customer", ["filter", "customerId"]) if given.customer_id else None,
-        complaint_id=require_pk(given.complaint_id, "Complaint", ["filter", "complaintId"]) if given.complaint_id
+        complaint_id=require_pk(given.complaint_id, "Complaint", ["filter", "complaintId"])
+        if given.complaint_id
         else None,
-        overdue=given.overdue)
+        overdue=given.overdue,
+    )
 
 
 async def follow_ups(
-    info: Info, filter: FollowUpFilter | None = None, first: int | None = None, after: str | None = None,
-    last: int | None = None, before: str | None = None,
+    info: Info,
+    filter: FollowUpFilter | None = None,
+    first: int | None = None,
+    after: str | None = None,
+    last: int | None = None,
+    before: str | None = None,
 ) -> Connection[FollowUp]:
     qs = follow_up_service.apply_filter(follow_up_service.visible(await caller_of(info)), _domain_filter(filter))
     page = await paginate(qs, NEWEST_FIRST, first=first, after=after, last=last, before=before)
@@ -35,11 +42,16 @@ async def follow_ups(
 
 async def create_follow_up(info: Info, input: CreateFollowUpInput) -> FollowUpPayload:
     created = await follow_up_service.create(
-        await caller_of(info), title=input.title, description=input.description,
+        await caller_of(info),
+        title=input.title,
+        description=input.description,
         customer_id=require_pk(input.customer_id, "Customer", "customerId") if input.customer_id else None,
         complaint_id=require_pk(input.complaint_id, "Complaint", "complaintId") if input.complaint_id else None,
         assignee_id=require_pk(input.assignee_id, "Staff", "assigneeId") if input.assignee_id else None,
-        department=input.department, priority=input.priority, due_at=input.due_at)
+        department=input.department,
+        priority=input.priority,
+        due_at=input.due_at,
+    )
     return FollowUpPayload(follow_up=FollowUp.from_model(created))
 
 
@@ -51,7 +63,12 @@ def _given(value, convert=lambda v: v):
 
 async def update_follow_up(info: Info, input: UpdateFollowUpInput) -> FollowUpPayload:
     updated = await follow_up_service.update(
-        await caller_of(info), require_pk(input.id, "FollowUp"), status=input.status,
+        await caller_of(info),
+        require_pk(input.id, "FollowUp"),
+        status=input.status,
         assignee_id=_given(input.assignee_id, lambda v: require_pk(v, "Staff", "assigneeId")),
-        department=_given(input.department), priority=input.priority, due_at=_given(input.due_at))
+        department=_given(input.department),
+        priority=input.priority,
+        due_at=_given(input.due_at),
+    )
     return FollowUpPayload(follow_up=FollowUp.from_model(updated))

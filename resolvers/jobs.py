@@ -22,8 +22,13 @@ async def job(info: Info, id: strawberry.ID) -> Job | None:
 
 
 async def jobs(
-    info: Info, kind: JobKind | None = None, status: list[JobStatus] | None = None, first: int | None = None,
-    after: str | None = None, last: int | None = None, before: str | None = None,
+    info: Info,
+    kind: JobKind | None = None,
+    status: list[JobStatus] | None = None,
+    first: int | None = None,
+    after: str | None = None,
+    last: int | None = None,
+    before: str | None = None,
 ) -> Connection[Job]:
     qs = job_service.visible(await caller_of(info))
     if kind is not None:

@@ -6,7 +6,6 @@ from collections.abc import Awaitable, Callable
 
 import strawberry
 from strawberry.types import Info
-
 from tortoise.expressions import Subquery
 
 from models.audit import AuditEntry as AuditEntryModel
@@ -22,7 +21,9 @@ from schema.interactions import Interaction
 from schema.jobs import Job
 from schema.notes import Note
 from schema.staff import Staff
-from services import complaints, customers as customer_service, follow_ups, interactions, jobs as job_service, notes
+from services import complaints, follow_ups, interactions, notes
+from services import customers as customer_service
+from services import jobs as job_service
 from services.access import AUDIT_READERS, Caller
 
 Fetch = Callable[[Caller, list[int]], Awaitable[dict[int, Node]]]
@@ -69,8 +70,15 @@ async def _complaints(caller: Caller, pks: list[int]) -> dict[int, Node]:
 
 
 FETCHERS: dict[str, Fetch] = {
-    "Staff": _staff, "Job": _jobs, "AuditEntry": _audit_entries, "Customer": _customers, "ProductHolding": _holdings,
-    "Interaction": _interactions, "FollowUp": _follow_ups, "Note": _notes, "Complaint": _complaints,
+    "Staff": _staff,
+    "Job": _jobs,
+    "AuditEntry": _audit_entries,
+    "Customer": _customers,
+    "ProductHolding": _holdings,
+    "Interaction": _interactions,
+    "FollowUp": _follow_ups,
+    "Note": _notes,
+    "Complaint": _complaints,
 }
 MAX_NODES = 100
 

@@ -8,7 +8,8 @@ from strawberry.types import Info
 from resolvers.common import caller_of
 from schema.base import Connection, require_pk
 from schema.staff import CreateStaffInput, LoginInput, LoginPayload, Staff, StaffPayload, UpdateStaffInput
-from services import auth, staff as staff_service
+from services import auth
+from services import staff as staff_service
 from services.pagination import OrderKey, paginate
 
 STAFF_ORDER = [OrderKey("username"), OrderKey("id")]
@@ -20,25 +21,39 @@ async def me(info: Info) -> Staff | None:
 
 
 async def staff_list(
-    info: Info, first: int | None = None, after: str | None = None, last: int | None = None,
+    info: Info,
+    first: int | None = None,
+    after: str | None = None,
+    last: int | None = None,
     before: str | None = None,
 ) -> Connection[Staff]:
-    page = await paginate(staff_service.listing(await caller_of(info)), STAFF_ORDER,
-                          first=first, after=after, last=last, before=before)
+    page = await paginate(
+        staff_service.listing(await caller_of(info)), STAFF_ORDER, first=first, after=after, last=last, before=before
+    )
     return Connection.of(page, Staff.from_model)
 
 
 async def login(info: Info, input: LoginInput) -> LoginPayload:
     settings = info.context.settings
-    session = await auth.login(await caller_of(info), input.username, input.password,
-                               secret_key=settings.secret_key, ttl=timedelta(minutes=settings.token_ttl_minutes))
+    session = await auth.login(
+        await caller_of(info),
+        input.username,
+        input.password,
+        secret_key=settings.secret_key,
+        ttl=timedelta(minutes=settings.token_ttl_minutes),
+    )
     return LoginPayload(token=session.token, expires_at=session.expires_at, staff=Staff.from_model(session.staff))
 
 
 async def create_staff(info: Info, input: CreateStaffInput) -> StaffPayload:
     created = await staff_service.create(
-        await caller_of(info), username=input.username, display_name=input.display_name, password=input.password,
-        role=input.role, department=input.department, branch=input.branch,
+        await caller_of(info),
+        username=input.username,
+        display_name=input.display_name,
+        password=input.password,
+        role=input.role,
+        department=input.department,
+        branch=input.branch,
     )
     return StaffPayload(staff=Staff.from_model(created))
 
@@ -49,8 +64,11 @@ def _given(value):
 
 async def update_staff(info: Info, input: UpdateStaffInput) -> StaffPayload:
     changes = staff_service.StaffChanges(
-        display_name=_given(input.display_name), role=_given(input.role), department=_given(input.department),
-        active=_given(input.active), password=_given(input.password),
+        display_name=_given(input.display_name),
+        role=_given(input.role),
+        department=_given(input.department),
+        active=_given(input.active),
+        password=_given(input.password),
         branch=staff_service.UNSET if input.branch is strawberry.UNSET else input.branch,
     )
     updated = await staff_service.update(await caller_of(info), require_pk(input.id, "Staff"), changes)

@@ -37,9 +37,16 @@ class AuditEntry(Node):
     @classmethod
     def from_model(cls, m: AuditEntryModel) -> AuditEntry:
         return cls(
-            id=to_global_id("AuditEntry", m.id), action=m.action, actor_name=m.actor_name,
-            subject_type=m.subject_type, subject_pk=m.subject_id, detail=m.detail, request_id=m.request_id,
-            ip=m.ip, at=m.at, actor_id=m.actor_id,
+            id=to_global_id("AuditEntry", m.id),
+            action=m.action,
+            actor_name=m.actor_name,
+            subject_type=m.subject_type,
+            subject_pk=m.subject_id,
+            detail=m.detail,
+            request_id=m.request_id,
+            ip=m.ip,
+            at=m.at,
+            actor_id=m.actor_id,
         )
 
 

@@ -5,14 +5,15 @@ from __future__ import annotations
 import base64
 import binascii
 from collections.abc import Awaitable, Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from enum import Enum
 from typing import Generic, TypeVar
 
 import strawberry
 from graphql import GraphQLError
 
-from services.errors import DomainError, ErrorCode as DomainErrorCode
+from services.errors import DomainError
+from services.errors import ErrorCode as DomainErrorCode
 from services.pagination import Page
 
 T = TypeVar("T")
@@ -31,7 +32,7 @@ def _parse_datetime(value: object) -> datetime:
         raise ValueError(f"{value!r} is not an ISO-8601 date and time") from None
     if parsed.tzinfo is None:
         raise ValueError(f"{value!r} has no UTC offset: add one, e.g. +08:00 or Z")
-    return parsed.astimezone(timezone.utc)
+    return parsed.astimezone(UTC)
 
 
 def _serialize_datetime(value: datetime) -> str:
@@ -39,8 +40,11 @@ def _serialize_datetime(value: datetime) -> str:
 
 
 DATETIME_SCALAR = strawberry.scalar(
-    name="DateTime", description="Date with time (ISO-8601) and a UTC offset; answered in UTC.",
-    serialize=_serialize_datetime, parse_value=_parse_datetime)
+    name="DateTime",
+    description="Date with time (ISO-8601) and a UTC offset; answered in UTC.",
+    serialize=_serialize_datetime,
+    parse_value=_parse_datetime,
+)
 
 
 @strawberry.enum
@@ -126,7 +130,7 @@ class Connection(Generic[T]):
 
     @classmethod
     def of(cls, page: Page, convert: Callable[[object], T]) -> Connection[T]:
-        edges = [Edge(cursor=c, node=convert(item)) for c, item in zip(page.cursors, page.items)]
+        edges = [Edge(cursor=c, node=convert(item)) for c, item in zip(page.cursors, page.items, strict=True)]
         return cls(
             page_info=PageInfo(
                 has_next_page=page.has_next,

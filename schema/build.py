@@ -12,8 +12,8 @@ from schema.complaints import Complaint
 from schema.customers import Customer, ProductHolding
 from schema.follow_ups import FollowUp
 from schema.interactions import Interaction
-from schema.notes import Note
 from schema.jobs import Job
+from schema.notes import Note
 from schema.protection import CostLimiter, ErrorCodes, MaskUnexpectedErrors, PiiReadAudit
 from schema.root import Mutation, Query, Subscription
 from schema.staff import Staff
@@ -39,10 +39,14 @@ def protection_extensions(production: bool = False) -> list:
 
 def build_schema(production: bool = False) -> strawberry.Schema:
     return strawberry.Schema(
-        query=Query, mutation=Mutation, subscription=Subscription, types=NODE_TYPES,
+        query=Query,
+        mutation=Mutation,
+        subscription=Subscription,
+        types=NODE_TYPES,
         extensions=protection_extensions(production),
         config=StrawberryConfig(
-            batching_config={"max_operations": LIMITS["batch"]}, disable_field_suggestions=production,
+            batching_config={"max_operations": LIMITS["batch"]},
+            disable_field_suggestions=production,
             scalar_map={datetime: DATETIME_SCALAR},
         ),
     )

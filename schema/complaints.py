@@ -10,10 +10,20 @@ from strawberry.types import Info
 
 from models.complaints import (
     Complaint as ComplaintModel,
+)
+from models.complaints import (
     ComplaintCategory as ComplaintCategoryEnum,
+)
+from models.complaints import (
     ComplaintEvent as ComplaintEventModel,
+)
+from models.complaints import (
     ComplaintEventType as ComplaintEventTypeEnum,
+)
+from models.complaints import (
     ComplaintReason as ComplaintReasonEnum,
+)
+from models.complaints import (
     ComplaintStatus as ComplaintStatusEnum,
 )
 from schema.base import DateRange, Node, SortDirection, UserError, to_global_id
@@ -26,10 +36,14 @@ from services import complaints as complaint_service
 if TYPE_CHECKING:
     from schema.customers import Customer
 
-ComplaintCategory = strawberry.enum(ComplaintCategoryEnum, name="ComplaintCategory",
-                                    description="Business type of a complaint, after JR/T 0169-2018 part B.")
-ComplaintReason = strawberry.enum(ComplaintReasonEnum, name="ComplaintReason",
-                                  description="Cause of a complaint, after JR/T 0169-2018 part C.")
+ComplaintCategory = strawberry.enum(
+    ComplaintCategoryEnum,
+    name="ComplaintCategory",
+    description="Business type of a complaint, after JR/T 0169-2018 part B.",
+)
+ComplaintReason = strawberry.enum(
+    ComplaintReasonEnum, name="ComplaintReason", description="Cause of a complaint, after JR/T 0169-2018 part C."
+)
 ComplaintStatus = strawberry.enum(ComplaintStatusEnum, name="ComplaintStatus")
 ComplaintEventType = strawberry.enum(ComplaintEventTypeEnum, name="ComplaintEventType")
 
@@ -69,7 +83,8 @@ class Complaint(Node):
     category: ComplaintCategory
     reason: ComplaintReason
     suggested_category: ComplaintCategory | None = strawberry.field(
-        description="What keyword rules over summary and description suggest.")
+        description="What keyword rules over summary and description suggest."
+    )
     suggested_reason: ComplaintReason | None
     priority: Priority
     status: ComplaintStatus
@@ -79,7 +94,8 @@ class Complaint(Node):
     received_at: datetime
     acknowledged_at: datetime | None
     due_at: datetime = strawberry.field(
-        description="15 calendar days after receipt; 30 after a complexity extension; 60 at most with approval.")
+        description="15 calendar days after receipt; 30 after a complexity extension; 60 at most with approval."
+    )
     extension_count: int
     sla_state: SlaState
     escalation_level: int
@@ -119,15 +135,34 @@ class Complaint(Node):
     @classmethod
     def from_model(cls, m: ComplaintModel) -> Complaint:
         return cls(
-            id=to_global_id("Complaint", m.id), reference_no=m.reference_no, channel=m.channel, category=m.category,
-            reason=m.reason, suggested_category=m.suggested_category, suggested_reason=m.suggested_reason,
-            priority=m.priority, status=m.status, summary=m.summary, description=m.description,
-            amount_in_dispute=m.amount_in_dispute, received_at=m.received_at, acknowledged_at=m.acknowledged_at,
-            due_at=m.due_at, extension_count=m.extension_count, sla_state=SlaState(complaint_service.sla_state(m)),
-            escalation_level=m.escalation_level, department=m.department, resolution=m.resolution,
-            compensation_amount=m.compensation_amount, customer_accepted=m.customer_accepted,
-            resolved_at=m.resolved_at, closed_at=m.closed_at, version=m.version, created_at=m.created_at,
-            updated_at=m.updated_at, _m=m,
+            id=to_global_id("Complaint", m.id),
+            reference_no=m.reference_no,
+            channel=m.channel,
+            category=m.category,
+            reason=m.reason,
+            suggested_category=m.suggested_category,
+            suggested_reason=m.suggested_reason,
+            priority=m.priority,
+            status=m.status,
+            summary=m.summary,
+            description=m.description,
+            amount_in_dispute=m.amount_in_dispute,
+            received_at=m.received_at,
+            acknowledged_at=m.acknowledged_at,
+            due_at=m.due_at,
+            extension_count=m.extension_count,
+            sla_state=SlaState(complaint_service.sla_state(m)),
+            escalation_level=m.escalation_level,
+            department=m.department,
+            resolution=m.resolution,
+            compensation_amount=m.compensation_amount,
+            customer_accepted=m.customer_accepted,
+            resolved_at=m.resolved_at,
+            closed_at=m.closed_at,
+            version=m.version,
+            created_at=m.created_at,
+            updated_at=m.updated_at,
+            _m=m,
         )
 
 
@@ -165,13 +200,17 @@ class ComplaintOrder:
 class FileComplaintInput:
     customer_id: strawberry.ID
     channel: Channel
-    category: ComplaintCategory | None = strawberry.field(default=None, description="Left out: the suggested category is used.")
+    category: ComplaintCategory | None = strawberry.field(
+        default=None, description="Left out: the suggested category is used."
+    )
     reason: ComplaintReason | None = None
     priority: Priority | None = None
     summary: str
     description: str
     amount_in_dispute: Decimal | None = None
-    received_at: datetime | None = strawberry.field(default=None, description="When the bank received it; defaults to now. The SLA clock starts here.")
+    received_at: datetime | None = strawberry.field(
+        default=None, description="When the bank received it; defaults to now. The SLA clock starts here."
+    )
 
 
 @strawberry.input
@@ -203,7 +242,9 @@ class EscalateComplaintInput:
 class ExtendComplaintDeadlineInput:
     id: strawberry.ID
     reason: str
-    approved_by_id: strawberry.ID | None = strawberry.field(default=None, description="Required for the second extension (beyond 30 days): a MANAGER or ADMIN.")
+    approved_by_id: strawberry.ID | None = strawberry.field(
+        default=None, description="Required for the second extension (beyond 30 days): a MANAGER or ADMIN."
+    )
 
 
 @strawberry.input
@@ -258,7 +299,9 @@ class ComplaintStatBucket:
     count: int
     open_count: int
     resolved_count: int
-    sla_met_rate: float | None = strawberry.field(description="Share of complaints resolved by their due time, among those resolved or overdue.")
+    sla_met_rate: float | None = strawberry.field(
+        description="Share of complaints resolved by their due time, among those resolved or overdue."
+    )
     avg_resolution_hours: float | None
     reopen_rate: float | None
     avg_satisfaction: float | None

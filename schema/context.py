@@ -61,21 +61,28 @@ class Loaders:
 
     staff: DataLoader[int, Staff | None] = field(default_factory=lambda: DataLoader(load_fn=_load_staff))
     customer: DataLoader[int, Customer | None] = field(default_factory=lambda: DataLoader(load_fn=_load_customers))
-    complaint: DataLoader[int, Complaint | None] = field(
-        default_factory=lambda: DataLoader(load_fn=_load_complaints))
+    complaint: DataLoader[int, Complaint | None] = field(default_factory=lambda: DataLoader(load_fn=_load_complaints))
     holdings: DataLoader[int, list[ProductHolding]] = field(
-        default_factory=lambda: DataLoader(load_fn=_grouped(ProductHolding, "opened_at")))
+        default_factory=lambda: DataLoader(load_fn=_grouped(ProductHolding, "opened_at"))
+    )
     tags: DataLoader[int, list[str]] = field(
-        default_factory=lambda: DataLoader(load_fn=_grouped(CustomerTag, "id", lambda row: row.tag)))
-    consents: DataLoader[int, list[Consent]] = field(default_factory=lambda: DataLoader(load_fn=_grouped(Consent, "id")))
+        default_factory=lambda: DataLoader(load_fn=_grouped(CustomerTag, "id", lambda row: row.tag))
+    )
+    consents: DataLoader[int, list[Consent]] = field(
+        default_factory=lambda: DataLoader(load_fn=_grouped(Consent, "id"))
+    )
     notes: DataLoader[int, list[Note]] = field(
-        default_factory=lambda: DataLoader(load_fn=_grouped(Note, "-created_at")))
+        default_factory=lambda: DataLoader(load_fn=_grouped(Note, "-created_at"))
+    )
     complaint_events: DataLoader[int, list[ComplaintEvent]] = field(
-        default_factory=lambda: DataLoader(load_fn=_grouped(ComplaintEvent, "id", parent="complaint_id")))
+        default_factory=lambda: DataLoader(load_fn=_grouped(ComplaintEvent, "id", parent="complaint_id"))
+    )
     complaint_notes: DataLoader[int, list[Note]] = field(
-        default_factory=lambda: DataLoader(load_fn=_grouped(Note, "-created_at", parent="complaint_id")))
+        default_factory=lambda: DataLoader(load_fn=_grouped(Note, "-created_at", parent="complaint_id"))
+    )
     complaint_follow_ups: DataLoader[int, list[FollowUp]] = field(
-        default_factory=lambda: DataLoader(load_fn=_grouped(FollowUp, "-created_at", parent="complaint_id")))
+        default_factory=lambda: DataLoader(load_fn=_grouped(FollowUp, "-created_at", parent="complaint_id"))
+    )
     _pages: dict[tuple, DataLoader] = field(default_factory=dict)
     _counts: dict[type, DataLoader] = field(default_factory=dict)
 
@@ -83,6 +90,7 @@ class Loaders:
         """The first `size` rows of `model` per customer, for every customer on the page at once."""
         key = (model, order, size)
         if key not in self._pages:
+
             async def load(ids: list[int]) -> list[list]:
                 found = await first_per_parent(model, "customer_id", list(order), ids, size)
                 return [found[i] for i in ids]
@@ -93,9 +101,14 @@ class Loaders:
     def counts(self, model: type) -> DataLoader[int, int]:
         """How many rows of `model` each customer has, counted for every customer on the page at once."""
         if model not in self._counts:
+
             async def load(ids: list[int]) -> list[int]:
-                rows = await model.filter(customer_id__in=set(ids)).group_by("customer_id").annotate(
-                    n=Count("id")).values("customer_id", "n")
+                rows = (
+                    await model.filter(customer_id__in=set(ids))
+                    .group_by("customer_id")
+                    .annotate(n=Count("id"))
+                    .values("customer_id", "n")
+                )
                 found = {row["customer_id"]: row["n"] for row in rows}
                 return [found.get(i, 0) for i in ids]
 

@@ -20,8 +20,9 @@ SECRET_INPUTS = frozenset({"password", "token"})
 
 
 class MutationConventions(FieldExtension):
-    def __init__(self, action: str | None, roles: frozenset[Role] | None, *, public: bool = False,
-                 service_audits: bool = False) -> None:
+    def __init__(
+        self, action: str | None, roles: frozenset[Role] | None, *, public: bool = False, service_audits: bool = False
+    ) -> None:
         self.action = action  # None: the service writes its own audit entries and transactions (login)
         self.roles = roles
         self.public = public
@@ -46,16 +47,23 @@ class MutationConventions(FieldExtension):
                 payload = await next_(source, info, **kwargs)
                 if not self.service_audits:
                     subject_type, subject_id = _subject(payload, kwargs.get("input"))
-                    await audit.record(caller, self.action, subject_type=subject_type, subject_id=subject_id,
-                                       detail=detail)
+                    await audit.record(
+                        caller, self.action, subject_type=subject_type, subject_id=subject_id, detail=detail
+                    )
             return payload
         except DomainError as error:
             if self.action is not None:
                 subject_type, subject_id = _subject(None, kwargs.get("input"))
-                await audit.record(caller, f"{self.action}.rejected", subject_type=subject_type,
-                                   subject_id=subject_id, detail={
-                    **detail, "errors": [e.code.value for e in error.errors],
-                })
+                await audit.record(
+                    caller,
+                    f"{self.action}.rejected",
+                    subject_type=subject_type,
+                    subject_id=subject_id,
+                    detail={
+                        **detail,
+                        "errors": [e.code.value for e in error.errors],
+                    },
+                )
             return payload_type(errors=UserError.from_domain(error))
 
 
@@ -63,8 +71,13 @@ def _provided_fields(value: Any) -> list[str]:
     """Names of the input fields the caller gave; values stay out of the audit trail (they may be PII)."""
     if value is None or not is_dataclass(value):
         return []
-    return sorted(_camel(f.name) for f in fields(value) if getattr(value, f.name) is not strawberry.UNSET
-                  and getattr(value, f.name) is not None and f.name not in SECRET_INPUTS)
+    return sorted(
+        _camel(f.name)
+        for f in fields(value)
+        if getattr(value, f.name) is not strawberry.UNSET
+        and getattr(value, f.name) is not None
+        and f.name not in SECRET_INPUTS
+    )
 
 
 def _camel(name: str) -> str:
@@ -83,7 +96,13 @@ def _subject(payload: Any, input_value: Any) -> tuple[str | None, str | None]:
     return parsed if parsed else (None, None)
 
 
-def mutation(action: str | None, roles: frozenset[Role] | None, *, public: bool = False,
-             service_audits: bool = False, **kwargs: Any):
+def mutation(
+    action: str | None,
+    roles: frozenset[Role] | None,
+    *,
+    public: bool = False,
+    service_audits: bool = False,
+    **kwargs: Any,
+):
     extension = MutationConventions(action, roles, public=public, service_audits=service_audits)
     return strawberry.mutation(extensions=[extension], **kwargs)

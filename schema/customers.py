@@ -10,22 +10,47 @@ from strawberry.types import Info
 
 from models.customers import (
     ChangeEntry as ChangeEntryModel,
+)
+from models.customers import (
     Channel as ChannelEnum,
+)
+from models.customers import (
     ConsentPurpose as ConsentPurposeEnum,
+)
+from models.customers import (
     Customer as CustomerModel,
+)
+from models.customers import (
     CustomerKind as CustomerKindEnum,
+)
+from models.customers import (
     CustomerStatus as CustomerStatusEnum,
+)
+from models.customers import (
     Gender as GenderEnum,
+)
+from models.customers import (
     HoldingStatus as HoldingStatusEnum,
+)
+from models.customers import (
     IdType as IdTypeEnum,
+)
+from models.customers import (
     KycStatus as KycStatusEnum,
+)
+from models.customers import (
     ProductHolding as ProductHoldingModel,
+)
+from models.customers import (
     ProductType as ProductTypeEnum,
+)
+from models.customers import (
     RiskLevel as RiskLevelEnum,
 )
 from schema.base import Connection, Node, SortDirection, UserError, to_global_id
 from schema.staff import Staff, load_staff
-from services import customer_rules as rules, customers as customer_service
+from services import customer_rules as rules
+from services import customers as customer_service
 from services.pagination import OrderKey, paginate
 
 if TYPE_CHECKING:
@@ -38,8 +63,11 @@ if TYPE_CHECKING:
 CustomerKind = strawberry.enum(CustomerKindEnum, name="CustomerKind")
 Gender = strawberry.enum(GenderEnum, name="Gender")
 IdType = strawberry.enum(IdTypeEnum, name="IdType")
-RiskLevel = strawberry.enum(RiskLevelEnum, name="RiskLevel", description=(
-    "Investor risk tolerance from the suitability assessment, C1 (conservative) to C5 (aggressive)."))
+RiskLevel = strawberry.enum(
+    RiskLevelEnum,
+    name="RiskLevel",
+    description=("Investor risk tolerance from the suitability assessment, C1 (conservative) to C5 (aggressive)."),
+)
 KycStatus = strawberry.enum(KycStatusEnum, name="KycStatus")
 CustomerStatus = strawberry.enum(CustomerStatusEnum, name="CustomerStatus")
 Channel = strawberry.enum(ChannelEnum, name="Channel")
@@ -82,7 +110,9 @@ class DataIssue:
     message: str
 
 
-@strawberry.type(description="One field-level change of a customer record, with old and new values masked as the viewer requires.")
+@strawberry.type(
+    description="One field-level change of a customer record, with old and new values masked as the viewer requires."
+)
 class ChangeEntry:
     field: str
     at: datetime
@@ -90,7 +120,8 @@ class ChangeEntry:
 
     def _value(self, info: Info, value: str | None) -> str | None:
         model_field = {"idNumber": "id_number", "phone": "phone", "email": "email", "address": "address"}.get(
-            self.field)
+            self.field
+        )
         return reveal(info, self._m.customer_id, model_field, value) if model_field else value
 
     @strawberry.field
@@ -131,11 +162,21 @@ class ProductHolding(Node):
 
     @classmethod
     def from_model(cls, m: ProductHoldingModel) -> ProductHolding:
-        return cls(id=to_global_id("ProductHolding", m.id), product=m.product, balance=m.balance,
-                   currency=m.currency, opened_at=m.opened_at, closed_at=m.closed_at, status=m.status, _m=m)
+        return cls(
+            id=to_global_id("ProductHolding", m.id),
+            product=m.product,
+            balance=m.balance,
+            currency=m.currency,
+            opened_at=m.opened_at,
+            closed_at=m.closed_at,
+            status=m.status,
+            _m=m,
+        )
 
 
-@strawberry.type(description="A customer of the bank: a person or an organisation, with their customer information file.")
+@strawberry.type(
+    description="A customer of the bank: a person or an organisation, with their customer information file."
+)
 class Customer(Node):
     id: strawberry.ID
     customer_no: str = strawberry.field(description="The bank's customer information file number (CIF), unique.")
@@ -187,8 +228,10 @@ class Customer(Node):
     @strawberry.field
     async def consents(self, info: Info) -> list[Consent]:
         records = await info.context.loaders.consents.load(self._m.id)
-        return [Consent(purpose=v.purpose, channel=v.channel, granted=v.granted, source=v.source,
-                        updated_at=v.updated_at) for v in customer_service.consents_view(records, self._m.created_at)]
+        return [
+            Consent(purpose=v.purpose, channel=v.channel, granted=v.granted, source=v.source, updated_at=v.updated_at)
+            for v in customer_service.consents_view(records, self._m.created_at)
+        ]
 
     @strawberry.field(description="Fields that are missing or fail validation (ID checksum, phone format, ...).")
     def data_issues(self) -> list[DataIssue]:
@@ -199,47 +242,74 @@ class Customer(Node):
         return [ProductHolding.from_model(h) for h in await info.context.loaders.holdings.load(self._m.id)]
 
     @strawberry.field
-    async def history(self, info: Info, first: int | None = None, after: str | None = None, last: int | None = None,
-                      before: str | None = None) -> Connection[ChangeEntry]:
-        page = await paginate(ChangeEntryModel.filter(customer_id=self._m.id), NEWEST_FIRST,
-                              first=first, after=after, last=last, before=before)
+    async def history(
+        self,
+        info: Info,
+        first: int | None = None,
+        after: str | None = None,
+        last: int | None = None,
+        before: str | None = None,
+    ) -> Connection[ChangeEntry]:
+        page = await paginate(
+            ChangeEntryModel.filter(customer_id=self._m.id),
+            NEWEST_FIRST,
+            first=first,
+            after=after,
+            last=last,
+            before=before,
+        )
         return Connection.of(page, ChangeEntry.from_model)
 
     @strawberry.field
     async def interactions(
-        self, info: Info, first: int | None = None, after: str | None = None, last: int | None = None,
+        self,
+        info: Info,
+        first: int | None = None,
+        after: str | None = None,
+        last: int | None = None,
         before: str | None = None,
     ) -> Connection[Annotated[Interaction, strawberry.lazy("schema.interactions")]]:
         from models.interactions import Interaction as InteractionModel
         from resolvers.common import customer_children
         from schema.interactions import Interaction
 
-        return await customer_children(info, InteractionModel, self._m.id, INTERACTION_ORDER, Interaction.from_model,
-                                       first, after, last, before)
+        return await customer_children(
+            info, InteractionModel, self._m.id, INTERACTION_ORDER, Interaction.from_model, first, after, last, before
+        )
 
     @strawberry.field
     async def follow_ups(
-        self, info: Info, first: int | None = None, after: str | None = None, last: int | None = None,
+        self,
+        info: Info,
+        first: int | None = None,
+        after: str | None = None,
+        last: int | None = None,
         before: str | None = None,
     ) -> Connection[Annotated[FollowUp, strawberry.lazy("schema.follow_ups")]]:
         from models.follow_ups import FollowUp as FollowUpModel
         from resolvers.common import customer_children
         from schema.follow_ups import FollowUp
 
-        return await customer_children(info, FollowUpModel, self._m.id, NEWEST_CREATED, FollowUp.from_model,
-                                       first, after, last, before)
+        return await customer_children(
+            info, FollowUpModel, self._m.id, NEWEST_CREATED, FollowUp.from_model, first, after, last, before
+        )
 
     @strawberry.field
     async def complaints(
-        self, info: Info, first: int | None = None, after: str | None = None, last: int | None = None,
+        self,
+        info: Info,
+        first: int | None = None,
+        after: str | None = None,
+        last: int | None = None,
         before: str | None = None,
     ) -> Connection[Annotated[Complaint, strawberry.lazy("schema.complaints")]]:
         from models.complaints import Complaint as ComplaintModel
         from resolvers.common import customer_children
         from schema.complaints import Complaint
 
-        return await customer_children(info, ComplaintModel, self._m.id, NEWEST_RECEIVED, Complaint.from_model,
-                                       first, after, last, before)
+        return await customer_children(
+            info, ComplaintModel, self._m.id, NEWEST_RECEIVED, Complaint.from_model, first, after, last, before
+        )
 
     @strawberry.field
     async def notes(self, info: Info) -> list[Annotated[Note, strawberry.lazy("schema.notes")]]:
@@ -249,14 +319,19 @@ class Customer(Node):
 
     @strawberry.field(description="Everything that happened with this customer, newest first.")
     async def timeline(
-        self, info: Info, first: int | None = None, after: str | None = None, last: int | None = None,
+        self,
+        info: Info,
+        first: int | None = None,
+        after: str | None = None,
+        last: int | None = None,
         before: str | None = None,
     ) -> Annotated[TimelineConnection, strawberry.lazy("schema.timeline")]:
         from schema.timeline import TimelineConnection, TimelineItem
         from services import timeline
 
-        page = await timeline.page(await info.context.caller(), self._m.id, first=first, after=after, last=last,
-                                   before=before)
+        page = await timeline.page(
+            await info.context.caller(), self._m.id, first=first, after=after, last=last, before=before
+        )
         return TimelineConnection.of(page, TimelineItem.from_entry)
 
     @strawberry.field
@@ -267,12 +342,28 @@ class Customer(Node):
     @classmethod
     def from_model(cls, m: CustomerModel) -> Customer:
         return cls(
-            id=to_global_id("Customer", m.id), customer_no=m.customer_no, kind=m.kind, name=m.name, gender=m.gender,
-            birth_date=m.birth_date, id_type=m.id_type, occupation=m.occupation, risk_level=m.risk_level,
-            kyc_status=m.kyc_status, status=m.status, status_note=m.status_note, branch=m.branch,
-            preferred_channel=m.preferred_channel, completeness=m.completeness, aum=m.aum, debt=m.debt,
-            value_tier=ValueTier[rules.value_tier(m.aum)], version=m.version, created_at=m.created_at,
-            updated_at=m.updated_at, _m=m,
+            id=to_global_id("Customer", m.id),
+            customer_no=m.customer_no,
+            kind=m.kind,
+            name=m.name,
+            gender=m.gender,
+            birth_date=m.birth_date,
+            id_type=m.id_type,
+            occupation=m.occupation,
+            risk_level=m.risk_level,
+            kyc_status=m.kyc_status,
+            status=m.status,
+            status_note=m.status_note,
+            branch=m.branch,
+            preferred_channel=m.preferred_channel,
+            completeness=m.completeness,
+            aum=m.aum,
+            debt=m.debt,
+            value_tier=ValueTier[rules.value_tier(m.aum)],
+            version=m.version,
+            created_at=m.created_at,
+            updated_at=m.updated_at,
+            _m=m,
         )
 
 
@@ -350,7 +441,9 @@ class CreateCustomerInput:
 @strawberry.input
 class UpdateCustomerInput:
     id: strawberry.ID
-    version: int = strawberry.field(description="The version that the caller read; a newer stored version gives STALE_VERSION.")
+    version: int = strawberry.field(
+        description="The version that the caller read; a newer stored version gives STALE_VERSION."
+    )
     name: str | None = strawberry.UNSET
     gender: Gender | None = strawberry.UNSET
     birth_date: date | None = strawberry.UNSET
@@ -385,13 +478,17 @@ class SetConsentsInput:
 class MergeCustomersInput:
     survivor_id: strawberry.ID
     duplicate_id: strawberry.ID
-    dry_run: bool | None = strawberry.field(default=None, description="Report what would move without changing anything.")
+    dry_run: bool | None = strawberry.field(
+        default=None, description="Report what would move without changing anything."
+    )
 
 
 @strawberry.type
 class MergeCustomersPayload:
     customer: Customer | None = None
-    moved: strawberry.scalars.JSON | None = strawberry.field(default=None, description="Counts of records moved to the survivor, by kind.")
+    moved: strawberry.scalars.JSON | None = strawberry.field(
+        default=None, description="Counts of records moved to the survivor, by kind."
+    )
     errors: list[UserError] = strawberry.field(default_factory=list)
 
 
@@ -420,7 +517,11 @@ class HoldingPayload:
 
 @strawberry.input
 class ImportCustomersInput:
-    file: strawberry.file_uploads.Upload = strawberry.field(description=(
-        "A CSV file with a header row; columns named as CreateCustomerInput's fields in snake_case or camelCase."))
-    update_existing: bool | None = strawberry.field(default=None, description=(
-        "Rows whose customerNo exists already update that customer instead of failing."))
+    file: strawberry.file_uploads.Upload = strawberry.field(
+        description=(
+            "A CSV file with a header row; columns named as CreateCustomerInput's fields in snake_case or camelCase."
+        )
+    )
+    update_existing: bool | None = strawberry.field(
+        default=None, description=("Rows whose customerNo exists already update that customer instead of failing.")
+    )

@@ -8,7 +8,11 @@ from strawberry.types import Info
 
 from models.follow_ups import (
     FollowUp as FollowUpModel,
+)
+from models.follow_ups import (
     FollowUpStatus as FollowUpStatusEnum,
+)
+from models.follow_ups import (
     Priority as PriorityEnum,
 )
 from schema.base import Node, UserError, to_global_id
@@ -23,7 +27,9 @@ Priority = strawberry.enum(PriorityEnum, name="Priority")
 FollowUpStatus = strawberry.enum(FollowUpStatusEnum, name="FollowUpStatus")
 
 
-@strawberry.type(description="A piece of work for a staff member or department: call back, collect a document, review a case.")
+@strawberry.type(
+    description="A piece of work for a staff member or department: call back, collect a document, review a case."
+)
 class FollowUp(Node):
     id: strawberry.ID
     title: str
@@ -63,9 +69,19 @@ class FollowUp(Node):
 
     @classmethod
     def from_model(cls, m: FollowUpModel) -> FollowUp:
-        return cls(id=to_global_id("FollowUp", m.id), title=m.title, description=m.description,
-                   department=m.department, priority=m.priority, status=m.status, due_at=m.due_at,
-                   overdue=is_overdue(m), created_at=m.created_at, completed_at=m.completed_at, _m=m)
+        return cls(
+            id=to_global_id("FollowUp", m.id),
+            title=m.title,
+            description=m.description,
+            department=m.department,
+            priority=m.priority,
+            status=m.status,
+            due_at=m.due_at,
+            overdue=is_overdue(m),
+            created_at=m.created_at,
+            completed_at=m.completed_at,
+            _m=m,
+        )
 
 
 @strawberry.input

@@ -8,8 +8,14 @@ from strawberry.types import Info
 
 from models.interactions import (
     Direction as DirectionEnum,
+)
+from models.interactions import (
     Interaction as InteractionModel,
+)
+from models.interactions import (
     InteractionKind as InteractionKindEnum,
+)
+from models.interactions import (
     InteractionStatus as InteractionStatusEnum,
 )
 from schema.base import Node, UserError, to_global_id
@@ -52,10 +58,21 @@ class Interaction(Node):
 
     @classmethod
     def from_model(cls, m: InteractionModel) -> Interaction:
-        return cls(id=to_global_id("Interaction", m.id), channel=m.channel, direction=m.direction, kind=m.kind,
-                   status=m.status, subject=m.subject, content=m.content, outcome=m.outcome,
-                   occurred_at=m.occurred_at, duration_seconds=m.duration_seconds, resolved_at=m.resolved_at,
-                   created_at=m.created_at, _m=m)
+        return cls(
+            id=to_global_id("Interaction", m.id),
+            channel=m.channel,
+            direction=m.direction,
+            kind=m.kind,
+            status=m.status,
+            subject=m.subject,
+            content=m.content,
+            outcome=m.outcome,
+            occurred_at=m.occurred_at,
+            duration_seconds=m.duration_seconds,
+            resolved_at=m.resolved_at,
+            created_at=m.created_at,
+            _m=m,
+        )
 
 
 @strawberry.input

@@ -6,7 +6,9 @@ import strawberry
 from strawberry.scalars import JSON
 from strawberry.types import Info
 
-from models.jobs import Job as JobModel, JobKind as JobKindEnum, JobStatus as JobStatusEnum
+from models.jobs import Job as JobModel
+from models.jobs import JobKind as JobKindEnum
+from models.jobs import JobStatus as JobStatusEnum
 from schema.base import Node, UserError, to_global_id
 from schema.staff import Staff, load_staff
 from services.jobs import progress_of
@@ -45,10 +47,18 @@ class Job(Node):
     @classmethod
     def from_model(cls, m: JobModel) -> Job:
         return cls(
-            id=to_global_id("Job", m.id), kind=m.kind, status=m.status, progress=progress_of(m), total=m.total,
-            processed=m.processed, failed=m.failed, result=m.result,
+            id=to_global_id("Job", m.id),
+            kind=m.kind,
+            status=m.status,
+            progress=progress_of(m),
+            total=m.total,
+            processed=m.processed,
+            failed=m.failed,
+            result=m.result,
             errors=[JobError(row=e.get("row"), field=e.get("field"), message=e["message"]) for e in m.errors],
-            created_at=m.created_at, started_at=m.started_at, finished_at=m.finished_at,
+            created_at=m.created_at,
+            started_at=m.started_at,
+            finished_at=m.finished_at,
             created_by_id=m.created_by_id,
         )
 

@@ -6,7 +6,8 @@ from enum import Enum
 import strawberry
 from strawberry.types import Info
 
-from models.notes import Note as NoteModel, NoteVisibility as NoteVisibilityEnum
+from models.notes import Note as NoteModel
+from models.notes import NoteVisibility as NoteVisibilityEnum
 from schema.base import Node, UserError, to_global_id
 from schema.staff import Staff, load_staff
 
@@ -14,8 +15,9 @@ from schema.staff import Staff, load_staff
 @strawberry.enum
 class NoteVisibility(Enum):
     INTERNAL = strawberry.enum_value(NoteVisibilityEnum.INTERNAL.value, description="Seen by staff only.")
-    CUSTOMER = strawberry.enum_value(NoteVisibilityEnum.CUSTOMER.value,
-                                     description="Part of what the customer is told (a reply).")
+    CUSTOMER = strawberry.enum_value(
+        NoteVisibilityEnum.CUSTOMER.value, description="Part of what the customer is told (a reply)."
+    )
 
 
 @strawberry.type
@@ -32,8 +34,13 @@ class Note(Node):
 
     @classmethod
     def from_model(cls, m: NoteModel) -> Note:
-        return cls(id=to_global_id("Note", m.id), body=m.body, visibility=NoteVisibility(m.visibility.value),
-                   created_at=m.created_at, _m=m)
+        return cls(
+            id=to_global_id("Note", m.id),
+            body=m.body,
+            visibility=NoteVisibility(m.visibility.value),
+            created_at=m.created_at,
+            _m=m,
+        )
 
 
 @strawberry.input

@@ -54,8 +54,15 @@ class ErrorCodes(SchemaExtension):
         yield
         result = self.execution_context.result
         # Validation errors appear both as pre-execution errors and in the result: handle each once.
-        errors = list({id(e): e for e in [*(getattr(result, "errors", None) or []),
-                                          *(self.execution_context.pre_execution_errors or [])]}.values())
+        errors = list(
+            {
+                id(e): e
+                for e in [
+                    *(getattr(result, "errors", None) or []),
+                    *(self.execution_context.pre_execution_errors or []),
+                ]
+            }.values()
+        )
         metrics = getattr(self.execution_context.context, "metrics", None)
         for error in errors:
             extensions = dict(error.extensions or {})
@@ -89,14 +96,27 @@ class CostLimiter(SchemaExtension):
                 root = ctx.schema._schema.get_root_type(op.operation)
                 cost = self._cost(op.selection_set, root, 1, fragments, ctx.variables or {}, set())
                 if cost > MAX_COST:
-                    ctx.result = ExecutionResult(data=None, errors=[GraphQLError(
-                        f"Query could return up to {cost} nodes; the limit is {MAX_COST}. Ask for smaller pages.",
-                        extensions={"code": "LIMIT_EXCEEDED", "cost": cost},
-                    )])
+                    ctx.result = ExecutionResult(
+                        data=None,
+                        errors=[
+                            GraphQLError(
+                                f"Query could return up to {cost} nodes; the limit is {MAX_COST}. "
+                                "Ask for smaller pages.",
+                                extensions={"code": "LIMIT_EXCEEDED", "cost": cost},
+                            )
+                        ],
+                    )
         yield
 
-    def _cost(self, selection_set: SelectionSetNode | None, parent: GraphQLObjectType | None, multiplier: int,
-              fragments: dict, variables: dict, seen: set[str]) -> int:
+    def _cost(
+        self,
+        selection_set: SelectionSetNode | None,
+        parent: GraphQLObjectType | None,
+        multiplier: int,
+        fragments: dict,
+        variables: dict,
+        seen: set[str],
+    ) -> int:
         if selection_set is None or parent is None:
             return 0
         total = 0
@@ -114,18 +134,22 @@ class CostLimiter(SchemaExtension):
             elif isinstance(selection, InlineFragmentNode):
                 target = parent
                 if selection.type_condition is not None:
-                    target = _unwrap_object(
-                        self.execution_context.schema._schema.get_type(selection.type_condition.name.value)
-                    ) or parent
+                    target = (
+                        _unwrap_object(
+                            self.execution_context.schema._schema.get_type(selection.type_condition.name.value)
+                        )
+                        or parent
+                    )
                 total += self._cost(selection.selection_set, target, multiplier, fragments, variables, seen)
             elif isinstance(selection, FragmentSpreadNode):
                 name = selection.name.value
                 if name in seen or name not in fragments:
                     continue
                 fragment = fragments[name]
-                target = _unwrap_object(
-                    self.execution_context.schema._schema.get_type(fragment.type_condition.name.value)
-                ) or parent
+                target = (
+                    _unwrap_object(self.execution_context.schema._schema.get_type(fragment.type_condition.name.value))
+                    or parent
+                )
                 total += self._cost(fragment.selection_set, target, multiplier, fragments, variables, seen | {name})
         return total
 
@@ -157,7 +181,10 @@ class MaskUnexpectedErrors(MaskErrors):
         request_id = request_id_var.get()
         return GraphQLError(
             f"Unexpected error. Quote request id {request_id} to support.",
-            nodes=error.nodes, source=error.source, positions=error.positions, path=error.path,
+            nodes=error.nodes,
+            source=error.source,
+            positions=error.positions,
+            path=error.path,
             extensions={"code": "INTERNAL_SERVER_ERROR", "requestId": request_id},
         )
 
@@ -173,9 +200,16 @@ class PiiReadAudit(SchemaExtension):
             return
         caller = context._caller
         entries = [
-            AuditEntry(actor=caller.staff, actor_name=caller.staff.username if caller.staff else None,
-                       action="customer.pii_read", subject_type="Customer", subject_id=str(customer_id),
-                       detail={"fields": sorted(fields)}, request_id=caller.request_id, ip=caller.ip)
+            AuditEntry(
+                actor=caller.staff,
+                actor_name=caller.staff.username if caller.staff else None,
+                action="customer.pii_read",
+                subject_type="Customer",
+                subject_id=str(customer_id),
+                detail={"fields": sorted(fields)},
+                request_id=caller.request_id,
+                ip=caller.ip,
+            )
             for customer_id, fields in sorted(reads.items())
         ]
         reads.clear()

@@ -5,7 +5,9 @@ from datetime import datetime
 import strawberry
 from strawberry.types import Info
 
-from models.staff import Department as DepartmentEnum, Role as RoleEnum, Staff as StaffModel
+from models.staff import Department as DepartmentEnum
+from models.staff import Role as RoleEnum
+from models.staff import Staff as StaffModel
 from schema.base import Node, UserError, to_global_id
 
 Role = strawberry.enum(RoleEnum, name="Role")
@@ -26,8 +28,14 @@ class Staff(Node):
     @classmethod
     def from_model(cls, m: StaffModel) -> Staff:
         return cls(
-            id=to_global_id("Staff", m.id), username=m.username, display_name=m.display_name, role=m.role,
-            department=m.department, branch=m.branch, active=m.active, created_at=m.created_at,
+            id=to_global_id("Staff", m.id),
+            username=m.username,
+            display_name=m.display_name,
+            role=m.role,
+            department=m.department,
+            branch=m.branch,
+            active=m.active,
+            created_at=m.created_at,
         )
 
 

@@ -50,9 +50,13 @@ class TimelineItem:
     @classmethod
     def from_entry(cls, entry: Entry) -> TimelineItem:
         convert = SUBJECTS.get(entry.kind)
-        return cls(kind=TimelineKind(entry.kind), at=entry.at, title=entry.title, detail=entry.detail,
-                   subject=convert(entry.row) if convert else None)
-
+        return cls(
+            kind=TimelineKind(entry.kind),
+            at=entry.at,
+            title=entry.title,
+            detail=entry.detail,
+            subject=convert(entry.row) if convert else None,
+        )
 
 
 @strawberry.type(name="TimelineConnection")

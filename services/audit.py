@@ -64,8 +64,14 @@ class AuditFilter:
         def when(value: str | None) -> datetime | None:
             return datetime.fromisoformat(value) if value else None
 
-        return cls(params.get("actor_id"), params.get("action"), params.get("subject_type"),
-                   params.get("subject_id"), when(params.get("start")), when(params.get("end")))
+        return cls(
+            params.get("actor_id"),
+            params.get("action"),
+            params.get("subject_type"),
+            params.get("subject_id"),
+            when(params.get("start")),
+            when(params.get("end")),
+        )
 
 
 def entries(caller: Caller, audit_filter: AuditFilter) -> QuerySet[AuditEntry]:
@@ -109,11 +115,19 @@ async def export_csv(params: dict, progress) -> dict:
         if not batch:
             break
         for e in batch:
-            writer.writerow([
-                e.id, e.at.isoformat(), e.actor_name or "", e.action, e.subject_type or "", e.subject_id or "",
-                json.dumps(e.detail, ensure_ascii=False) if e.detail is not None else "", e.request_id or "",
-                e.ip or "",
-            ])
+            writer.writerow(
+                [
+                    e.id,
+                    e.at.isoformat(),
+                    e.actor_name or "",
+                    e.action,
+                    e.subject_type or "",
+                    e.subject_id or "",
+                    json.dumps(e.detail, ensure_ascii=False) if e.detail is not None else "",
+                    e.request_id or "",
+                    e.ip or "",
+                ]
+            )
         rows += len(batch)
         last_id = batch[-1].id
         await progress.advance(len(batch))

@@ -10,7 +10,6 @@ from datetime import datetime, timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-
 from tortoise.expressions import F
 
 from core.db import atomic
@@ -60,12 +59,15 @@ LOGIN_FAILED = "Wrong username or password, or the account is locked or inactive
 
 async def login(caller: Caller, username: str, password: str, *, secret_key: str, ttl: timedelta) -> Session:
     """Every attempt is audited; the error never says which part was wrong."""
-    if caller.ip and await AuditEntry.filter(
-        action="login.failed", ip=caller.ip, at__gte=now() - LOCKOUT
-    ).count() >= MAX_FAILURES_PER_IP:
+    if (
+        caller.ip
+        and await AuditEntry.filter(action="login.failed", ip=caller.ip, at__gte=now() - LOCKOUT).count()
+        >= MAX_FAILURES_PER_IP
+    ):
         await audit.record(caller, "login.failed", actor_name=username[:64], detail={"reason": "address_limited"})
-        raise DomainError(ErrorCode.LIMIT_EXCEEDED, "Too many failed sign-ins from your address; try again later",
-                          ["username"])
+        raise DomainError(
+            ErrorCode.LIMIT_EXCEEDED, "Too many failed sign-ins from your address; try again later", ["username"]
+        )
     staff = await Staff.get_or_none(username=username.strip().lower())
     reason = None
     if staff is None:
@@ -81,9 +83,14 @@ async def login(caller: Caller, username: str, password: str, *, secret_key: str
         async with atomic():
             if reason == "bad_password":
                 await _count_failure(staff)
-            await audit.record(caller, "login.failed", subject_type="Staff" if staff else None,
-                               subject_id=str(staff.id) if staff else None, actor_name=username[:64],
-                               detail={"reason": reason})
+            await audit.record(
+                caller,
+                "login.failed",
+                subject_type="Staff" if staff else None,
+                subject_id=str(staff.id) if staff else None,
+                actor_name=username[:64],
+                detail={"reason": reason},
+            )
         raise DomainError(ErrorCode.INVALID, LOGIN_FAILED, ["password"])
 
     token = secrets.token_urlsafe(32)
@@ -92,8 +99,9 @@ async def login(caller: Caller, username: str, password: str, *, secret_key: str
         if staff.failed_logins or staff.locked_until:
             await Staff.filter(id=staff.id).update(failed_logins=0, locked_until=None)
         await StaffToken.create(staff=staff, token_hash=hash_token(token, secret_key), expires_at=expires_at)
-        await audit.record(Caller(staff, caller.request_id, caller.ip), "login.success",
-                           subject_type="Staff", subject_id=str(staff.id))
+        await audit.record(
+            Caller(staff, caller.request_id, caller.ip), "login.success", subject_type="Staff", subject_id=str(staff.id)
+        )
     return Session(token, expires_at, staff)
 
 
@@ -107,9 +115,13 @@ async def _count_failure(staff: Staff) -> None:
 
 async def authenticate(token: str, *, secret_key: str) -> Staff | None:
     """The active staff member a live token belongs to, in one query; None otherwise."""
-    row = await StaffToken.filter(
-        token_hash=hash_token(token, secret_key), revoked_at__isnull=True, expires_at__gt=now(), staff__active=True
-    ).select_related("staff").first()
+    row = (
+        await StaffToken.filter(
+            token_hash=hash_token(token, secret_key), revoked_at__isnull=True, expires_at__gt=now(), staff__active=True
+        )
+        .select_related("staff")
+        .first()
+    )
     return row.staff if row else None
 
 

@@ -19,8 +19,15 @@ from models.follow_ups import Priority
 BANK_TIME = ZoneInfo("Asia/Shanghai")  # reference numbers follow the bank's calendar day
 RULES_FILE = Path(__file__).resolve().parent / "data" / "complaint_rules.json"
 
-OPEN = frozenset({ComplaintStatus.RECEIVED, ComplaintStatus.ACKNOWLEDGED, ComplaintStatus.IN_PROGRESS,
-                  ComplaintStatus.ESCALATED, ComplaintStatus.REOPENED})
+OPEN = frozenset(
+    {
+        ComplaintStatus.RECEIVED,
+        ComplaintStatus.ACKNOWLEDGED,
+        ComplaintStatus.IN_PROGRESS,
+        ComplaintStatus.ESCALATED,
+        ComplaintStatus.REOPENED,
+    }
+)
 ENDED = frozenset({ComplaintStatus.RESOLVED, ComplaintStatus.CLOSED, ComplaintStatus.WITHDRAWN})
 S = ComplaintStatus
 
@@ -100,16 +107,22 @@ def _best(rules: list[dict], text: str) -> str | None:
 def classify(summary: str, description: str) -> tuple[ComplaintCategory, ComplaintReason]:
     text = f"{summary}\n{description}".lower()
     rules = _rules()
-    return (ComplaintCategory(_best(rules["category"], text) or "OTHER"),
-            ComplaintReason(_best(rules["reason"], text) or "OTHER"))
+    return (
+        ComplaintCategory(_best(rules["category"], text) or "OTHER"),
+        ComplaintReason(_best(rules["reason"], text) or "OTHER"),
+    )
 
 
 PRIORITY_RANK = {Priority.LOW: 1, Priority.NORMAL: 2, Priority.HIGH: 3, Priority.URGENT: 4}
 
 
-def default_priority(reason: ComplaintReason, channel: Channel, amount: Decimal | None, recent_complaints: int
-                     ) -> Priority:
-    if reason == ComplaintReason.FUNDS_SECURITY or channel == Channel.REGULATOR or (
-            amount is not None and amount >= URGENT_AMOUNT):
+def default_priority(
+    reason: ComplaintReason, channel: Channel, amount: Decimal | None, recent_complaints: int
+) -> Priority:
+    if (
+        reason == ComplaintReason.FUNDS_SECURITY
+        or channel == Channel.REGULATOR
+        or (amount is not None and amount >= URGENT_AMOUNT)
+    ):
         return Priority.URGENT
     return Priority.HIGH if recent_complaints >= 2 else Priority.NORMAL

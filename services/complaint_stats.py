@@ -24,7 +24,7 @@ from __future__ import annotations
 import csv
 import io
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from enum import Enum
 
@@ -87,8 +87,10 @@ def _column(name: str, nullable: bool = False) -> Grouping:
 # the modifier; PostgreSQL shifts the timestamptz's UTC wall time. SQLite rounds fractional seconds to the
 # millisecond (23:59:59.9999 would become the next day), so they are cut off first, keeping the offset:
 # a bucket boundary is always on a whole second.
-_SQLITE_WHOLE_SECONDS = ("(substr(c.received_at, 1, 19) || CASE WHEN substr(c.received_at, -6, 1) IN ('+', '-') "
-                         "THEN substr(c.received_at, -6) WHEN substr(c.received_at, -1) = 'Z' THEN 'Z' ELSE '' END)")
+_SQLITE_WHOLE_SECONDS = (
+    "(substr(c.received_at, 1, 19) || CASE WHEN substr(c.received_at, -6, 1) IN ('+', '-') "
+    "THEN substr(c.received_at, -6) WHEN substr(c.received_at, -1) = 'Z' THEN 'Z' ELSE '' END)"
+)
 _SQLITE_LOCAL = f"{_SQLITE_WHOLE_SECONDS}, '{BANK_OFFSET_HOURS:+d} hours'"
 # ISO week: the week (Monday..Sunday) belongs to the year of its Thursday, and is numbered by it.
 _SQLITE_THURSDAY = f"date({_SQLITE_LOCAL}, '-3 days', 'weekday 4')"
@@ -126,7 +128,8 @@ GROUPINGS: dict[str, Grouping] = {
     "WEEK": Grouping(
         f"(strftime('%Y', {_SQLITE_THURSDAY}) || '-W' || "
         f"printf('%02d', (CAST(strftime('%j', {_SQLITE_THURSDAY}) AS INTEGER) - 1) / 7 + 1))",
-        **_pg_period("week", 'IYYY-"W"IW')),
+        **_pg_period("week", 'IYYY-"W"IW'),
+    ),
     "MONTH": Grouping(f"strftime('%Y-%m', {_SQLITE_LOCAL})", **_pg_period("month", "YYYY-MM")),
 }
 
@@ -138,7 +141,7 @@ def _measures(dialect: str, now: datetime) -> str:
     PostgreSQL may switch to a generic plan made for an unknown period (an index scan meant for a few hundred
     rows), which made a year's statistics ~60 % slower from the sixth call on (bench/complaint_stats.py)."""
     resolved = f"c.status IN ({RESOLVED_SQL})"
-    stamp = now.astimezone(timezone.utc).isoformat(" ")
+    stamp = now.astimezone(UTC).isoformat(" ")
     if dialect == "postgres":
         overdue = f"c.due_at < CAST('{stamp}' AS TIMESTAMPTZ)"
         met = "c.resolved_at <= c.due_at"
@@ -152,18 +155,20 @@ def _measures(dialect: str, now: datetime) -> str:
         hours = "(julianday(c.resolved_at) - julianday(c.received_at)) * 24.0"
         # SQLite keeps decimals as text: sum whole cents as integers (exact below ~9e13).
         compensation = "SUM(CAST(ROUND(CAST(c.compensation_amount AS REAL) * 100) AS INTEGER))"
-    return ",\n".join([
-        "COUNT(*) AS n",
-        f"COUNT(*) FILTER (WHERE c.status IN ({OPEN_SQL})) AS open_n",
-        f"COUNT(*) FILTER (WHERE {resolved}) AS resolved_n",
-        f"COUNT(*) FILTER (WHERE c.status = '{ComplaintStatus.WITHDRAWN.value}') AS withdrawn_n",
-        f"COUNT(*) FILTER (WHERE {resolved} AND {met}) AS met_n",
-        f"COUNT(*) FILTER (WHERE c.status IN ({OPEN_SQL}) AND {overdue}) AS overdue_n",
-        f"SUM({hours}) FILTER (WHERE {resolved}) AS hours_sum",
-        f"COUNT(c.resolved_at) FILTER (WHERE {resolved}) AS hours_n",
-        "COUNT(*) FILTER (WHERE c.reopen_count > 0) AS reopened_n",
-        f"{compensation} AS compensation",
-    ])
+    return ",\n".join(
+        [
+            "COUNT(*) AS n",
+            f"COUNT(*) FILTER (WHERE c.status IN ({OPEN_SQL})) AS open_n",
+            f"COUNT(*) FILTER (WHERE {resolved}) AS resolved_n",
+            f"COUNT(*) FILTER (WHERE c.status = '{ComplaintStatus.WITHDRAWN.value}') AS withdrawn_n",
+            f"COUNT(*) FILTER (WHERE {resolved} AND {met}) AS met_n",
+            f"COUNT(*) FILTER (WHERE c.status IN ({OPEN_SQL}) AND {overdue}) AS overdue_n",
+            f"SUM({hours}) FILTER (WHERE {resolved}) AS hours_sum",
+            f"COUNT(c.resolved_at) FILTER (WHERE {resolved}) AS hours_n",
+            "COUNT(*) FILTER (WHERE c.reopen_count > 0) AS reopened_n",
+            f"{compensation} AS compensation",
+        ]
+    )
 
 
 # ---------------------------------------------------------------- figures
@@ -216,15 +221,33 @@ class Figures:
         return self.reopened / self.count if self.count else None
 
     def __iadd__(self, other: Figures) -> Figures:
-        for name in ("count", "open_count", "resolved_count", "withdrawn_count", "sla_met", "overdue_open",
-                     "hours_sum", "hours_n", "reopened", "compensation"):
+        for name in (
+            "count",
+            "open_count",
+            "resolved_count",
+            "withdrawn_count",
+            "sla_met",
+            "overdue_open",
+            "hours_sum",
+            "hours_n",
+            "reopened",
+            "compensation",
+        ):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         return self
 
     def bucket(self, key: str) -> Bucket:
-        return Bucket(key=key, count=self.count, open_count=self.open_count, resolved_count=self.resolved_count,
-                      sla_met_rate=self.sla_met_rate, avg_resolution_hours=self.avg_resolution_hours,
-                      reopen_rate=self.reopen_rate, avg_satisfaction=None, compensation_total=self.compensation)
+        return Bucket(
+            key=key,
+            count=self.count,
+            open_count=self.open_count,
+            resolved_count=self.resolved_count,
+            sla_met_rate=self.sla_met_rate,
+            avg_resolution_hours=self.avg_resolution_hours,
+            reopen_rate=self.reopen_rate,
+            avg_satisfaction=None,
+            compensation_total=self.compensation,
+        )
 
     @classmethod
     def from_row(cls, row, dialect: str) -> Figures:
@@ -235,18 +258,25 @@ class Figures:
             compensation = Decimal(str(raw)).quantize(CENT)
         else:
             compensation = (Decimal(int(raw)) / 100).quantize(CENT)
-        return cls(count=int(row["n"]), open_count=int(row["open_n"] or 0),
-                   resolved_count=int(row["resolved_n"] or 0), withdrawn_count=int(row["withdrawn_n"] or 0),
-                   sla_met=int(row["met_n"] or 0), overdue_open=int(row["overdue_n"] or 0),
-                   hours_sum=float(row["hours_sum"] or 0), hours_n=int(row["hours_n"] or 0),
-                   reopened=int(row["reopened_n"] or 0), compensation=compensation)
+        return cls(
+            count=int(row["n"]),
+            open_count=int(row["open_n"] or 0),
+            resolved_count=int(row["resolved_n"] or 0),
+            withdrawn_count=int(row["withdrawn_n"] or 0),
+            sla_met=int(row["met_n"] or 0),
+            overdue_open=int(row["overdue_n"] or 0),
+            hours_sum=float(row["hours_sum"] or 0),
+            hours_n=int(row["hours_n"] or 0),
+            reopened=int(row["reopened_n"] or 0),
+            compensation=compensation,
+        )
 
 
 def _aware(value: datetime) -> datetime:
     """In UTC, as the rows are stored (a naive value is taken to be UTC)."""
     if value.tzinfo is None:
-        value = value.replace(tzinfo=timezone.utc)
-    return value.astimezone(timezone.utc)
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)
 
 
 def _years_later(value: datetime, years: int) -> datetime:
@@ -273,14 +303,30 @@ def _grouping(group_by) -> Grouping:
     return grouping
 
 
-async def _aggregate(caller: Caller, start: datetime, end: datetime, keys: list[Grouping]
-                     ) -> list[tuple[tuple[str, ...], Figures]]:
+async def _aggregate(
+    caller: Caller, start: datetime, end: datetime, keys: list[Grouping]
+) -> list[tuple[tuple[str, ...], Figures]]:
     """One statement: the caller's complaints received in [start, end), grouped by `keys`."""
     connection = Tortoise.get_connection("default")
     dialect = connection.capabilities.dialect
-    scoped = complaints.visible(caller).filter(received_at__gte=start, received_at__lt=end).values(
-        "category", "reason", "channel", "branch", "department", "priority", "status", "received_at", "due_at",
-        "resolved_at", "reopen_count", "compensation_amount")
+    scoped = (
+        complaints.visible(caller)
+        .filter(received_at__gte=start, received_at__lt=end)
+        .values(
+            "category",
+            "reason",
+            "channel",
+            "branch",
+            "department",
+            "priority",
+            "status",
+            "received_at",
+            "due_at",
+            "resolved_at",
+            "reopen_count",
+            "compensation_amount",
+        )
+    )
     scoped._choose_db_if_not_chosen()
     scoped._make_query()
     inner_sql, params = scoped.query.get_parameterized_sql()
@@ -297,9 +343,11 @@ async def _aggregate(caller: Caller, start: datetime, end: datetime, keys: list[
             joins.append(f"JOIN (VALUES {days}) AS p{i} (first_day) ON p{i}.first_day = {key.postgres}\n")
             selected.append(key.postgres_label.format(f"p{i}.first_day"))
             grouped.append(f"p{i}.first_day")
-    sql = (f"SELECT {', '.join(f'{k} AS k{i}' for i, k in enumerate(selected))},\n"
-           f"{_measures(dialect, clock.now())}\n"
-           f"FROM ({inner_sql}) c\n{''.join(joins)}GROUP BY {', '.join(grouped)}\nORDER BY {', '.join(grouped)}")
+    sql = (
+        f"SELECT {', '.join(f'{k} AS k{i}' for i, k in enumerate(selected))},\n"
+        f"{_measures(dialect, clock.now())}\n"
+        f"FROM ({inner_sql}) c\n{''.join(joins)}GROUP BY {', '.join(grouped)}\nORDER BY {', '.join(grouped)}"
+    )
     _, rows = await connection.execute_query(sql, params)
     return [(tuple(row[f"k{i}"] for i in range(len(keys))), Figures.from_row(row, dialect)) for row in rows]
 
@@ -345,10 +393,19 @@ REASON_NAMES = {
     ComplaintReason.OTHER: "其他",
 }
 REPORT_COLUMNS = [
-    "业务类别 Business type", "业务类别名称 Business type name", "投诉原因 Cause", "投诉原因名称 Cause name",
-    "受理数 Received", "未办结数 Open", "已办结数 Resolved", "撤回数 Withdrawn",
-    "按时办结数 SLA met", "超时数 SLA missed", "按时办结率 SLA met rate",
-    "平均处理时长(小时) Avg resolution hours", "补偿金额 Compensation total",
+    "业务类别 Business type",
+    "业务类别名称 Business type name",
+    "投诉原因 Cause",
+    "投诉原因名称 Cause name",
+    "受理数 Received",
+    "未办结数 Open",
+    "已办结数 Resolved",
+    "撤回数 Withdrawn",
+    "按时办结数 SLA met",
+    "超时数 SLA missed",
+    "按时办结率 SLA met rate",
+    "平均处理时长(小时) Avg resolution hours",
+    "补偿金额 Compensation total",
 ]
 TOTAL_LABEL = "合计 Total"
 BOM = "\ufeff"
@@ -363,9 +420,18 @@ def _order(enum: type[Enum], value: str) -> tuple[int, str]:
 def _report_row(first: list[str], f: Figures) -> list[str]:
     rate = f.sla_met_rate
     hours = f.avg_resolution_hours
-    return [*first, str(f.count), str(f.open_count), str(f.resolved_count), str(f.withdrawn_count),
-            str(f.sla_met), str(f.sla_missed), "" if rate is None else f"{rate:.4f}",
-            "" if hours is None else f"{hours:.2f}", f"{f.compensation.quantize(CENT)}"]
+    return [
+        *first,
+        str(f.count),
+        str(f.open_count),
+        str(f.resolved_count),
+        str(f.withdrawn_count),
+        str(f.sla_met),
+        str(f.sla_missed),
+        "" if rate is None else f"{rate:.4f}",
+        "" if hours is None else f"{hours:.2f}",
+        f"{f.compensation.quantize(CENT)}",
+    ]
 
 
 def report_filename(start: datetime, end: datetime) -> str:
@@ -401,8 +467,13 @@ async def complaint_report(params: dict, progress) -> dict:
     await progress.set_total(len(rows))
     text, count = render_report(rows)
     await progress.advance(count)
-    return {"filename": report_filename(start, end), "contentType": "text/csv", "rows": count, "csv": text,
-            "downloadPath": f"/jobs/{job.id}/download"}
+    return {
+        "filename": report_filename(start, end),
+        "contentType": "text/csv",
+        "rows": count,
+        "csv": text,
+        "downloadPath": f"/jobs/{job.id}/download",
+    }
 
 
 async def start_report(caller: Caller, start: datetime, end: datetime, enqueue: jobs.Enqueue) -> Job:

@@ -31,8 +31,7 @@ from services import complaint_rules as rules
 from services.access import ALL_ROLES, Caller, require_role
 from services.errors import DomainError, ErrorCode, invalid, not_found
 
-FILERS = frozenset({Role.ADMIN, Role.MANAGER, Role.RELATIONSHIP_MANAGER, Role.SERVICE_AGENT,
-                    Role.COMPLAINT_HANDLER})
+FILERS = frozenset({Role.ADMIN, Role.MANAGER, Role.RELATIONSHIP_MANAGER, Role.SERVICE_AGENT, Role.COMPLAINT_HANDLER})
 HANDLERS = frozenset({Role.ADMIN, Role.MANAGER, Role.COMPLAINT_HANDLER})
 APPROVERS = frozenset({Role.ADMIN, Role.MANAGER})
 MAX_SUMMARY, MAX_TEXT = 200, 20_000
@@ -95,17 +94,39 @@ async def _next_reference(now: datetime) -> str:
     raise RuntimeError("could not allocate a complaint reference number")
 
 
-async def add_event(complaint: Complaint, event_type: ComplaintEventType, *, actor: Staff | None,
-                    from_status: ComplaintStatus | None = None, to_status: ComplaintStatus | None = None,
-                    message: str | None = None) -> ComplaintEvent:
-    return await ComplaintEvent.create(complaint=complaint, type=event_type, from_status=from_status,
-                                       to_status=to_status, actor=actor, message=message, at=clock.now())
+async def add_event(
+    complaint: Complaint,
+    event_type: ComplaintEventType,
+    *,
+    actor: Staff | None,
+    from_status: ComplaintStatus | None = None,
+    to_status: ComplaintStatus | None = None,
+    message: str | None = None,
+) -> ComplaintEvent:
+    return await ComplaintEvent.create(
+        complaint=complaint,
+        type=event_type,
+        from_status=from_status,
+        to_status=to_status,
+        actor=actor,
+        message=message,
+        at=clock.now(),
+    )
 
 
-async def file(caller: Caller, customer_id: int, *, channel: Channel, summary: str, description: str,
-               category: ComplaintCategory | None = None, reason: ComplaintReason | None = None,
-               priority: Priority | None = None, amount_in_dispute: Decimal | None = None,
-               received_at: datetime | None = None) -> Complaint:
+async def file(
+    caller: Caller,
+    customer_id: int,
+    *,
+    channel: Channel,
+    summary: str,
+    description: str,
+    category: ComplaintCategory | None = None,
+    reason: ComplaintReason | None = None,
+    priority: Priority | None = None,
+    amount_in_dispute: Decimal | None = None,
+    received_at: datetime | None = None,
+) -> Complaint:
     staff = require_role(caller, FILERS)
     customer = await customers.get(caller, customer_id, "customerId")
     if customer.status == CustomerStatus.ERASED:
@@ -125,62 +146,101 @@ async def file(caller: Caller, customer_id: int, *, channel: Channel, summary: s
     recent = await Complaint.filter(customer_id=customer.id, received_at__gte=received - rules.RECENT).count()
     priority = priority or rules.default_priority(reason, channel, amount, recent)
     complaint = await Complaint.create(
-        reference_no=await _next_reference(now), customer=customer, branch=customer.branch, channel=channel,
-        category=category, reason=reason, suggested_category=suggested_category, suggested_reason=suggested_reason,
-        priority=priority, priority_rank=rules.PRIORITY_RANK[priority], status=ComplaintStatus.RECEIVED,
-        summary=summary_text, description=description_text, amount_in_dispute=amount, received_at=received,
-        due_at=rules.due_after(received, 0), created_by=staff)
-    await add_event(complaint, ComplaintEventType.RECEIVED, actor=staff, to_status=ComplaintStatus.RECEIVED,
-                    message=f"Received through {channel.value}")
+        reference_no=await _next_reference(now),
+        customer=customer,
+        branch=customer.branch,
+        channel=channel,
+        category=category,
+        reason=reason,
+        suggested_category=suggested_category,
+        suggested_reason=suggested_reason,
+        priority=priority,
+        priority_rank=rules.PRIORITY_RANK[priority],
+        status=ComplaintStatus.RECEIVED,
+        summary=summary_text,
+        description=description_text,
+        amount_in_dispute=amount,
+        received_at=received,
+        due_at=rules.due_after(received, 0),
+        created_by=staff,
+    )
+    await add_event(
+        complaint,
+        ComplaintEventType.RECEIVED,
+        actor=staff,
+        to_status=ComplaintStatus.RECEIVED,
+        message=f"Received through {channel.value}",
+    )
     await portraits.mark_stale([customer.id])
     return complaint
 
 
-async def _move(caller: Caller, complaint_id: int, move: str, *, roles: frozenset[Role] = HANDLERS,
-                message: str | None = None, changes: dict[str, Any] | None = None, version: int | None = None
-                ) -> Complaint:
+async def _move(
+    caller: Caller,
+    complaint_id: int,
+    move: str,
+    *,
+    roles: frozenset[Role] = HANDLERS,
+    message: str | None = None,
+    changes: dict[str, Any] | None = None,
+    version: int | None = None,
+) -> Complaint:
     """Apply one move of the state machine, with its event; any other move is INVALID_TRANSITION."""
     staff = require_role(caller, roles)
     complaint = await get(caller, complaint_id)
     step = rules.MOVES[move]
     if not rules.allowed(move, complaint.status):
-        raise DomainError(ErrorCode.INVALID_TRANSITION,
-                          f"A {complaint.status.value} complaint cannot be {move}d", "id")
+        raise DomainError(ErrorCode.INVALID_TRANSITION, f"A {complaint.status.value} complaint cannot be {move}d", "id")
     if version is not None and version != complaint.version:
-        raise DomainError(ErrorCode.STALE_VERSION, f"The complaint changed since version {version}; reload it",
-                          "version")
+        raise DomainError(
+            ErrorCode.STALE_VERSION, f"The complaint changed since version {version}; reload it", "version"
+        )
     before = complaint.status
     values = dict(changes or {})
     if step.to is not None:
         values["status"] = step.to
     # Conditional on the status and version read: of two concurrent moves, one wins.
     updated = await Complaint.filter(id=complaint.id, status=before, version=complaint.version).update(
-        **values, version=complaint.version + 1, updated_at=clock.now())
+        **values, version=complaint.version + 1, updated_at=clock.now()
+    )
     if not updated:
         raise DomainError(ErrorCode.STALE_VERSION, "The complaint changed meanwhile; reload it", "version")
     complaint = await Complaint.get(id=complaint.id)
-    await add_event(complaint, step.event, actor=staff, from_status=before, to_status=complaint.status,
-                    message=message)
+    await add_event(complaint, step.event, actor=staff, from_status=before, to_status=complaint.status, message=message)
     return complaint
 
 
 async def acknowledge(caller: Caller, complaint_id: int, message: str | None = None) -> Complaint:
-    return await _move(caller, complaint_id, "acknowledge", message=_text(message, "message", MAX_TEXT),
-                       changes={"acknowledged_at": clock.now()})
+    return await _move(
+        caller,
+        complaint_id,
+        "acknowledge",
+        message=_text(message, "message", MAX_TEXT),
+        changes={"acknowledged_at": clock.now()},
+    )
 
 
-async def assign(caller: Caller, complaint_id: int, department: Department, handler_id: int | None = None,
-                 message: str | None = None) -> Complaint:
+async def assign(
+    caller: Caller, complaint_id: int, department: Department, handler_id: int | None = None, message: str | None = None
+) -> Complaint:
     handler = None
     if handler_id is not None:
         handler = await Staff.get_or_none(id=handler_id, active=True)
         if handler is None or handler.role not in HANDLERS:
             raise invalid("handlerId", "handlerId must be an active complaint handler, manager or admin")
     note = _text(message, "message", MAX_TEXT)
-    text = f"Assigned to {department.value}" + (f" / {handler.username}" if handler else "") + (
-        f": {note}" if note else "")
-    return await _move(caller, complaint_id, "assign", message=text,
-                       changes={"department": department, "handler_id": handler.id if handler else None})
+    text = (
+        f"Assigned to {department.value}"
+        + (f" / {handler.username}" if handler else "")
+        + (f": {note}" if note else "")
+    )
+    return await _move(
+        caller,
+        complaint_id,
+        "assign",
+        message=text,
+        changes={"department": department, "handler_id": handler.id if handler else None},
+    )
 
 
 async def start(caller: Caller, complaint_id: int) -> Complaint:
@@ -190,65 +250,95 @@ async def start(caller: Caller, complaint_id: int) -> Complaint:
 async def escalate(caller: Caller, complaint_id: int, reason: str) -> Complaint:
     text = _text(reason, "reason", MAX_TEXT, required=True)
     current = await get(caller, complaint_id)
-    return await _move(caller, complaint_id, "escalate", message=text,
-                       changes={"escalation_level": current.escalation_level + 1})
+    return await _move(
+        caller, complaint_id, "escalate", message=text, changes={"escalation_level": current.escalation_level + 1}
+    )
 
 
-async def extend_deadline(caller: Caller, complaint_id: int, reason: str, approved_by_id: int | None = None
-                          ) -> Complaint:
+async def extend_deadline(
+    caller: Caller, complaint_id: int, reason: str, approved_by_id: int | None = None
+) -> Complaint:
     """15 → 30 days for a complex case; 30 → 60 only with a MANAGER's or ADMIN's approval; never further."""
     text = _text(reason, "reason", MAX_TEXT, required=True)
     require_role(caller, HANDLERS)
     current = await get(caller, complaint_id)
     if not rules.allowed("extend", current.status):
-        raise DomainError(ErrorCode.INVALID_TRANSITION,
-                          f"A {current.status.value} complaint has no deadline to extend", "id")
+        raise DomainError(
+            ErrorCode.INVALID_TRANSITION, f"A {current.status.value} complaint has no deadline to extend", "id"
+        )
     if current.extension_count >= 2:
-        raise DomainError(ErrorCode.LIMIT_EXCEEDED,
-                          f"The deadline is at its maximum of {rules.MAX_DAYS} days", "id")
+        raise DomainError(ErrorCode.LIMIT_EXCEEDED, f"The deadline is at its maximum of {rules.MAX_DAYS} days", "id")
     if current.extension_count == 1:
         approver = await Staff.get_or_none(id=approved_by_id, active=True) if approved_by_id else None
         if approver is None:
-            raise DomainError(ErrorCode.REQUIRED, "A second extension needs a MANAGER's or ADMIN's approval",
-                              "approvedById")
+            raise DomainError(
+                ErrorCode.REQUIRED, "A second extension needs a MANAGER's or ADMIN's approval", "approvedById"
+            )
         if approver.role not in APPROVERS:
             raise invalid("approvedById", "Only a MANAGER or ADMIN may approve a second extension")
         text = f"{text} (approved by {approver.username})"
     count = current.extension_count + 1
-    complaint = await _move(caller, complaint_id, "extend", message=text, changes={
-        "extension_count": count, "due_at": rules.due_after(current.received_at, count)})
-    await notify_customer(complaint, "投诉处理时限延长 / Complaint deadline extended",
-                          f"您的投诉 {complaint.reference_no} 情况较复杂，处理时限延长至 "
-                          f"{complaint.due_at.astimezone(rules.BANK_TIME):%Y-%m-%d}。原因：{text}")
+    complaint = await _move(
+        caller,
+        complaint_id,
+        "extend",
+        message=text,
+        changes={"extension_count": count, "due_at": rules.due_after(current.received_at, count)},
+    )
+    await notify_customer(
+        complaint,
+        "投诉处理时限延长 / Complaint deadline extended",
+        f"您的投诉 {complaint.reference_no} 情况较复杂，处理时限延长至 "
+        f"{complaint.due_at.astimezone(rules.BANK_TIME):%Y-%m-%d}。原因：{text}",
+    )
     return complaint
 
 
-async def resolve(caller: Caller, complaint_id: int, version: int, resolution: str,
-                  compensation_amount: Decimal | None = None) -> Complaint:
+async def resolve(
+    caller: Caller, complaint_id: int, version: int, resolution: str, compensation_amount: Decimal | None = None
+) -> Complaint:
     text = _text(resolution, "resolution", MAX_TEXT, required=True)
     amount = _amount(compensation_amount, "compensationAmount")
-    return await _move(caller, complaint_id, "resolve", version=version, message=text, changes={
-        "resolution": text, "compensation_amount": amount, "resolved_at": clock.now()})
+    return await _move(
+        caller,
+        complaint_id,
+        "resolve",
+        version=version,
+        message=text,
+        changes={"resolution": text, "compensation_amount": amount, "resolved_at": clock.now()},
+    )
 
 
-async def close(caller: Caller, complaint_id: int, customer_accepted: bool, message: str | None = None
-                ) -> Complaint:
-    return await _move(caller, complaint_id, "close", message=_text(message, "message", MAX_TEXT), changes={
-        "customer_accepted": customer_accepted, "closed_at": clock.now()})
+async def close(caller: Caller, complaint_id: int, customer_accepted: bool, message: str | None = None) -> Complaint:
+    return await _move(
+        caller,
+        complaint_id,
+        "close",
+        message=_text(message, "message", MAX_TEXT),
+        changes={"customer_accepted": customer_accepted, "closed_at": clock.now()},
+    )
 
 
 async def reopen(caller: Caller, complaint_id: int, reason: str) -> Complaint:
     text = _text(reason, "reason", MAX_TEXT, required=True)
     current = await get(caller, complaint_id)
-    return await _move(caller, complaint_id, "reopen", message=text, changes={
-        "reopen_count": current.reopen_count + 1, "resolved_at": None, "closed_at": None,
-        "customer_accepted": None})
+    return await _move(
+        caller,
+        complaint_id,
+        "reopen",
+        message=text,
+        changes={
+            "reopen_count": current.reopen_count + 1,
+            "resolved_at": None,
+            "closed_at": None,
+            "customer_accepted": None,
+        },
+    )
 
 
 async def withdraw(caller: Caller, complaint_id: int, reason: str) -> Complaint:
     text = _text(reason, "reason", MAX_TEXT, required=True)
-    return await _move(caller, complaint_id, "withdraw", message=text,
-                       changes={"withdrawn_at": clock.now()})
+    return await _move(caller, complaint_id, "withdraw", message=text, changes={"withdrawn_at": clock.now()})
 
 
 async def notify_customer(complaint: Complaint, subject: str, body: str) -> Notification | None:
@@ -264,14 +354,23 @@ async def notify_customer(complaint: Complaint, subject: str, body: str) -> Noti
     if customer.address:
         options.append((Channel.LETTER, customer.address))
     if not options:
-        await add_event(complaint, ComplaintEventType.CUSTOMER_NOTIFIED, actor=None,
-                        message="No address on file: the customer must be told in person")
+        await add_event(
+            complaint,
+            ComplaintEventType.CUSTOMER_NOTIFIED,
+            actor=None,
+            message="No address on file: the customer must be told in person",
+        )
         return None
     channel, recipient = options[0]
-    notification = await Notification.create(customer=customer, complaint=complaint, channel=channel,
-                                              recipient=recipient, subject=subject, body=body)
-    await add_event(complaint, ComplaintEventType.CUSTOMER_NOTIFIED, actor=None,
-                    message=f"{channel.value} notification queued: {subject}")
+    notification = await Notification.create(
+        customer=customer, complaint=complaint, channel=channel, recipient=recipient, subject=subject, body=body
+    )
+    await add_event(
+        complaint,
+        ComplaintEventType.CUSTOMER_NOTIFIED,
+        actor=None,
+        message=f"{channel.value} notification queued: {subject}",
+    )
     return notification
 
 
@@ -299,26 +398,43 @@ async def monitor_sla() -> MonitorReport:
     open_states = list(rules.OPEN)
     at_risk, breached = [], []
     # The same boundaries as complaint_rules.sla_state: at the due instant it is still AT_RISK.
-    for complaint in await Complaint.filter(status__in=open_states, sla_at_risk_recorded=False,
-                                            due_at__lte=now + rules.AT_RISK_WITHIN, due_at__gte=now):
+    for complaint in await Complaint.filter(
+        status__in=open_states, sla_at_risk_recorded=False, due_at__lte=now + rules.AT_RISK_WITHIN, due_at__gte=now
+    ):
         async with atomic():
             if await Complaint.filter(id=complaint.id, sla_at_risk_recorded=False).update(sla_at_risk_recorded=True):
-                await add_event(complaint, ComplaintEventType.SLA_AT_RISK, actor=None,
-                                message=f"Due {complaint.due_at.isoformat()}: 3 days or less left")
+                await add_event(
+                    complaint,
+                    ComplaintEventType.SLA_AT_RISK,
+                    actor=None,
+                    message=f"Due {complaint.due_at.isoformat()}: 3 days or less left",
+                )
                 at_risk.append(complaint.id)
     for complaint in await Complaint.filter(status__in=open_states, sla_breached_recorded=False, due_at__lt=now):
         async with atomic():
             claimed = await Complaint.filter(id=complaint.id, sla_breached_recorded=False).update(
-                sla_breached_recorded=True, sla_at_risk_recorded=True,
-                escalation_level=F("escalation_level") + 1, version=F("version") + 1)
+                sla_breached_recorded=True,
+                sla_at_risk_recorded=True,
+                escalation_level=F("escalation_level") + 1,
+                version=F("version") + 1,
+            )
             if not claimed:
                 continue
-            await add_event(complaint, ComplaintEventType.SLA_BREACHED, actor=None,
-                            message=f"Past its deadline of {complaint.due_at.isoformat()}")
+            await add_event(
+                complaint,
+                ComplaintEventType.SLA_BREACHED,
+                actor=None,
+                message=f"Past its deadline of {complaint.due_at.isoformat()}",
+            )
             await FollowUp.create(
-                title=f"SLA breached: {complaint.reference_no}", complaint=complaint,
-                customer_id=complaint.customer_id, department=Department.COMPLAINTS, priority=Priority.URGENT,
-                description=f"{complaint.summary} — past its {complaint.due_at:%Y-%m-%d} deadline", due_at=now)
+                title=f"SLA breached: {complaint.reference_no}",
+                complaint=complaint,
+                customer_id=complaint.customer_id,
+                department=Department.COMPLAINTS,
+                priority=Priority.URGENT,
+                description=f"{complaint.summary} — past its {complaint.due_at:%Y-%m-%d} deadline",
+                due_at=now,
+            )
             breached.append(complaint.id)
     return MonitorReport(at_risk, breached)
 
@@ -352,8 +468,9 @@ def sla_condition(state: str, now: datetime) -> Q:
     if state == "ON_TRACK":
         return Q(status__in=open_states, due_at__gt=now + rules.AT_RISK_WITHIN)
     ended = list(rules.ENDED)
-    met = Q(status__in=ended) & (Q(resolved_at__lte=F("due_at")) | Q(resolved_at__isnull=True,
-                                                                     withdrawn_at__lte=F("due_at")))
+    met = Q(status__in=ended) & (
+        Q(resolved_at__lte=F("due_at")) | Q(resolved_at__isnull=True, withdrawn_at__lte=F("due_at"))
+    )
     return met if state == "MET" else Q(status__in=ended) & ~met
 
 
@@ -383,6 +500,5 @@ def apply_filter(qs: QuerySet[Complaint], f: ComplaintFilter) -> QuerySet[Compla
         qs = qs.filter(received_at__lt=f.received_before)
     if f.search and f.search.strip():
         text = f.search.strip()
-        qs = qs.filter(Q(summary__icontains=text) | Q(description__icontains=text) |
-                       Q(reference_no__icontains=text))
+        qs = qs.filter(Q(summary__icontains=text) | Q(description__icontains=text) | Q(reference_no__icontains=text))
     return qs

@@ -82,14 +82,46 @@ MAX_FILE_BYTES = 64 * 1024 * 1024
 BATCH_ROWS = 1000
 CHUNKS_PER_QUERY = 4
 
-COLUMNS = ("customer_no", "kind", "name", "gender", "birth_date", "id_type", "id_number", "phone", "email",
-           "address", "occupation", "risk_level", "branch", "preferred_channel", "tags")
-ENUMS: dict[str, type] = {"kind": CustomerKind, "gender": Gender, "id_type": IdType, "risk_level": RiskLevel,
-                          "preferred_channel": Channel}
+COLUMNS = (
+    "customer_no",
+    "kind",
+    "name",
+    "gender",
+    "birth_date",
+    "id_type",
+    "id_number",
+    "phone",
+    "email",
+    "address",
+    "occupation",
+    "risk_level",
+    "branch",
+    "preferred_channel",
+    "tags",
+)
+ENUMS: dict[str, type] = {
+    "kind": CustomerKind,
+    "gender": Gender,
+    "id_type": IdType,
+    "risk_level": RiskLevel,
+    "preferred_channel": Channel,
+}
 # What an import may change on an existing customer (kind and customerNo identify it; status, KYC and the
 # relationship manager are not import columns).
-UPDATE_FIELDS = ("name", "gender", "birth_date", "id_type", "id_number", "phone", "email", "address",
-                 "occupation", "risk_level", "branch", "preferred_channel")
+UPDATE_FIELDS = (
+    "name",
+    "gender",
+    "birth_date",
+    "id_type",
+    "id_number",
+    "phone",
+    "email",
+    "address",
+    "occupation",
+    "risk_level",
+    "branch",
+    "preferred_channel",
+)
 _HEADER_KEY = re.compile(r"[\s_\-]")
 _ALIASES = {c.replace("_", ""): c for c in COLUMNS}
 _DATE = re.compile(r"^(\d{4})[-/.](\d{1,2})[-/.](\d{1,2})$|^(\d{4})(\d{2})(\d{2})$")
@@ -110,8 +142,9 @@ class Superseded(BaseException):
 # ---------------------------------------------------------------- upload
 
 
-async def start_import(caller: Caller, chunks: AsyncIterator[bytes], *, filename: str | None,
-                       update_existing: bool, enqueue: jobs.Enqueue) -> Job:
+async def start_import(
+    caller: Caller, chunks: AsyncIterator[bytes], *, filename: str | None, update_existing: bool, enqueue: jobs.Enqueue
+) -> Job:
     """Creates the IMPORT_CUSTOMERS job and stores the upload in ordered ~256 KiB UploadChunk rows.
 
     Streams `chunks` (of any size); never holds more than one stored chunk in memory. An empty file is
@@ -135,8 +168,11 @@ async def start_import(caller: Caller, chunks: AsyncIterator[bytes], *, filename
                 continue
             size += len(data)
             if size > MAX_FILE_BYTES:
-                raise DomainError(ErrorCode.LIMIT_EXCEEDED,
-                                  f"The file is larger than {MAX_FILE_BYTES // (1024 * 1024)} MiB; split it", "file")
+                raise DomainError(
+                    ErrorCode.LIMIT_EXCEEDED,
+                    f"The file is larger than {MAX_FILE_BYTES // (1024 * 1024)} MiB; split it",
+                    "file",
+                )
             if not has_content:
                 has_content = bool(bytes(data).strip(b" \t\r\n\xef\xbb\xbf"))
             buffer += data
@@ -157,8 +193,12 @@ async def _stored_chunks(job_id: int) -> AsyncIterator[bytes]:
     """The upload in order, CHUNKS_PER_QUERY chunks per query (never the whole file at once)."""
     after = -1
     while True:
-        rows = await UploadChunk.filter(job_id=job_id, seq__gt=after).order_by("seq").limit(
-            CHUNKS_PER_QUERY).values_list("seq", "data")
+        rows = (
+            await UploadChunk.filter(job_id=job_id, seq__gt=after)
+            .order_by("seq")
+            .limit(CHUNKS_PER_QUERY)
+            .values_list("seq", "data")
+        )
         if not rows:
             return
         for seq, data in rows:
@@ -214,11 +254,11 @@ async def _records(job_id: int) -> AsyncIterator[tuple[int, list[str]]]:
         try:
             return decoder.decode(data, final)
         except UnicodeDecodeError as exc:
-            before = (pending + data)[:exc.start]
+            before = (pending + data)[: exc.start]
             at_line = line + len(feed.lines) + len(feed.taken) + before.count(b"\n") + 1
             raise FileRejected(
                 f"The file is not UTF-8 text (invalid byte at offset {offset - len(pending) + exc.start}, "
-                f"line {at_line}); save it as \"CSV UTF-8\" and upload it again"
+                f'line {at_line}); save it as "CSV UTF-8" and upload it again'
             ) from None
 
     def parsed() -> Iterator[tuple[int, list[str]]]:
@@ -270,8 +310,10 @@ def _header(record: list[str], update_existing: bool) -> list[str]:
             repeated.append(name.strip())
         columns.append(column)
     if unknown:
-        raise FileRejected(f"Unknown column(s) {', '.join(unknown)}; the columns are "
-                           f"{', '.join(rules.camel(c) for c in COLUMNS)} (or their snake_case names)")
+        raise FileRejected(
+            f"Unknown column(s) {', '.join(unknown)}; the columns are "
+            f"{', '.join(rules.camel(c) for c in COLUMNS)} (or their snake_case names)"
+        )
     if repeated:
         raise FileRejected(f"Column(s) {', '.join(repeated)} appear more than once in the header")
     if "name" not in columns and not update_existing:
@@ -371,8 +413,7 @@ class _FileKeys:
         if identity:
             first = self.identities.setdefault(identity, row.row)
             if first != row.row:
-                row.errors.append(("idNumber",
-                                   f"DUPLICATE: row {first} of this file has the same identity document"))
+                row.errors.append(("idNumber", f"DUPLICATE: row {first} of this file has the same identity document"))
 
 
 _BAD = object()  # a value that did not parse: reported, left out of the validation
@@ -382,11 +423,12 @@ def _parse(row_no: int, record: list[str], columns: list[str], keys: _FileKeys) 
     """Typed values of one record (pure): errors for a wrong value count, bad enums, dates and file duplicates."""
     if len(record) != len(columns):
         row = _Row(row_no, {}, blocked=True)
-        row.errors.append((None, f"INVALID: the row has {len(record)} values but the header has "
-                                 f"{len(columns)} columns"))
+        row.errors.append(
+            (None, f"INVALID: the row has {len(record)} values but the header has {len(columns)} columns")
+        )
         return row
     values = {}
-    for column, cell in zip(columns, record):
+    for column, cell in zip(columns, record, strict=False):
         cell = cell.strip()
         if cell:
             values[column] = cell
@@ -438,8 +480,7 @@ class _Counts:
     failed: int = 0
 
     def as_dict(self) -> dict[str, int]:
-        return {"created": self.created, "updated": self.updated, "unchanged": self.unchanged,
-                "failed": self.failed}
+        return {"created": self.created, "updated": self.updated, "unchanged": self.unchanged, "failed": self.failed}
 
 
 class _Importer:
@@ -464,13 +505,17 @@ class _Importer:
         if numbers:
             existing = set(await Customer.filter(customer_no__in=numbers).values_list("customer_no", flat=True))
             if self.update_existing and existing:
-                updatable = {c.customer_no: c for c in
-                             await customers.visible(self.caller).filter(customer_no__in=sorted(existing))}
+                updatable = {
+                    c.customer_no: c
+                    for c in await customers.visible(self.caller).filter(customer_no__in=sorted(existing))
+                }
         tags_of: dict[int, list[str]] = {}
         if updatable:
-            for customer_id, tag in await CustomerTag.filter(
-                    customer_id__in=[c.id for c in updatable.values()]).order_by("id").values_list(
-                    "customer_id", "tag"):
+            for customer_id, tag in (
+                await CustomerTag.filter(customer_id__in=[c.id for c in updatable.values()])
+                .order_by("id")
+                .values_list("customer_id", "tag")
+            ):
                 tags_of.setdefault(customer_id, []).append(tag)
 
         creates: list[_Create] = []
@@ -508,7 +553,7 @@ class _Importer:
             taken: dict[tuple[str, str], int] = {}
             # Both columns, so that the (id_type, id_number) unique index answers it.
             for pk, id_type, id_number in await Customer.filter(
-                    id_type__in=sorted({t for t, _ in wanted}), id_number__in=sorted({n for _, n in wanted})
+                id_type__in=sorted({t for t, _ in wanted}), id_number__in=sorted({n for _, n in wanted})
             ).values_list("id", "id_type", "id_number"):
                 taken[(getattr(id_type, "value", id_type), id_number)] = pk
             for key, claimants in wanted.items():
@@ -516,8 +561,12 @@ class _Importer:
                     if key in taken and taken[key] != own_id:
                         row.errors.append(("idNumber", "DUPLICATE: Another customer has this identity document"))
                     elif index > 0:
-                        row.errors.append(("idNumber", f"DUPLICATE: row {claimants[0][0].row} of this file has "
-                                                       "the same identity document"))
+                        row.errors.append(
+                            (
+                                "idNumber",
+                                f"DUPLICATE: row {claimants[0][0].row} of this file has the same identity document",
+                            )
+                        )
             creates = [c for c in creates if not c.row.errors]
             updates = [u for u in updates if not u.row.errors]
         return creates, updates, unchanged
@@ -554,10 +603,12 @@ class _Importer:
         merged = {f: getattr(customer, f) for f in UPDATE_FIELDS}
         merged.update(changes)
         errors: list[DomainError] = []
-        ident = rules.check_identity(customer.kind, merged["id_type"], merged["id_number"], merged["birth_date"],
-                                     merged["gender"], errors)
-        merged.update(id_type=ident.id_type, id_number=ident.id_number, birth_date=ident.birth_date,
-                      gender=ident.gender)
+        ident = rules.check_identity(
+            customer.kind, merged["id_type"], merged["id_number"], merged["birth_date"], merged["gender"], errors
+        )
+        merged.update(
+            id_type=ident.id_type, id_number=ident.id_number, birth_date=ident.birth_date, gender=ident.gender
+        )
         merged["phone"], merged["email"] = rules.check_contact(merged["phone"], merged["email"], errors)
         for text_field in ("name", "address", "occupation", "branch"):
             if text_field in changes:
@@ -588,8 +639,7 @@ class _Importer:
             candidates -= set(numbers)
             if not candidates:
                 continue
-            taken = set(await Customer.filter(customer_no__in=sorted(candidates)).values_list(
-                "customer_no", flat=True))
+            taken = set(await Customer.filter(customer_no__in=sorted(candidates)).values_list("customer_no", flat=True))
             numbers.extend(sorted(candidates - taken))
         return numbers
 
@@ -610,21 +660,26 @@ class _Importer:
             done = creates
         else:  # one savepoint per row: a row that lost a race is a JobError, the others go in
             done = []
-            for c, customer in zip(creates, objects):
+            for c, customer in zip(creates, objects, strict=True):
                 try:
                     async with atomic():
                         await customer.save()
                 except IntegrityError:
-                    c.row.errors.append(("idNumber", "DUPLICATE: Another customer has this identity document "
-                                                     "or number"))
+                    c.row.errors.append(
+                        ("idNumber", "DUPLICATE: Another customer has this identity document or number")
+                    )
                 else:
                     done.append(c)
         tagged = [c for c in done if c.tags]
         if tagged:
-            ids = dict(await Customer.filter(customer_no__in=[c.clean["customer_no"] for c in tagged]).values_list(
-                "customer_no", "id"))
-            await CustomerTag.bulk_create([CustomerTag(customer_id=ids[c.clean["customer_no"]], tag=t)
-                                           for c in tagged for t in c.tags])
+            ids = dict(
+                await Customer.filter(customer_no__in=[c.clean["customer_no"] for c in tagged]).values_list(
+                    "customer_no", "id"
+                )
+            )
+            await CustomerTag.bulk_create(
+                [CustomerTag(customer_id=ids[c.clean["customer_no"]], tag=t) for c in tagged for t in c.tags]
+            )
         return done
 
     async def _write_updates(self, updates: list[_Update], careful: bool) -> list[_Update]:
@@ -641,29 +696,45 @@ class _Importer:
             try:
                 async with atomic():
                     written = await Customer.filter(id=customer.id, version=version).update(
-                        **u.changed, completeness=completeness, version=version + 1, updated_at=stamp)
+                        **u.changed, completeness=completeness, version=version + 1, updated_at=stamp
+                    )
             except IntegrityError:
                 if not careful:
                     raise
                 u.row.errors.append(("idNumber", "DUPLICATE: Another customer has this identity document"))
                 continue
             if not written:  # changed by someone else since we read it
-                u.row.errors.append(("customerNo", "STALE_VERSION: The customer changed during the import; "
-                                                   "import this row again"))
+                u.row.errors.append(
+                    ("customerNo", "STALE_VERSION: The customer changed during the import; import this row again")
+                )
                 continue
             done.append(u)
             entries.extend(
-                ChangeEntry(customer_id=customer.id, field=rules.camel(name), old_value=customers._as_text(
-                    u.before[name]), new_value=customers._as_text(value), actor=self.actor)
-                for name, value in u.changed.items())
+                ChangeEntry(
+                    customer_id=customer.id,
+                    field=rules.camel(name),
+                    old_value=customers._as_text(u.before[name]),
+                    new_value=customers._as_text(value),
+                    actor=self.actor,
+                )
+                for name, value in u.changed.items()
+            )
             if u.new_tags is not None:
                 retagged.append(u)
-                entries.append(ChangeEntry(customer_id=customer.id, field="tags", old_value=", ".join(u.old_tags),
-                                           new_value=", ".join(u.new_tags), actor=self.actor))
+                entries.append(
+                    ChangeEntry(
+                        customer_id=customer.id,
+                        field="tags",
+                        old_value=", ".join(u.old_tags),
+                        new_value=", ".join(u.new_tags),
+                        actor=self.actor,
+                    )
+                )
         if retagged:
             await CustomerTag.filter(customer_id__in=[u.customer.id for u in retagged]).delete()
-            await CustomerTag.bulk_create([CustomerTag(customer_id=u.customer.id, tag=t)
-                                           for u in retagged for t in u.new_tags])
+            await CustomerTag.bulk_create(
+                [CustomerTag(customer_id=u.customer.id, tag=t) for u in retagged for t in u.new_tags]
+            )
         if entries:
             await ChangeEntry.bulk_create(entries)
         return done
@@ -676,7 +747,7 @@ class _Importer:
         try:
             await self._import_batch(rows, rows_done, careful=False)
         except IntegrityError:
-            for row, count in zip(rows, parse_errors):
+            for row, count in zip(rows, parse_errors, strict=True):
                 del row.errors[count:]
             await self._import_batch(rows, rows_done, careful=True)
 

@@ -55,7 +55,7 @@ import re
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from enum import Enum
 from typing import Any
@@ -172,8 +172,9 @@ def customer_relations(max_depth: int = MAX_DEPTH) -> list[Relation]:
                     continue
                 seen.add(model)
                 kind = KIND_NAMES.get(f"{model.__name__}.{name}") or _plural(rules.camel(model._meta.db_table))
-                relation = Relation(model, name, f"{name}__{parent.path}", kind, depth,
-                                    isinstance(field, OneToOneFieldInstance))
+                relation = Relation(
+                    model, name, f"{name}__{parent.path}", kind, depth, isinstance(field, OneToOneFieldInstance)
+                )
                 found.append(relation)
                 next_frontier.append(relation)
         frontier = next_frontier
@@ -352,9 +353,16 @@ async def _export_tags(relation: Relation, customer: Customer) -> list:
 async def _export_consents(relation: Relation, customer: Customer) -> list:
     """The current answer for every purpose (recorded ones, and the defaults nobody recorded)."""
     records = await Consent.filter(**relation.lookup(customer.id)).order_by("id")
-    return [{"purpose": v.purpose.value, "channel": v.channel.value if v.channel else None, "granted": v.granted,
-             "source": v.source, "updatedAt": _plain(v.updated_at)}
-            for v in consents_view(records, customer.created_at)]
+    return [
+        {
+            "purpose": v.purpose.value,
+            "channel": v.channel.value if v.channel else None,
+            "granted": v.granted,
+            "source": v.source,
+            "updatedAt": _plain(v.updated_at),
+        }
+        for v in consents_view(records, customer.created_at)
+    ]
 
 
 async def _export_customers(relation: Relation, customer: Customer) -> list:
@@ -413,22 +421,29 @@ def _plain_row(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def _now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
-async def _change_entries(customer_id: int, before: dict[str, Any], after: dict[str, Any],
-                          actor: Staff | None) -> None:
-    await ChangeEntry.bulk_create([
-        ChangeEntry(customer_id=customer_id, field=rules.camel(name.removesuffix("_id")),
-                    old_value=_text(before[name]), new_value=_text(value), actor=actor)
-        for name, value in after.items()
-    ])
+async def _change_entries(customer_id: int, before: dict[str, Any], after: dict[str, Any], actor: Staff | None) -> None:
+    await ChangeEntry.bulk_create(
+        [
+            ChangeEntry(
+                customer_id=customer_id,
+                field=rules.camel(name.removesuffix("_id")),
+                old_value=_text(before[name]),
+                new_value=_text(value),
+                actor=actor,
+            )
+            for name, value in after.items()
+        ]
+    )
 
 
 async def _claim(customer: Customer, values: dict[str, Any]) -> None:
     """Writes `values` if nobody changed the customer since we read it; bumps the version."""
     updated = await Customer.filter(id=customer.id, version=customer.version).update(
-        **values, version=customer.version + 1, updated_at=_now())
+        **values, version=customer.version + 1, updated_at=_now()
+    )
     if not updated:
         raise DomainError(ErrorCode.STALE_VERSION, f"Customer {customer.customer_no} changed meanwhile; try again")
 
@@ -436,16 +451,27 @@ async def _claim(customer: Customer, values: dict[str, Any]) -> None:
 # ---------------------------------------------------------------- merge
 
 # Filled on the survivor from the duplicate when empty there (the identity document separately).
-FILLABLE = ("gender", "birth_date", "phone", "email", "address", "occupation", "risk_level", "branch",
-            "preferred_channel", "relationship_manager_id")
+FILLABLE = (
+    "gender",
+    "birth_date",
+    "phone",
+    "email",
+    "address",
+    "occupation",
+    "risk_level",
+    "branch",
+    "preferred_channel",
+    "relationship_manager_id",
+)
 
 
 def merged_note(survivor: Customer) -> str:
     return f"merged into {survivor.customer_no}"
 
 
-async def merge(caller: Caller, survivor_id: int, duplicate_id: int, *,
-                dry_run: bool) -> tuple[Customer, dict[str, int]]:
+async def merge(
+    caller: Caller, survivor_id: int, duplicate_id: int, *, dry_run: bool
+) -> tuple[Customer, dict[str, int]]:
     """Moves everything of `duplicate_id` to `survivor_id`; returns the survivor and the moved counts by
     kind (zero kinds left out). `dry_run`: the same counts (COUNT queries), no data written — only the
     audit entry (`customer.merge` with ``"dryRun": true``)."""
@@ -458,14 +484,21 @@ async def merge(caller: Caller, survivor_id: int, duplicate_id: int, *,
         if customer.status == CustomerStatus.ERASED:
             raise invalid(field, f"Customer {customer.customer_no} is erased")
         if customer.status == CustomerStatus.CLOSED:
-            raise invalid(field, f"Customer {customer.customer_no} is closed"
-                          + (f" ({customer.status_note})" if customer.status_note else ""))
+            raise invalid(
+                field,
+                f"Customer {customer.customer_no} is closed"
+                + (f" ({customer.status_note})" if customer.status_note else ""),
+            )
     if survivor.kind != duplicate.kind:
         raise invalid("duplicateId", "Only customers of the same kind (individual or corporate) can be merged")
 
-    fills = {f: getattr(duplicate, f) for f in FILLABLE
-             if (_empty(getattr(survivor, f)) or (f == "gender" and survivor.gender == Gender.UNKNOWN))
-             and not _empty(getattr(duplicate, f)) and not (f == "gender" and duplicate.gender == Gender.UNKNOWN)}
+    fills = {
+        f: getattr(duplicate, f)
+        for f in FILLABLE
+        if (_empty(getattr(survivor, f)) or (f == "gender" and survivor.gender == Gender.UNKNOWN))
+        and not _empty(getattr(duplicate, f))
+        and not (f == "gender" and duplicate.gender == Gender.UNKNOWN)
+    }
     moves_document = not survivor.id_number and bool(duplicate.id_type and duplicate.id_number)
     if moves_document:
         fills.update(id_type=duplicate.id_type, id_number=duplicate.id_number)
@@ -476,14 +509,21 @@ async def merge(caller: Caller, survivor_id: int, duplicate_id: int, *,
     relations = direct_relations()
     m2m = many_to_many_names()
     if dry_run:
-        counts = {r.kind: await MERGE_RESOLVERS.get(r.model, DEFAULT_MERGE).count(r, duplicate.id, survivor.id)
-                  for r in relations}
+        counts = {
+            r.kind: await MERGE_RESOLVERS.get(r.model, DEFAULT_MERGE).count(r, duplicate.id, survivor.id)
+            for r in relations
+        }
         for name in m2m:
             counts[rules.camel(name)] = len(await _m2m_new(name, duplicate, survivor))
         counts = {k: n for k, n in counts.items() if n}
         # The mutation layer leaves the success entry to this service: a dry run is audited too.
-        await audit.record(caller, "customer.merge", subject_type="Customer", subject_id=str(survivor.id),
-                           detail={"duplicate": duplicate.customer_no, "moved": counts, "dryRun": True})
+        await audit.record(
+            caller,
+            "customer.merge",
+            subject_type="Customer",
+            subject_id=str(survivor.id),
+            detail={"duplicate": duplicate.customer_no, "moved": counts, "dryRun": True},
+        )
         return survivor, counts
 
     # The duplicate first: its version claims it (a concurrent merge loses with STALE_VERSION) and its
@@ -500,7 +540,8 @@ async def merge(caller: Caller, survivor_id: int, duplicate_id: int, *,
     moved: dict[str, int] = {}
     for relation in relations:
         moved[relation.kind] = await MERGE_RESOLVERS.get(relation.model, DEFAULT_MERGE).move(
-            relation, duplicate.id, survivor.id)
+            relation, duplicate.id, survivor.id
+        )
     for name in m2m:
         moved[rules.camel(name)] = await _m2m_move(name, duplicate, survivor)
     moved = {k: n for k, n in moved.items() if n}
@@ -516,8 +557,13 @@ async def merge(caller: Caller, survivor_id: int, duplicate_id: int, *,
     else:
         await _claim(survivor, {"completeness": rules.assess(survivor)[0]})
     await refresh_balances([survivor.id, duplicate.id])
-    await audit.record(caller, "customer.merge", subject_type="Customer", subject_id=str(survivor.id),
-                       detail={"duplicate": duplicate.customer_no, "moved": moved})
+    await audit.record(
+        caller,
+        "customer.merge",
+        subject_type="Customer",
+        subject_id=str(survivor.id),
+        detail={"duplicate": duplicate.customer_no, "moved": moved},
+    )
     return await Customer.get(id=survivor.id), moved
 
 
@@ -532,14 +578,18 @@ def _check_merged_identity(survivor: Customer, fills: dict[str, Any]) -> None:
     def problems(values: dict[str, Any]) -> set[str]:
         errors: list[DomainError] = []
         if values["id_type"] and values["id_number"]:
-            rules.check_identity(survivor.kind, values["id_type"], values["id_number"], values["birth_date"],
-                                 values["gender"], errors)
+            rules.check_identity(
+                survivor.kind, values["id_type"], values["id_number"], values["birth_date"], values["gender"], errors
+            )
         return {e.message for e in errors}
 
     before = problems({f: getattr(survivor, f) for f in merged})
     if problems(merged) - before:
-        raise invalid("duplicateId", "The duplicate's identity document, birth date or gender contradicts the "
-                                     "survivor's; correct one of them before merging")
+        raise invalid(
+            "duplicateId",
+            "The duplicate's identity document, birth date or gender contradicts the "
+            "survivor's; correct one of them before merging",
+        )
 
 
 async def _m2m_new(name: str, duplicate: Customer, survivor: Customer) -> list[Model]:
@@ -560,8 +610,17 @@ async def _m2m_move(name: str, duplicate: Customer, survivor: Customer) -> int:
 
 # Cleared on erasure. The relationship manager, branch, risk level and KYC status stay: they identify
 # the bank's handling, not the person, and the retained holdings and complaints need them.
-PII_FIELDS = ("gender", "birth_date", "id_type", "id_number", "phone", "email", "address", "occupation",
-              "preferred_channel")
+PII_FIELDS = (
+    "gender",
+    "birth_date",
+    "id_type",
+    "id_number",
+    "phone",
+    "email",
+    "address",
+    "occupation",
+    "preferred_channel",
+)
 IDENTIFYING = ("name", "id_number", "phone", "email", "address")
 
 
@@ -589,8 +648,9 @@ async def erase(caller: Caller, customer_id: int, reason: str) -> Customer:
     ids = [t.id for t in targets]
     pattern = _identifying_pattern(targets)
     if pattern is not None and pattern.search(reason):
-        raise invalid("reason", "The reason is kept in the audit trail for good: it must not repeat the "
-                                "customer's personal data")
+        raise invalid(
+            "reason", "The reason is kept in the audit trail for good: it must not repeat the customer's personal data"
+        )
 
     before = [{name: getattr(t, name) for name in ("name", "status", "status_note", *PII_FIELDS)} for t in targets]
     for target in targets:
@@ -608,17 +668,27 @@ async def erase(caller: Caller, customer_id: int, reason: str) -> Customer:
     for target, old in zip(targets, before, strict=True):
         # The history says what was erased, never the values (written after the scrub, which empties
         # every value of the earlier history).
-        entries = [ChangeEntry(customer_id=target.id, field="status", old_value=_text(old["status"]),
-                               new_value=CustomerStatus.ERASED.value, actor=caller.staff)]
-        entries += [ChangeEntry(customer_id=target.id, field=rules.camel(name), old_value=None, new_value=None,
-                                actor=caller.staff)
-                    for name in ("name", "status_note", *PII_FIELDS) if not _empty(old[name])]
+        entries = [
+            ChangeEntry(
+                customer_id=target.id,
+                field="status",
+                old_value=_text(old["status"]),
+                new_value=CustomerStatus.ERASED.value,
+                actor=caller.staff,
+            )
+        ]
+        entries += [
+            ChangeEntry(
+                customer_id=target.id, field=rules.camel(name), old_value=None, new_value=None, actor=caller.staff
+            )
+            for name in ("name", "status_note", *PII_FIELDS)
+            if not _empty(old[name])
+        ]
         await ChangeEntry.bulk_create(entries)
         detail = {"reason": reason}
         if target is not customer:
             detail["mergedInto"] = customer.customer_no
-        await audit.record(caller, "customer.erase", subject_type="Customer", subject_id=str(target.id),
-                           detail=detail)
+        await audit.record(caller, "customer.erase", subject_type="Customer", subject_id=str(target.id), detail=detail)
     return await Customer.get(id=customer.id)
 
 
@@ -637,8 +707,12 @@ async def _merged_into(customer: Customer) -> list[Customer]:
 
 
 def _identifying_pattern(customers: list[Customer]) -> re.Pattern[str] | None:
-    needles = {getattr(c, f).strip() for c in customers for f in IDENTIFYING
-               if isinstance(getattr(c, f), str) and len(getattr(c, f).strip()) >= 2}
+    needles = {
+        getattr(c, f).strip()
+        for c in customers
+        for f in IDENTIFYING
+        if isinstance(getattr(c, f), str) and len(getattr(c, f).strip()) >= 2
+    }
     needles.discard(rules.ERASED_NAME)
     if not needles:
         return None
@@ -656,15 +730,28 @@ async def _erase_customer_row(caller: Caller, customer: Customer) -> None:
     recorded = {(c.purpose, c.channel) for c in await Consent.filter(customer_id=customer.id)}
     missing = [(purpose, None) for purpose in CONSENT_DEFAULTS if (purpose, None) not in recorded]
     await Consent.filter(customer_id=customer.id).update(granted=False, source=ERASURE_SOURCE, updated_at=_now())
-    await Consent.bulk_create([Consent(customer_id=customer.id, purpose=purpose, channel=channel, granted=False,
-                                       source=ERASURE_SOURCE) for purpose, channel in missing])
+    await Consent.bulk_create(
+        [
+            Consent(customer_id=customer.id, purpose=purpose, channel=channel, granted=False, source=ERASURE_SOURCE)
+            for purpose, channel in missing
+        ]
+    )
     order = list(ConsentPurpose)
-    await ConsentChange.bulk_create([
-        ConsentChange(customer_id=customer.id, purpose=purpose, channel=channel, granted=False,
-                      source=ERASURE_SOURCE, actor=caller.staff)
-        for purpose, channel in sorted(recorded | set(missing),
-                                       key=lambda k: (order.index(k[0]), k[1].value if k[1] else ""))
-    ])
+    await ConsentChange.bulk_create(
+        [
+            ConsentChange(
+                customer_id=customer.id,
+                purpose=purpose,
+                channel=channel,
+                granted=False,
+                source=ERASURE_SOURCE,
+                actor=caller.staff,
+            )
+            for purpose, channel in sorted(
+                recorded | set(missing), key=lambda k: (order.index(k[0]), k[1].value if k[1] else "")
+            )
+        ]
+    )
 
 
 def _text_fields(model: type[Model]) -> list[str]:
@@ -737,6 +824,11 @@ async def export(caller: Caller, customer_id: int) -> dict:
     staff = caller.staff
     document["exportedAt"] = _now().isoformat()
     document["exportedBy"] = staff.username if staff else "command-line"
-    await audit.record(caller, "customer.export", subject_type="Customer", subject_id=str(customer.id),
-                       detail={"counts": {k: len(v) for k, v in document.items() if isinstance(v, list)}})
+    await audit.record(
+        caller,
+        "customer.export",
+        subject_type="Customer",
+        subject_id=str(customer.id),
+        detail={"counts": {k: len(v) for k, v in document.items() if isinstance(v, list)}},
+    )
     return document

@@ -22,14 +22,25 @@ MAX_TAGS, MAX_TAG = 20, 32
 ERASED_NAME = "已注销客户"
 TEXT_LIMITS = {"name": 128, "address": 256, "occupation": 64, "branch": 64}
 
-ASSET_PRODUCTS = frozenset({
-    ProductType.CURRENT_DEPOSIT, ProductType.TIME_DEPOSIT, ProductType.DEBIT_CARD, ProductType.WEALTH_MANAGEMENT,
-    ProductType.FUND, ProductType.INSURANCE, ProductType.PRECIOUS_METAL,
-})
+ASSET_PRODUCTS = frozenset(
+    {
+        ProductType.CURRENT_DEPOSIT,
+        ProductType.TIME_DEPOSIT,
+        ProductType.DEBIT_CARD,
+        ProductType.WEALTH_MANAGEMENT,
+        ProductType.FUND,
+        ProductType.INSURANCE,
+        ProductType.PRECIOUS_METAL,
+    }
+)
 DEBT_PRODUCTS = frozenset({ProductType.PERSONAL_LOAN, ProductType.MORTGAGE, ProductType.CREDIT_CARD})
 # Value tiers by AUM in CNY, highest first (DOMAIN.md).
-TIER_FLOORS = (("PRIVATE_BANKING", Decimal(6_000_000)), ("WEALTH", Decimal(500_000)), ("AFFLUENT", Decimal(50_000)),
-               ("MASS", Decimal(0)))
+TIER_FLOORS = (
+    ("PRIVATE_BANKING", Decimal(6_000_000)),
+    ("WEALTH", Decimal(500_000)),
+    ("AFFLUENT", Decimal(50_000)),
+    ("MASS", Decimal(0)),
+)
 
 # Roles that see personal data unmasked (DOMAIN.md role table).
 UNMASKED_ROLES = frozenset({Role.ADMIN, Role.MANAGER, Role.RELATIONSHIP_MANAGER, Role.COMPLAINT_HANDLER})
@@ -75,8 +86,15 @@ def clean_text(field: str, value: str | None, errors: list[DomainError], require
     return cleaned
 
 
-def check_identity(kind: CustomerKind, id_type: IdType | None, id_number: str | None, birth_date: date | None,
-                   gender: Gender | None, errors: list[DomainError], today: date | None = None) -> Identity:
+def check_identity(
+    kind: CustomerKind,
+    id_type: IdType | None,
+    id_number: str | None,
+    birth_date: date | None,
+    gender: Gender | None,
+    errors: list[DomainError],
+    today: date | None = None,
+) -> Identity:
     """Validates the identity document; fills birth date and gender from a resident ID when not given."""
     if id_number is not None and not id_number.strip():
         id_number = None
@@ -100,8 +118,12 @@ def check_identity(kind: CustomerKind, id_type: IdType | None, id_number: str | 
                 errors.append(invalid("birthDate", "birthDate does not match the resident ID"))
             if gender not in (None, Gender.UNKNOWN) and gender.value != parsed.gender:
                 errors.append(invalid("gender", "gender does not match the resident ID"))
-            return Identity(id_type, id_number, birth_date or parsed.birth_date,
-                            gender if gender not in (None, Gender.UNKNOWN) else Gender(parsed.gender))
+            return Identity(
+                id_type,
+                id_number,
+                birth_date or parsed.birth_date,
+                gender if gender not in (None, Gender.UNKNOWN) else Gender(parsed.gender),
+            )
         if id_type == IdType.UNIFIED_SOCIAL_CREDIT_CODE:
             id_number = identity.validate_unified_social_credit_code(id_number)
         else:
@@ -167,8 +189,9 @@ def validate_new(data: dict[str, Any], today: date | None = None) -> dict[str, A
         "preferred_channel": data.get("preferred_channel"),
         "tags": check_tags(data.get("tags"), errors),
     }
-    ident = check_identity(kind, data.get("id_type"), data.get("id_number"), data.get("birth_date"),
-                           data.get("gender"), errors, today)
+    ident = check_identity(
+        kind, data.get("id_type"), data.get("id_number"), data.get("birth_date"), data.get("gender"), errors, today
+    )
     clean.update(id_type=ident.id_type, id_number=ident.id_number, birth_date=ident.birth_date, gender=ident.gender)
     clean["phone"], clean["email"] = check_contact(data.get("phone"), data.get("email"), errors)
     raise_if(errors)
@@ -194,8 +217,9 @@ def assess(customer: Any, today: date | None = None) -> tuple[float, list[Issue]
     check("name", bool(customer.name))
     errors: list[DomainError] = []
     if customer.id_type and customer.id_number:
-        check_identity(customer.kind, customer.id_type, customer.id_number, customer.birth_date, customer.gender,
-                       errors, today)
+        check_identity(
+            customer.kind, customer.id_type, customer.id_number, customer.birth_date, customer.gender, errors, today
+        )
     id_errors = [e for e in errors if e.field and e.field[0] in ("idNumber", "idType")]
     check("idNumber", bool(customer.id_type and customer.id_number), id_errors[0].message if id_errors else None)
     contact_errors: list[DomainError] = []

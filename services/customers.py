@@ -41,11 +41,28 @@ EXPORTERS = WRITERS
 BRANCH_BOUND = frozenset({Role.RELATIONSHIP_MANAGER, Role.SERVICE_AGENT})
 # No record means: not granted, except SURVEY (service follow-up), granted until revoked (DOMAIN.md).
 CONSENT_DEFAULTS = {
-    ConsentPurpose.MARKETING: False, ConsentPurpose.SURVEY: True, ConsentPurpose.PROFILING: False,
+    ConsentPurpose.MARKETING: False,
+    ConsentPurpose.SURVEY: True,
+    ConsentPurpose.PROFILING: False,
     ConsentPurpose.THIRD_PARTY_SHARING: False,
 }
-UPDATABLE = ("name", "gender", "birth_date", "id_type", "id_number", "phone", "email", "address", "occupation",
-             "risk_level", "kyc_status", "status", "branch", "preferred_channel", "relationship_manager_id")
+UPDATABLE = (
+    "name",
+    "gender",
+    "birth_date",
+    "id_type",
+    "id_number",
+    "phone",
+    "email",
+    "address",
+    "occupation",
+    "risk_level",
+    "kyc_status",
+    "status",
+    "branch",
+    "preferred_channel",
+    "relationship_manager_id",
+)
 MAX_AMOUNT = Decimal("999999999999999999.99")
 
 
@@ -123,8 +140,9 @@ async def create(caller: Caller, data: dict[str, Any], consents: list[dict] | No
     try:
         await customer.save()
     except IntegrityError:  # lost a race for the identity document or the customer number
-        raise DomainError(ErrorCode.DUPLICATE, "Another customer has this identity document or number",
-                          "idNumber") from None
+        raise DomainError(
+            ErrorCode.DUPLICATE, "Another customer has this identity document or number", "idNumber"
+        ) from None
     await CustomerTag.bulk_create([CustomerTag(customer=customer, tag=t) for t in tags])
     if consents:
         await _apply_consents(caller, customer, consents)
@@ -141,16 +159,18 @@ def _as_text(value: Any) -> str | None:
     return str(value)
 
 
-async def update(caller: Caller, customer_id: int, version: int, changes: dict[str, Any],
-                 tags: list[str] | None = None) -> Customer:
+async def update(
+    caller: Caller, customer_id: int, version: int, changes: dict[str, Any], tags: list[str] | None = None
+) -> Customer:
     """`changes` holds only the fields the caller gave (None clears one). An older `version` changes nothing."""
     actor = _require_writer(caller)
     customer = await get(caller, customer_id)
     if customer.status == CustomerStatus.ERASED:
         raise invalid("id", "An erased customer cannot be changed")
     if customer.version != version:
-        raise DomainError(ErrorCode.STALE_VERSION, f"The customer changed since version {version}; reload it",
-                          "version")
+        raise DomainError(
+            ErrorCode.STALE_VERSION, f"The customer changed since version {version}; reload it", "version"
+        )
     if changes.get("status") == CustomerStatus.ERASED:
         raise invalid("status", "Use eraseCustomer to erase a customer")
     if "name" in changes and changes["name"] is None:
@@ -159,8 +179,9 @@ async def update(caller: Caller, customer_id: int, version: int, changes: dict[s
     merged = {f: getattr(customer, f) for f in UPDATABLE}
     merged.update(changes)
     errors: list[DomainError] = []
-    ident = rules.check_identity(customer.kind, merged["id_type"], merged["id_number"], merged["birth_date"],
-                                 merged["gender"], errors)
+    ident = rules.check_identity(
+        customer.kind, merged["id_type"], merged["id_number"], merged["birth_date"], merged["gender"], errors
+    )
     merged.update(id_type=ident.id_type, id_number=ident.id_number, birth_date=ident.birth_date, gender=ident.gender)
     merged["phone"], merged["email"] = rules.check_contact(merged["phone"], merged["email"], errors)
     for text_field in ("name", "address", "occupation", "branch"):
@@ -186,22 +207,36 @@ async def update(caller: Caller, customer_id: int, version: int, changes: dict[s
     completeness = rules.assess(customer)[0]
     try:
         updated = await Customer.filter(id=customer.id, version=version).update(
-            **changed, completeness=completeness, version=version + 1)
+            **changed, completeness=completeness, version=version + 1
+        )
     except IntegrityError:
         raise DomainError(ErrorCode.DUPLICATE, "Another customer has this identity document", "idNumber") from None
     if not updated:  # someone else's update committed between our read and write
-        raise DomainError(ErrorCode.STALE_VERSION, f"The customer changed since version {version}; reload it",
-                          "version")
+        raise DomainError(
+            ErrorCode.STALE_VERSION, f"The customer changed since version {version}; reload it", "version"
+        )
     entries = [
-        ChangeEntry(customer_id=customer.id, field=rules.camel(name.removesuffix("_id")),
-                    old_value=_as_text(before[name]), new_value=_as_text(value), actor=actor)
+        ChangeEntry(
+            customer_id=customer.id,
+            field=rules.camel(name.removesuffix("_id")),
+            old_value=_as_text(before[name]),
+            new_value=_as_text(value),
+            actor=actor,
+        )
         for name, value in changed.items()
     ]
     if tags_changed:
         await CustomerTag.filter(customer_id=customer.id).delete()
         await CustomerTag.bulk_create([CustomerTag(customer_id=customer.id, tag=t) for t in new_tags])
-        entries.append(ChangeEntry(customer_id=customer.id, field="tags", old_value=", ".join(old_tags),
-                                   new_value=", ".join(new_tags), actor=actor))
+        entries.append(
+            ChangeEntry(
+                customer_id=customer.id,
+                field="tags",
+                old_value=", ".join(old_tags),
+                new_value=", ".join(new_tags),
+                actor=actor,
+            )
+        )
     await ChangeEntry.bulk_create(entries)
     return await Customer.get(id=customer.id)
 
@@ -223,8 +258,17 @@ def _amount(value: Any, field_name: str) -> Decimal:
     return amount
 
 
-async def upsert_holding(caller: Caller, customer_id: int, *, account_no: str, product: ProductType, balance: Any,
-                         currency: str | None, opened_at: date, closed_at: date | None) -> ProductHolding:
+async def upsert_holding(
+    caller: Caller,
+    customer_id: int,
+    *,
+    account_no: str,
+    product: ProductType,
+    balance: Any,
+    currency: str | None,
+    opened_at: date,
+    closed_at: date | None,
+) -> ProductHolding:
     """Keyed by account number: a new account is added, a known one (of the same customer) is updated."""
     _require_writer(caller)
     customer = await get(caller, customer_id, "customerId")
@@ -245,8 +289,14 @@ async def upsert_holding(caller: Caller, customer_id: int, *, account_no: str, p
     holding = await ProductHolding.get_or_none(account_no=account_no)
     if holding is not None and holding.customer_id != customer.id:
         raise DomainError(ErrorCode.DUPLICATE, "This account belongs to another customer", "accountNo")
-    values = {"product": product, "balance": amount, "currency": currency, "opened_at": opened_at,
-              "closed_at": closed_at, "status": status}
+    values = {
+        "product": product,
+        "balance": amount,
+        "currency": currency,
+        "opened_at": opened_at,
+        "closed_at": closed_at,
+        "status": status,
+    }
     if holding is None:
         try:
             holding = await ProductHolding.create(customer=customer, account_no=account_no, **values)
@@ -261,8 +311,12 @@ async def upsert_holding(caller: Caller, customer_id: int, *, account_no: str, p
 
 async def refresh_balances(customer_ids: list[int]) -> None:
     """AUM and debt from the ACTIVE CNY holdings (DOMAIN.md), stored on the customer for filters and sorting."""
-    rows = await ProductHolding.filter(customer_id__in=customer_ids, status=HoldingStatus.ACTIVE, currency="CNY") \
-        .group_by("customer_id", "product").annotate(total=Sum("balance")).values("customer_id", "product", "total")
+    rows = (
+        await ProductHolding.filter(customer_id__in=customer_ids, status=HoldingStatus.ACTIVE, currency="CNY")
+        .group_by("customer_id", "product")
+        .annotate(total=Sum("balance"))
+        .values("customer_id", "product", "total")
+    )
     sums: dict[int, list[Decimal]] = {cid: [Decimal(0), Decimal(0)] for cid in customer_ids}
     for row in rows:
         product = ProductType(row["product"])
@@ -303,10 +357,18 @@ async def _apply_consents(caller: Caller, customer: Customer, consents: list[dic
         source = (item.get("source") or "").strip()[:64] or None
         await Consent.update_or_create(
             defaults={"granted": item["granted"], "source": source},
-            customer=customer, purpose=item["purpose"], channel=item.get("channel"),
+            customer=customer,
+            purpose=item["purpose"],
+            channel=item.get("channel"),
         )
-        await ConsentChange.create(customer=customer, purpose=item["purpose"], channel=item.get("channel"),
-                                   granted=item["granted"], source=source, actor=caller.staff)
+        await ConsentChange.create(
+            customer=customer,
+            purpose=item["purpose"],
+            channel=item.get("channel"),
+            granted=item["granted"],
+            source=source,
+            actor=caller.staff,
+        )
 
 
 async def set_consents(caller: Caller, customer_id: int, consents: list[dict]) -> Customer:
@@ -345,8 +407,14 @@ async def possible_duplicates(caller: Caller, customer: Customer) -> list[Custom
         conditions.append(Q(name=customer.name, birth_date=customer.birth_date))
     if not conditions:
         return []
-    return await visible(caller).filter(Q(*conditions, join_type=Q.OR)).exclude(id=customer.id).exclude(
-        status=CustomerStatus.ERASED).order_by("id").limit(50)
+    return (
+        await visible(caller)
+        .filter(Q(*conditions, join_type=Q.OR))
+        .exclude(id=customer.id)
+        .exclude(status=CustomerStatus.ERASED)
+        .order_by("id")
+        .limit(50)
+    )
 
 
 # ---------------------------------------------------------------- lists
@@ -407,8 +475,10 @@ def apply_filter(qs: QuerySet[Customer], f: CustomerFilter) -> QuerySet[Customer
         qs = qs.filter(aum__lte=f.max_aum)
     if f.min_churn_risk is not None:
         qs = qs.filter(churn_risk__gte=f.min_churn_risk)
-    active_of = lambda product: Subquery(ProductHolding.filter(  # noqa: E731
-        product=product, status=HoldingStatus.ACTIVE).values("customer_id"))
+
+    def active_of(product: ProductType) -> Subquery:
+        return Subquery(ProductHolding.filter(product=product, status=HoldingStatus.ACTIVE).values("customer_id"))
+
     if f.holds_product:
         qs = qs.filter(id__in=active_of(f.holds_product))
     if f.lacks_product:

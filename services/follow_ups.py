@@ -14,8 +14,7 @@ from services import clock, customers
 from services.access import ALL_ROLES, Caller, require_role
 from services.errors import DomainError, ErrorCode, forbidden, invalid, not_found
 
-WRITERS = frozenset({Role.ADMIN, Role.MANAGER, Role.RELATIONSHIP_MANAGER, Role.SERVICE_AGENT,
-                     Role.COMPLAINT_HANDLER})
+WRITERS = frozenset({Role.ADMIN, Role.MANAGER, Role.RELATIONSHIP_MANAGER, Role.SERVICE_AGENT, Role.COMPLAINT_HANDLER})
 SUPERVISORS = frozenset({Role.ADMIN, Role.MANAGER})
 UNSET = object()
 
@@ -25,8 +24,9 @@ def visible(caller: Caller) -> QuerySet[FollowUp]:
     require_role(caller, ALL_ROLES)
     if customers.home_branch(caller) is None:
         return FollowUp.all()
-    return FollowUp.filter(Q(customer_id__isnull=True) | Q(
-        customer_id__in=Subquery(customers.visible(caller).values("id"))))
+    return FollowUp.filter(
+        Q(customer_id__isnull=True) | Q(customer_id__in=Subquery(customers.visible(caller).values("id")))
+    )
 
 
 def is_overdue(follow_up: FollowUp) -> bool:
@@ -51,10 +51,18 @@ def _title(value: str) -> str:
     return title
 
 
-async def create(caller: Caller, *, title: str, description: str | None = None, customer_id: int | None = None,
-                 complaint_id: int | None = None, assignee_id: int | None = None,
-                 department: Department | None = None, priority: Priority | None = None,
-                 due_at: datetime | None = None) -> FollowUp:
+async def create(
+    caller: Caller,
+    *,
+    title: str,
+    description: str | None = None,
+    customer_id: int | None = None,
+    complaint_id: int | None = None,
+    assignee_id: int | None = None,
+    department: Department | None = None,
+    priority: Priority | None = None,
+    due_at: datetime | None = None,
+) -> FollowUp:
     require_role(caller, WRITERS)
     clean_title = _title(title)
     customer = await customers.get(caller, customer_id, "customerId") if customer_id is not None else None
@@ -72,23 +80,39 @@ async def create(caller: Caller, *, title: str, description: str | None = None, 
     if due_at is not None and due_at < clock.now() - timedelta(minutes=5):
         raise invalid("dueAt", "dueAt must not be in the past")
     return await FollowUp.create(
-        title=clean_title, description=(description or "").strip() or None, customer=customer, complaint=complaint,
+        title=clean_title,
+        description=(description or "").strip() or None,
+        customer=customer,
+        complaint=complaint,
         assignee=assignee,
-        department=department or (assignee.department if assignee else None), priority=priority or Priority.NORMAL,
-        due_at=due_at, created_by=caller.staff)
+        department=department or (assignee.department if assignee else None),
+        priority=priority or Priority.NORMAL,
+        due_at=due_at,
+        created_by=caller.staff,
+    )
 
 
 def may_complete(staff: Staff | None, follow_up: FollowUp) -> bool:
     """Only the assignee, a member of the assigned department, or a MANAGER or ADMIN."""
     if staff is None:  # the command-line operator
         return True
-    return (staff.role in SUPERVISORS or follow_up.assignee_id == staff.id
-            or (follow_up.department is not None and follow_up.department == staff.department))
+    return (
+        staff.role in SUPERVISORS
+        or follow_up.assignee_id == staff.id
+        or (follow_up.department is not None and follow_up.department == staff.department)
+    )
 
 
-async def update(caller: Caller, follow_up_id: int, *, status: FollowUpStatus | None = None,
-                 assignee_id: object = UNSET, department: object = UNSET, priority: Priority | None = None,
-                 due_at: object = UNSET) -> FollowUp:
+async def update(
+    caller: Caller,
+    follow_up_id: int,
+    *,
+    status: FollowUpStatus | None = None,
+    assignee_id: object = UNSET,
+    department: object = UNSET,
+    priority: Priority | None = None,
+    due_at: object = UNSET,
+) -> FollowUp:
     staff = require_role(caller, WRITERS)
     follow_up = await visible(caller).get_or_none(id=follow_up_id)
     if follow_up is None:
@@ -116,8 +140,13 @@ async def update(caller: Caller, follow_up_id: int, *, status: FollowUpStatus | 
         follow_up.status, follow_up.completed_at = status, clock.now()
     # Conditional on still being open: a concurrent completion wins once.
     saved = await FollowUp.filter(id=follow_up.id, status=FollowUpStatus.OPEN).update(
-        assignee_id=follow_up.assignee_id, department=follow_up.department, priority=follow_up.priority,
-        due_at=follow_up.due_at, status=follow_up.status, completed_at=follow_up.completed_at)
+        assignee_id=follow_up.assignee_id,
+        department=follow_up.department,
+        priority=follow_up.priority,
+        due_at=follow_up.due_at,
+        status=follow_up.status,
+        completed_at=follow_up.completed_at,
+    )
     if not saved:
         raise DomainError(ErrorCode.INVALID_TRANSITION, "This follow-up was closed meanwhile", "id")
     return await FollowUp.get(id=follow_up.id)

@@ -57,7 +57,7 @@ def resident_id_check_char(first17: str) -> str:
     """Check character for the first 17 digits of a resident ID number."""
     if not _SEVENTEEN_DIGITS.fullmatch(first17):
         raise IdentityError("resident ID body must be exactly 17 digits")
-    total = sum(int(c) * w for c, w in zip(first17, RESIDENT_ID_WEIGHTS))
+    total = sum(int(c) * w for c, w in zip(first17, RESIDENT_ID_WEIGHTS, strict=True))
     return RESIDENT_ID_CHECK_CHARS[total % 11]
 
 
@@ -83,9 +83,7 @@ def parse_resident_id(value: str, *, today: date | None = None) -> ResidentId:
     if resident_id_check_char(number[:17]) != number[17]:
         raise IdentityError("resident ID check character is wrong")
     gender: Gender = "MALE" if int(number[16]) % 2 == 1 else "FEMALE"
-    return ResidentId(
-        number=number, region_code=number[:6], birth_date=birth_date, gender=gender
-    )
+    return ResidentId(number=number, region_code=number[:6], birth_date=birth_date, gender=gender)
 
 
 # --- Unified social credit code (GB 32100-2015) ------------------------------
@@ -99,10 +97,8 @@ def unified_social_credit_check_char(first17: str) -> str:
     """Check character for the first 17 characters of a unified social credit code."""
     body = first17.upper()
     if len(body) != 17 or any(c not in _USCC_VALUES for c in body):
-        raise IdentityError(
-            f"unified social credit code body must be 17 characters from {USCC_ALPHABET}"
-        )
-    total = sum(_USCC_VALUES[c] * w for c, w in zip(body, USCC_WEIGHTS))
+        raise IdentityError(f"unified social credit code body must be 17 characters from {USCC_ALPHABET}")
+    total = sum(_USCC_VALUES[c] * w for c, w in zip(body, USCC_WEIGHTS, strict=True))
     return USCC_ALPHABET[(31 - total % 31) % 31]
 
 
@@ -110,14 +106,9 @@ def validate_unified_social_credit_code(value: str) -> str:
     """Validate a unified social credit code; return it upper-cased."""
     code = value.strip().upper()
     if len(code) != 18:
-        raise IdentityError(
-            f"unified social credit code must be 18 characters long, got {len(code)}"
-        )
+        raise IdentityError(f"unified social credit code must be 18 characters long, got {len(code)}")
     if any(c not in _USCC_VALUES for c in code):
-        raise IdentityError(
-            "unified social credit code may only contain digits and the letters "
-            "A-Y except I, O, S, V"
-        )
+        raise IdentityError("unified social credit code may only contain digits and the letters A-Y except I, O, S, V")
     if unified_social_credit_check_char(code[:17]) != code[17]:
         raise IdentityError("unified social credit code check character is wrong")
     return code
@@ -145,9 +136,7 @@ def normalize_mobile(value: str) -> str:
 
 # --- E-mail --------------------------------------------------------------------
 
-_EMAIL_LOCAL = re.compile(
-    r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
-)
+_EMAIL_LOCAL = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*")
 _DOMAIN_LABEL = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
 # Letters only, or an IDN top-level domain in punycode (e.g. xn--fiqs8s = .中国).
 _TLD = re.compile(r"[A-Za-z]{2,63}|xn--[A-Za-z0-9-]+", re.IGNORECASE)
@@ -174,8 +163,7 @@ def validate_email(value: str) -> str:
         raise IdentityError("email domain must contain at least one dot")
     if not all(_DOMAIN_LABEL.fullmatch(label) for label in labels):
         raise IdentityError(
-            "email domain labels must be 1-63 letters, digits or hyphens, "
-            "not starting or ending with a hyphen"
+            "email domain labels must be 1-63 letters, digits or hyphens, not starting or ending with a hyphen"
         )
     if not _TLD.fullmatch(labels[-1]):
         raise IdentityError("email top-level domain must be at least 2 letters")

@@ -35,10 +35,20 @@ def _text(value: str | None, field: str, limit: int) -> str | None:
     return value.strip()
 
 
-async def log(caller: Caller, customer_id: int, *, channel: Channel, direction: Direction, kind: InteractionKind,
-              subject: str, content: str | None = None, outcome: str | None = None,
-              status: InteractionStatus | None = None, occurred_at: datetime | None = None,
-              duration_seconds: int | None = None) -> Interaction:
+async def log(
+    caller: Caller,
+    customer_id: int,
+    *,
+    channel: Channel,
+    direction: Direction,
+    kind: InteractionKind,
+    subject: str,
+    content: str | None = None,
+    outcome: str | None = None,
+    status: InteractionStatus | None = None,
+    occurred_at: datetime | None = None,
+    duration_seconds: int | None = None,
+) -> Interaction:
     require_role(caller, WRITERS)
     customer = await customers.get(caller, customer_id, "customerId")
     if customer.status == CustomerStatus.ERASED:
@@ -48,8 +58,9 @@ async def log(caller: Caller, customer_id: int, *, channel: Channel, direction: 
         raise DomainError(ErrorCode.REQUIRED, "subject is required", "subject")
     outcome = _text(outcome, "outcome", MAX_TEXT)
     # A consultation stays open until answered; other kinds are records of something already done.
-    status = status or (InteractionStatus.OPEN if kind == InteractionKind.INQUIRY and not outcome
-                        else InteractionStatus.RESOLVED)
+    status = status or (
+        InteractionStatus.OPEN if kind == InteractionKind.INQUIRY and not outcome else InteractionStatus.RESOLVED
+    )
     if status == InteractionStatus.RESOLVED and kind == InteractionKind.INQUIRY and not outcome:
         raise DomainError(ErrorCode.REQUIRED, "A resolved consultation needs its outcome", "outcome")
     now = clock.now()
@@ -59,9 +70,19 @@ async def log(caller: Caller, customer_id: int, *, channel: Channel, direction: 
     if duration_seconds is not None and not 0 <= duration_seconds <= MAX_DURATION:
         raise invalid("durationSeconds", "durationSeconds must be between 0 and 86400")
     interaction = await Interaction.create(
-        customer=customer, channel=channel, direction=direction, kind=kind, status=status, subject=subject_text,
-        content=_text(content, "content", MAX_TEXT), outcome=outcome, staff=caller.staff, occurred_at=occurred_at,
-        duration_seconds=duration_seconds, resolved_at=now if status == InteractionStatus.RESOLVED else None)
+        customer=customer,
+        channel=channel,
+        direction=direction,
+        kind=kind,
+        status=status,
+        subject=subject_text,
+        content=_text(content, "content", MAX_TEXT),
+        outcome=outcome,
+        staff=caller.staff,
+        occurred_at=occurred_at,
+        duration_seconds=duration_seconds,
+        resolved_at=now if status == InteractionStatus.RESOLVED else None,
+    )
     await portraits.mark_stale([customer.id])
     return interaction
 
@@ -76,7 +97,8 @@ async def resolve(caller: Caller, interaction_id: int, outcome: str) -> Interact
         raise DomainError(ErrorCode.REQUIRED, "outcome is required", "outcome")
     # Conditional, so that two people resolving at once cannot both succeed.
     done = await Interaction.filter(id=interaction.id, status=InteractionStatus.OPEN).update(
-        status=InteractionStatus.RESOLVED, outcome=outcome_text, resolved_at=clock.now())
+        status=InteractionStatus.RESOLVED, outcome=outcome_text, resolved_at=clock.now()
+    )
     if not done:
         raise DomainError(ErrorCode.INVALID_TRANSITION, "This interaction is resolved already", "id")
     await portraits.mark_stale([interaction.customer_id])

@@ -105,7 +105,8 @@ async def run(job_id: int, handlers: Mapping[JobKind, Handler], publish: Publish
         return
     fresh = {} if job.checkpoint else {"processed": 0, "failed": 0, "errors": [], "total": None, "result": None}
     claimed = await Job.filter(id=job_id, status__in=[JobStatus.QUEUED, JobStatus.RUNNING]).update(
-        status=JobStatus.RUNNING, started_at=job.started_at or now(), attempts=job.attempts + 1, **fresh)
+        status=JobStatus.RUNNING, started_at=job.started_at or now(), attempts=job.attempts + 1, **fresh
+    )
     if not claimed:
         return
     job = await Job.get(id=job_id)
@@ -146,8 +147,9 @@ async def requester(job: Job, roles: frozenset[Role], what: str) -> Caller:
 
 async def unfinished() -> list[int]:
     """Queued or running jobs: in the embedded setup, those the previous process left behind."""
-    return await Job.filter(status__in=[JobStatus.QUEUED, JobStatus.RUNNING]).order_by("id").values_list(
-        "id", flat=True)
+    return (
+        await Job.filter(status__in=[JobStatus.QUEUED, JobStatus.RUNNING]).order_by("id").values_list("id", flat=True)
+    )
 
 
 async def stale_queued(older_than: timedelta = timedelta(minutes=2)) -> list[int]:

@@ -8,8 +8,9 @@ from tortoise import Tortoise
 from tortoise.models import Model
 
 
-async def first_per_parent(model: type[Model], parent_column: str, order: list[str], parent_ids: list[int],
-                           limit: int) -> dict[int, list[Model]]:
+async def first_per_parent(
+    model: type[Model], parent_column: str, order: list[str], parent_ids: list[int], limit: int
+) -> dict[int, list[Model]]:
     """Up to `limit` rows per parent, in `order` (Tortoise style, e.g. ["-occurred_at", "-id"]).
 
     A window function keeps it to one query however many parents a page shows; the ids are
@@ -20,8 +21,10 @@ async def first_per_parent(model: type[Model], parent_column: str, order: list[s
     table = model._meta.db_table
     order_sql = ", ".join(f"{name.lstrip('-')} {'DESC' if name.startswith('-') else 'ASC'}" for name in order)
     ids = ", ".join(str(int(pid)) for pid in set(parent_ids))
-    sql = (f"SELECT id FROM (SELECT id, ROW_NUMBER() OVER (PARTITION BY {parent_column} ORDER BY {order_sql}) AS rn "
-           f"FROM {table} WHERE {parent_column} IN ({ids})) ranked WHERE rn <= {int(limit)}")
+    sql = (
+        f"SELECT id FROM (SELECT id, ROW_NUMBER() OVER (PARTITION BY {parent_column} ORDER BY {order_sql}) AS rn "
+        f"FROM {table} WHERE {parent_column} IN ({ids})) ranked WHERE rn <= {int(limit)}"
+    )
     _, rows = await Tortoise.get_connection("default").execute_query(sql)
     found = await model.filter(id__in=[row["id"] for row in rows]).order_by(*order)
     grouped: dict[int, list[Model]] = defaultdict(list)

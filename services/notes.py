@@ -12,8 +12,7 @@ from services import customers
 from services.access import ALL_ROLES, Caller, require_role
 from services.errors import DomainError, ErrorCode, invalid
 
-WRITERS = frozenset({Role.ADMIN, Role.MANAGER, Role.RELATIONSHIP_MANAGER, Role.SERVICE_AGENT,
-                     Role.COMPLAINT_HANDLER})
+WRITERS = frozenset({Role.ADMIN, Role.MANAGER, Role.RELATIONSHIP_MANAGER, Role.SERVICE_AGENT, Role.COMPLAINT_HANDLER})
 MAX_BODY = 10_000
 
 
@@ -24,19 +23,22 @@ def visible(caller: Caller) -> QuerySet[Note]:
     return Note.filter(customer_id__in=Subquery(customers.visible(caller).values("id")))
 
 
-async def add_to_customer(caller: Caller, customer_id: int, body: str,
-                          visibility: NoteVisibility | None = None) -> Note:
+async def add_to_customer(
+    caller: Caller, customer_id: int, body: str, visibility: NoteVisibility | None = None
+) -> Note:
     require_role(caller, WRITERS)
     customer = await customers.get(caller, customer_id, "subjectId")
     if customer.status == CustomerStatus.ERASED:
         raise invalid("subjectId", "An erased customer takes no new notes")
     text = _body(body)
-    return await Note.create(customer=customer, author=caller.staff, body=text,
-                             visibility=visibility or NoteVisibility.INTERNAL)
+    return await Note.create(
+        customer=customer, author=caller.staff, body=text, visibility=visibility or NoteVisibility.INTERNAL
+    )
 
 
-async def add_to_complaint(caller: Caller, complaint_id: int, body: str,
-                           visibility: NoteVisibility | None = None) -> Note:
+async def add_to_complaint(
+    caller: Caller, complaint_id: int, body: str, visibility: NoteVisibility | None = None
+) -> Note:
     """A note on a complaint also belongs to its customer, and is a NOTE_ADDED event of the complaint."""
     from models.complaints import ComplaintEventType
     from services import complaints
@@ -44,10 +46,16 @@ async def add_to_complaint(caller: Caller, complaint_id: int, body: str,
     require_role(caller, WRITERS)
     complaint = await complaints.get(caller, complaint_id, "subjectId")
     text = _body(body)
-    note = await Note.create(customer_id=complaint.customer_id, complaint=complaint, author=caller.staff, body=text,
-                             visibility=visibility or NoteVisibility.INTERNAL)
-    await complaints.add_event(complaint, ComplaintEventType.NOTE_ADDED, actor=caller.staff,
-                               message=f"{note.visibility.value} note added")
+    note = await Note.create(
+        customer_id=complaint.customer_id,
+        complaint=complaint,
+        author=caller.staff,
+        body=text,
+        visibility=visibility or NoteVisibility.INTERNAL,
+    )
+    await complaints.add_event(
+        complaint, ComplaintEventType.NOTE_ADDED, actor=caller.staff, message=f"{note.visibility.value} note added"
+    )
     return note
 
 

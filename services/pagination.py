@@ -125,8 +125,11 @@ async def paginate(
     rows = rows[:size]
     if from_end:
         rows.reverse()
-    has_next, has_previous = (more, after is not None and await _exists_beyond(qs, order, after, forward=False)) \
-        if not from_end else (before is not None and await _exists_beyond(qs, order, before, forward=True), more)
+    has_next, has_previous = (
+        (more, after is not None and await _exists_beyond(qs, order, after, forward=False))
+        if not from_end
+        else (before is not None and await _exists_beyond(qs, order, before, forward=True), more)
+    )
     return Page(rows, [cursor_of(row, order) for row in rows], has_next, has_previous, base.count)
 
 

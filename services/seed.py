@@ -70,10 +70,18 @@ async def _seed_staff(password: str) -> list[str]:
         for username, display_name, role, department, branch in DEMO_STAFF:
             if await Staff.exists(username=username):
                 continue
-            member = await staff.create(COMMAND_LINE, username=username, display_name=display_name,
-                                        password=password, role=role, department=department, branch=branch)
-            await audit.record(COMMAND_LINE, "staff.create", subject_type="Staff", subject_id=str(member.id),
-                               detail={"seed": True})
+            member = await staff.create(
+                COMMAND_LINE,
+                username=username,
+                display_name=display_name,
+                password=password,
+                role=role,
+                department=department,
+                branch=branch,
+            )
+            await audit.record(
+                COMMAND_LINE, "staff.create", subject_type="Staff", subject_id=str(member.id), detail={"seed": True}
+            )
             created.append(f"{role.value:<22} {username}" + (f" ({branch})" if branch else ""))
     if not created:
         return ["demo staff already present; nothing to do"]
@@ -94,10 +102,17 @@ def _holdings(rng: random.Random, customer_id: int, opened_after: date, today: d
         closed = opened + timedelta(days=rng.randrange(1, 400)) if rng.random() < 0.08 else None
         if closed and closed > today:
             closed = None
-        rows.append(ProductHolding(
-            customer_id=customer_id, account_no=f"62{rng.randrange(10**16, 10**17)}", product=product,
-            balance=_balance(rng, median, spread), opened_at=opened, closed_at=closed,
-            status=HoldingStatus.CLOSED if closed else HoldingStatus.ACTIVE))
+        rows.append(
+            ProductHolding(
+                customer_id=customer_id,
+                account_no=f"62{rng.randrange(10**16, 10**17)}",
+                product=product,
+                balance=_balance(rng, median, spread),
+                opened_at=opened,
+                closed_at=closed,
+                status=HoldingStatus.CLOSED if closed else HoldingStatus.ACTIVE,
+            )
+        )
     return rows
 
 
@@ -110,25 +125,42 @@ async def _seed_customers(count: int, rng: random.Random) -> str:
         for _ in range(min(BATCH, count - made)):
             if rng.random() < 0.08:
                 company = fake_company(rng)
-                customer = Customer(kind=CustomerKind.CORPORATE, name=company.name, branch=company.branch,
-                                    id_type=IdType.UNIFIED_SOCIAL_CREDIT_CODE,
-                                    id_number=company.unified_social_credit_code)
+                customer = Customer(
+                    kind=CustomerKind.CORPORATE,
+                    name=company.name,
+                    branch=company.branch,
+                    id_type=IdType.UNIFIED_SOCIAL_CREDIT_CODE,
+                    id_number=company.unified_social_credit_code,
+                )
             else:
                 person = fake_person(rng, today)
                 customer = Customer(
-                    kind=CustomerKind.INDIVIDUAL, name=person.name, gender=person.gender, birth_date=person.birth_date,
-                    id_type=IdType.RESIDENT_ID, id_number=person.resident_id, phone=person.mobile, email=person.email,
-                    address=person.address, occupation=person.occupation, branch=person.branch)
+                    kind=CustomerKind.INDIVIDUAL,
+                    name=person.name,
+                    gender=person.gender,
+                    birth_date=person.birth_date,
+                    id_type=IdType.RESIDENT_ID,
+                    id_number=person.resident_id,
+                    phone=person.mobile,
+                    email=person.email,
+                    address=person.address,
+                    occupation=person.occupation,
+                    branch=person.branch,
+                )
             customer.risk_level = rng.choice(list(RiskLevel)) if rng.random() < 0.85 else None
             customer.relationship_manager_id = managers.get(customer.branch) if rng.random() < 0.6 else None
             customer.customer_no = f"C{rng.randrange(10**10):010d}"
             customer.completeness = customer_rules.assess(customer, today)[0]
             batch.append(customer)
         async with atomic():
-            taken = set(await Customer.filter(
-                customer_no__in=[c.customer_no for c in batch]).values_list("customer_no", flat=True))
-            known_ids = set(await Customer.filter(
-                id_number__in=[c.id_number for c in batch]).values_list("id_number", flat=True))
+            taken = set(
+                await Customer.filter(customer_no__in=[c.customer_no for c in batch]).values_list(
+                    "customer_no", flat=True
+                )
+            )
+            known_ids = set(
+                await Customer.filter(id_number__in=[c.id_number for c in batch]).values_list("id_number", flat=True)
+            )
             unique = []
             for candidate in batch:  # random numbers may collide, with the database or within the batch
                 if candidate.customer_no in taken or candidate.id_number in known_ids:
@@ -144,8 +176,14 @@ async def _seed_customers(count: int, rng: random.Random) -> str:
                 holdings += _holdings(rng, customer_id, today - timedelta(days=rng.randrange(30, 6000)), today)
                 tags += [CustomerTag(customer_id=customer_id, tag=t) for t in rng.sample(TAGS, rng.randrange(0, 3))]
                 if rng.random() < 0.4:
-                    consents.append(Consent(customer_id=customer_id, purpose=ConsentPurpose.MARKETING,
-                                            granted=True, source="branch form"))
+                    consents.append(
+                        Consent(
+                            customer_id=customer_id,
+                            purpose=ConsentPurpose.MARKETING,
+                            granted=True,
+                            source="branch form",
+                        )
+                    )
             await ProductHolding.bulk_create(holdings)
             await CustomerTag.bulk_create(tags)
             await Consent.bulk_create(consents)

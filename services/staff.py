@@ -62,18 +62,29 @@ def _clean_branch(branch: str | None) -> str | None:
 
 
 async def create(
-    caller: Caller, *, username: str, display_name: str, password: str, role: Role, department: Department,
+    caller: Caller,
+    *,
+    username: str,
+    display_name: str,
+    password: str,
+    role: Role,
+    department: Department,
     branch: str | None = None,
 ) -> Staff:
     require_role(caller, STAFF_ADMINS)
     username = username.strip().lower()
     problems = [
-        p for p in (
-            None if USERNAME.match(username) else invalid(
-                "username", "Username must be 3 to 64 characters: lower-case letters, digits, '.', '_' or '-'"),
+        p
+        for p in (
+            None
+            if USERNAME.match(username)
+            else invalid(
+                "username", "Username must be 3 to 64 characters: lower-case letters, digits, '.', '_' or '-'"
+            ),
             _check_display_name(display_name),
             _check_password(password),
-        ) if p
+        )
+        if p
     ]
     if problems:
         raise DomainErrors(problems)
@@ -81,8 +92,12 @@ async def create(
         raise DomainError(ErrorCode.DUPLICATE, "A staff member with this username exists", "username")
     try:
         return await Staff.create(
-            username=username, display_name=display_name.strip(), password_hash=auth.hash_password(password),
-            role=role, department=department, branch=_clean_branch(branch),
+            username=username,
+            display_name=display_name.strip(),
+            password_hash=auth.hash_password(password),
+            role=role,
+            department=department,
+            branch=_clean_branch(branch),
         )
     except IntegrityError:  # a concurrent create won the race for the username
         raise DomainError(ErrorCode.DUPLICATE, "A staff member with this username exists", "username") from None
@@ -94,10 +109,12 @@ async def update(caller: Caller, staff_id: int, changes: StaffChanges) -> Staff:
     if staff is None:
         raise not_found("Staff member")
     problems = [
-        p for p in (
+        p
+        for p in (
             _check_display_name(changes.display_name) if changes.display_name is not None else None,
             _check_password(changes.password) if changes.password is not None else None,
-        ) if p
+        )
+        if p
     ]
     if problems:
         raise DomainErrors(problems)
@@ -106,8 +123,10 @@ async def update(caller: Caller, staff_id: int, changes: StaffChanges) -> Staff:
     )
     # The caller is an active ADMIN, so refusing their own demotion keeps at least one ADMIN.
     if loses_admin and admin is not None and staff.id == admin.id:
-        raise invalid("active" if changes.active is False else "role",
-                      "You cannot remove your own ADMIN access; ask another ADMIN")
+        raise invalid(
+            "active" if changes.active is False else "role",
+            "You cannot remove your own ADMIN access; ask another ADMIN",
+        )
 
     if changes.display_name is not None:
         staff.display_name = changes.display_name.strip()
@@ -135,8 +154,11 @@ async def ensure_admin(username: str, password: str) -> Staff | None:
         return None
     try:
         return await Staff.create(
-            username=username.strip().lower(), display_name="Administrator", password_hash=auth.hash_password(password),
-            role=Role.ADMIN, department=Department.OPERATIONS,
+            username=username.strip().lower(),
+            display_name="Administrator",
+            password_hash=auth.hash_password(password),
+            role=Role.ADMIN,
+            department=Department.OPERATIONS,
         )
     except IntegrityError:  # another API process bootstrapped it first
         return None

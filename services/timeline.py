@@ -78,8 +78,9 @@ def _decode(cursor: str, argument: str) -> tuple:
     return at, _rank(kind) if any(s.kind == kind for s in SOURCES) else -1, pk
 
 
-async def _slice(source: Source, rank: int, customer_id: int, size: int, forward: bool,
-                 after: tuple | None, before: tuple | None) -> list[Entry]:
+async def _slice(
+    source: Source, rank: int, customer_id: int, size: int, forward: bool, after: tuple | None, before: tuple | None
+) -> list[Entry]:
     qs = source.model.filter(**{source.customer_field: customer_id})
     if after is not None:
         qs = qs.filter(_beyond(source, rank, after, forward=True))
@@ -90,17 +91,30 @@ async def _slice(source: Source, rank: int, customer_id: int, size: int, forward
     return [Entry(source.kind, getattr(r, source.time_field), r.id, *source.describe(r), r) for r in rows]
 
 
-async def page(caller: Caller, customer_id: int, *, first: int | None = None, after: str | None = None,
-               last: int | None = None, before: str | None = None) -> Page[Entry]:
+async def page(
+    caller: Caller,
+    customer_id: int,
+    *,
+    first: int | None = None,
+    after: str | None = None,
+    last: int | None = None,
+    before: str | None = None,
+) -> Page[Entry]:
     await customers.get(caller, customer_id)
     size, from_end = page_size(first, last)
     after_key = _decode(after, "after") if after else None
     before_key = _decode(before, "before") if before else None
     forward = not from_end
-    slices = await asyncio.gather(*[
-        _slice(source, rank, customer_id, size + 1, forward, after_key, before_key)
-        for rank, source in enumerate(SOURCES)
-    ]) if size else []
+    slices = (
+        await asyncio.gather(
+            *[
+                _slice(source, rank, customer_id, size + 1, forward, after_key, before_key)
+                for rank, source in enumerate(SOURCES)
+            ]
+        )
+        if size
+        else []
+    )
     ranks = {s.kind: i for i, s in enumerate(SOURCES)}
     merged = sorted((e for part in slices for e in part), key=lambda e: e.key(ranks[e.kind]), reverse=forward)
     more = len(merged) > size
@@ -123,21 +137,35 @@ def _short(text: str | None, limit: int = 200) -> str | None:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-register(Source("INTERACTION", Interaction, "occurred_at",
-                lambda r: (r.subject, _short(r.outcome or r.content))))
-register(Source("FOLLOW_UP", FollowUp, "created_at",
-                lambda r: (r.title, _short(r.description))))
-register(Source("NOTE", Note, "created_at",
-                lambda r: (f"Note ({r.visibility.value.lower()})", _short(r.body))))
-register(Source("COMPLAINT", Complaint, "received_at",
-                lambda r: (f"{r.reference_no} {r.summary}", f"{r.category.value} / {r.reason.value}")))
-register(Source("COMPLAINT_EVENT", ComplaintEvent, "at",
-                lambda r: (f"Complaint {r.type.value.lower().replace('_', ' ')}", _short(r.message)),
-                customer_field="complaint__customer_id"))
-register(Source("CHANGE", ChangeEntry, "at",
-                lambda r: (f"{r.field} changed", None)))
-register(Source("HOLDING", ProductHolding, "created_at",
-                lambda r: (f"{r.product.value} account {mask_account(r.account_no)}", r.status.value)))
+register(Source("INTERACTION", Interaction, "occurred_at", lambda r: (r.subject, _short(r.outcome or r.content))))
+register(Source("FOLLOW_UP", FollowUp, "created_at", lambda r: (r.title, _short(r.description))))
+register(Source("NOTE", Note, "created_at", lambda r: (f"Note ({r.visibility.value.lower()})", _short(r.body))))
+register(
+    Source(
+        "COMPLAINT",
+        Complaint,
+        "received_at",
+        lambda r: (f"{r.reference_no} {r.summary}", f"{r.category.value} / {r.reason.value}"),
+    )
+)
+register(
+    Source(
+        "COMPLAINT_EVENT",
+        ComplaintEvent,
+        "at",
+        lambda r: (f"Complaint {r.type.value.lower().replace('_', ' ')}", _short(r.message)),
+        customer_field="complaint__customer_id",
+    )
+)
+register(Source("CHANGE", ChangeEntry, "at", lambda r: (f"{r.field} changed", None)))
+register(
+    Source(
+        "HOLDING",
+        ProductHolding,
+        "created_at",
+        lambda r: (f"{r.product.value} account {mask_account(r.account_no)}", r.status.value),
+    )
+)
 
 
 def kinds() -> Sequence[str]:

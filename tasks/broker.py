@@ -129,7 +129,9 @@ class TaskQueue:
     def send(self, actor_name: str, *args: Any) -> None:
         self.actors[actor_name].send(*args)
 
-    def embedded_worker(self, loop: asyncio.AbstractEventLoop, pubsub: InProcessPubSub | RedisPubSub) -> dramatiq.Worker:
+    def embedded_worker(
+        self, loop: asyncio.AbstractEventLoop, pubsub: InProcessPubSub | RedisPubSub
+    ) -> dramatiq.Worker:
         """Worker threads inside the API process (not started yet)."""
         global _runtime
         self.broker.add_middleware(SharedLoop(loop))

@@ -8,6 +8,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from tasks.broker import TaskQueue
 
+
 def schedule(sla_monitor_minutes: int = 5) -> list[tuple[str, object]]:
     return [
         ("requeue_stale_jobs", IntervalTrigger(minutes=1)),

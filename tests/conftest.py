@@ -24,7 +24,8 @@ from app import create_app
 from core import db
 from core.settings import Settings
 from models.staff import Department, Role, Staff
-from services import auth, staff as staff_service
+from services import auth
+from services import staff as staff_service
 from services.access import COMMAND_LINE
 
 TEST_DATABASE_URL = os.environ.get("CRM_TEST_DATABASE_URL")
@@ -83,16 +84,19 @@ class GraphQLClient:
     def __init__(self, http: httpx.AsyncClient) -> None:
         self.http = http
 
-    async def raw(self, query: str, variables: dict | None = None, token: str | None = None,
-                  headers: dict | None = None) -> httpx.Response:
+    async def raw(
+        self, query: str, variables: dict | None = None, token: str | None = None, headers: dict | None = None
+    ) -> httpx.Response:
         all_headers = {**(headers or {})}
         if token:
             all_headers["Authorization"] = f"Bearer {token}"
-        return await self.http.post("/graphql", json={"query": query, "variables": variables or {}},
-                                    headers=all_headers)
+        return await self.http.post(
+            "/graphql", json={"query": query, "variables": variables or {}}, headers=all_headers
+        )
 
-    async def __call__(self, query: str, variables: dict | None = None, token: str | None = None,
-                       headers: dict | None = None) -> dict:
+    async def __call__(
+        self, query: str, variables: dict | None = None, token: str | None = None, headers: dict | None = None
+    ) -> dict:
         """The response body; fails the test on any GraphQL error."""
         body = (await self.raw(query, variables, token, headers)).json()
         assert not body.get("errors"), body["errors"]
@@ -112,19 +116,34 @@ def gql(client: httpx.AsyncClient) -> GraphQLClient:
 _usernames = itertools.count(1)
 
 
-async def make_staff(role: Role = Role.ADMIN, *, branch: str | None = None, username: str | None = None,
-                     department: Department = Department.OPERATIONS) -> Staff:
+async def make_staff(
+    role: Role = Role.ADMIN,
+    *,
+    branch: str | None = None,
+    username: str | None = None,
+    department: Department = Department.OPERATIONS,
+) -> Staff:
     return await staff_service.create(
-        COMMAND_LINE, username=username or f"{role.value.lower().replace('_', '-')}-{next(_usernames)}",
-        display_name=f"Test {role.value.title()}", password=PASSWORD, role=role, department=department, branch=branch,
+        COMMAND_LINE,
+        username=username or f"{role.value.lower().replace('_', '-')}-{next(_usernames)}",
+        display_name=f"Test {role.value.title()}",
+        password=PASSWORD,
+        role=role,
+        department=department,
+        branch=branch,
     )
 
 
 async def token_for(member: Staff, settings: Settings) -> str:
     from datetime import timedelta
 
-    session = await auth.login(COMMAND_LINE, member.username, PASSWORD, secret_key=settings.secret_key,
-                               ttl=timedelta(minutes=settings.token_ttl_minutes))
+    session = await auth.login(
+        COMMAND_LINE,
+        member.username,
+        PASSWORD,
+        secret_key=settings.secret_key,
+        ttl=timedelta(minutes=settings.token_ttl_minutes),
+    )
     return session.token
 
 
@@ -154,7 +173,7 @@ class QueryCounter:
     def __init__(self) -> None:
         self.statements: list[str] = []
 
-    def __enter__(self) -> "QueryCounter":
+    def __enter__(self) -> QueryCounter:
         from tortoise import Tortoise
 
         connection = Tortoise.get_connection("default")

@@ -120,14 +120,14 @@ def test_rejects_non_same_origin_paths(kwargs: dict[str, str]) -> None:
 
 
 def test_endpoint_cannot_break_out_of_inline_script() -> None:
-    page = graphiql_html(endpoint='/graphql</script><script>alert(1)</script>')
+    page = graphiql_html(endpoint="/graphql</script><script>alert(1)</script>")
     assert page.count("</script>") == 4  # three asset tags + the inline init script
     assert "alert(1)</script>" not in page
 
 
 def test_static_dir_is_repo_root_static_graphiql() -> None:
     repo_root = Path(__file__).resolve().parent.parent
-    assert GRAPHIQL_STATIC_DIR == repo_root / "static" / "graphiql"
+    assert repo_root / "static" / "graphiql" == GRAPHIQL_STATIC_DIR
 
 
 def test_assets_present_false_for_empty_dir(tmp_path: Path) -> None:

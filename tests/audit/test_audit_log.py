@@ -1,15 +1,16 @@
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from models.audit import AuditEntry
 from models.staff import Role
 from schema.base import to_global_id
-from services.access import Caller
 from services import audit
+from services.access import Caller
 
 LOG = """query($filter: AuditFilter, $first: Int) { auditLog(filter: $filter, first: $first) {
-  totalCount edges { node { id action actor { username } actorName subjectType subjectId detail requestId ip at } } } }"""
+  totalCount
+  edges { node { id action actor { username } actorName subjectType subjectId detail requestId ip at } } } }"""
 CREATE = """mutation($input: CreateStaffInput!) { createStaff(input: $input) { staff { id } errors { code } } }"""
 READERS = [Role.ADMIN, Role.MANAGER, Role.AUDITOR]
 
@@ -33,10 +34,16 @@ async def test_other_roles_are_forbidden(gql, staff_factory, role):
 
 async def test_every_mutation_writes_one_entry_with_request_id_and_ip(gql, admin):
     member, token = admin
-    staff_input = {"username": "wang.fang", "displayName": "王芳", "password": "strong-pass-2026",
-                   "role": "AUDITOR", "department": "COMPLIANCE"}
-    created = (await gql(CREATE, {"input": staff_input}, token=token,
-                         headers={"X-Request-ID": "req-create-1"}))["createStaff"]
+    staff_input = {
+        "username": "wang.fang",
+        "displayName": "王芳",
+        "password": "strong-pass-2026",
+        "role": "AUDITOR",
+        "department": "COMPLIANCE",
+    }
+    created = (await gql(CREATE, {"input": staff_input}, token=token, headers={"X-Request-ID": "req-create-1"}))[
+        "createStaff"
+    ]
     log = (await gql(LOG, {"filter": {"action": "staff.create"}}, token=token))["auditLog"]
     assert log["totalCount"] == 1
     entry = log["edges"][0]["node"]
@@ -48,8 +55,13 @@ async def test_every_mutation_writes_one_entry_with_request_id_and_ip(gql, admin
 
 async def test_rejected_mutations_are_audited_too(gql, admin):
     _, token = admin
-    staff_input = {"username": "x", "displayName": "X", "password": "short", "role": "AUDITOR",
-                   "department": "COMPLIANCE"}
+    staff_input = {
+        "username": "x",
+        "displayName": "X",
+        "password": "short",
+        "role": "AUDITOR",
+        "department": "COMPLIANCE",
+    }
     await gql(CREATE, {"input": staff_input}, token=token)
     entry = await AuditEntry.get(action="staff.create.rejected")
     assert entry.detail["errors"] == ["INVALID", "INVALID"]
@@ -59,7 +71,7 @@ async def test_rejected_mutations_are_audited_too(gql, admin):
 async def test_filters(gql, admin, staff_factory):
     member, token = admin
     other, _ = await staff_factory(Role.ANALYST)
-    start = datetime.now(timezone.utc)
+    start = datetime.now(UTC)
     await audit.record(Caller(member), "staff.update", subject_type="Staff", subject_id=str(other.id))
     by_action_prefix = (await gql(LOG, {"filter": {"action": "login"}}, token=token))["auditLog"]
     assert {e["node"]["action"] for e in by_action_prefix["edges"]} == {"login.success"}
@@ -86,8 +98,9 @@ async def test_newest_first(gql, admin):
 
 async def test_no_api_changes_or_deletes_an_entry(gql, admin):
     _, token = admin
-    mutations = (await gql("{ __schema { mutationType { fields { name } } } }", token=token))[
-        "__schema"]["mutationType"]["fields"]
+    mutations = (await gql("{ __schema { mutationType { fields { name } } } }", token=token))["__schema"][
+        "mutationType"
+    ]["fields"]
     audit_mutations = [f["name"] for f in mutations if "audit" in f["name"].lower()]
     assert audit_mutations == ["exportAuditLog"]
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import itertools
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from schema.base import from_global_id, to_global_id
 from tests.customers.helpers import create, resident_id
@@ -26,8 +26,13 @@ def move(name: str) -> str:
 
 
 async def file(gql, token: str, customer_id: str, **overrides) -> dict:
-    data = {"customerId": customer_id, "channel": "PHONE", "summary": "信用卡年费争议",
-            "description": "客户称未被告知信用卡年费，要求退还。", **overrides}
+    data = {
+        "customerId": customer_id,
+        "channel": "PHONE",
+        "summary": "信用卡年费争议",
+        "description": "客户称未被告知信用卡年费，要求退还。",
+        **overrides,
+    }
     result = (await gql(FILE, {"input": data}, token=token))["fileComplaint"]
     assert result["errors"] == [], result["errors"]
     return result["complaint"]
@@ -54,8 +59,13 @@ async def new_customer(gql, token: str, **overrides) -> dict:
 
 async def file_raw(gql, token: str, customer_id: str, **overrides) -> dict:
     """The fileComplaint payload, errors included."""
-    data = {"customerId": customer_id, "channel": "PHONE", "summary": "信用卡年费争议",
-            "description": "客户称未被告知信用卡年费，要求退还。", **overrides}
+    data = {
+        "customerId": customer_id,
+        "channel": "PHONE",
+        "summary": "信用卡年费争议",
+        "description": "客户称未被告知信用卡年费，要求退还。",
+        **overrides,
+    }
     return (await gql(FILE, {"input": data}, token=token))["fileComplaint"]
 
 
@@ -82,15 +92,15 @@ class frozen_clock:
     def __init__(self, at: datetime) -> None:
         self.at = at
 
-    def start(self) -> "frozen_clock":
+    def start(self) -> frozen_clock:
         from services import clock
 
         at = self.at
 
         class _Frozen(datetime):
             @classmethod
-            def now(cls, tz=None):  # noqa: D401 - the frozen instant
-                return at.astimezone(tz) if tz else at.astimezone(timezone.utc).replace(tzinfo=None)
+            def now(cls, tz=None):
+                return at.astimezone(tz) if tz else at.astimezone(UTC).replace(tzinfo=None)
 
         self._saved = clock.datetime
         clock.datetime = _Frozen
@@ -103,7 +113,7 @@ class frozen_clock:
         clock.datetime = self._saved
         clock.reset()
 
-    def __enter__(self) -> "frozen_clock":
+    def __enter__(self) -> frozen_clock:
         return self.start()
 
     def __exit__(self, *exc) -> None:

@@ -7,13 +7,14 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
 
-from models.complaints import Complaint as ComplaintModel, ComplaintDaySequence
+from models.complaints import Complaint as ComplaintModel
+from models.complaints import ComplaintDaySequence
 from models.customers import Customer as CustomerModel
 from models.staff import Role
 from schema.base import to_global_id
@@ -32,8 +33,9 @@ from tests.complaints.helpers import (
 from tests.conftest import with_overrides
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
-RULES = json.loads((Path(__file__).resolve().parents[2] / "services" / "data" / "complaint_rules.json").read_text(
-    encoding="utf-8"))
+RULES = json.loads(
+    (Path(__file__).resolve().parents[2] / "services" / "data" / "complaint_rules.json").read_text(encoding="utf-8")
+)
 REFERENCE = re.compile(r"^CMP-(\d{8})-(\d{6})$")
 
 LIST = """query($filter: ComplaintFilter, $order: ComplaintOrder, $first: Int, $after: String) {
@@ -92,8 +94,12 @@ EXAMPLES = [
     ("app crashes on login", "Since the last update.", "E_BANKING", "SYSTEM_FAILURE"),
     ("信用卡逾期遭暴力催收", "催收人员多次致电家人", "CREDIT_CARD", "DEBT_COLLECTION"),
     ("理财产品销售时误导客户", "承诺保本保收益", "WEALTH_MANAGEMENT", "MARKETING_PRACTICE"),
-    ("Wealth management product risk not disclosed", "No risk warning was given.", "WEALTH_MANAGEMENT",
-     "INFORMATION_DISCLOSURE"),
+    (
+        "Wealth management product risk not disclosed",
+        "No risk warning was given.",
+        "WEALTH_MANAGEMENT",
+        "INFORMATION_DISCLOSURE",
+    ),
     ("房贷利率上调未告知", "银行单方面调整", "LOAN", "INFORMATION_DISCLOSURE"),
     ("办理贷款被捆绑购买保险", "不买就不放款", "LOAN", "FREE_CHOICE"),
     ("Mortgage contract terms changed", "Without my consent.", "LOAN", "CONTRACT_TERMS"),
@@ -131,42 +137,48 @@ def test_the_examples_cover_every_category_and_reason_of_the_rules():
     assert any(re.fullmatch(r"[ -~]+", e[0]) for e in EXAMPLES)
 
 
-@pytest.mark.parametrize(("summary", "description", "category", "reason"), EXAMPLES,
-                         ids=[e[0][:24] for e in EXAMPLES])
+@pytest.mark.parametrize(("summary", "description", "category", "reason"), EXAMPLES, ids=[e[0][:24] for e in EXAMPLES])
 async def test_classification(gql, admin_token, customer, summary, description, category, reason):
     filed = await file(gql, admin_token, customer["id"], summary=summary, description=description)
     assert (filed["category"], filed["reason"]) == (category, reason)
     assert (filed["suggestedCategory"], filed["suggestedReason"]) == (category, reason)
 
 
-@pytest.mark.parametrize(("summary", "wrong_category", "wrong_reason"), [
-    ("I want a refund of the wrong transfer", "WEALTH_MANAGEMENT", None),
-    ("Disappointed with the branch manager", "E_BANKING", None),
-    ("My feedback about the teller was ignored", None, "FEES_AND_PRICING"),
-    ("Unfair treatment at the branch", None, "SERVICE_FACILITIES"),
-    ("Cashback promised but never came", "RMB_CASH", None),
-])
-async def test_english_keywords_match_whole_words_only(gql, admin_token, customer, summary, wrong_category,
-                                                       wrong_reason):
+@pytest.mark.parametrize(
+    ("summary", "wrong_category", "wrong_reason"),
+    [
+        ("I want a refund of the wrong transfer", "WEALTH_MANAGEMENT", None),
+        ("Disappointed with the branch manager", "E_BANKING", None),
+        ("My feedback about the teller was ignored", None, "FEES_AND_PRICING"),
+        ("Unfair treatment at the branch", None, "SERVICE_FACILITIES"),
+        ("Cashback promised but never came", "RMB_CASH", None),
+    ],
+)
+async def test_english_keywords_match_whole_words_only(
+    gql, admin_token, customer, summary, wrong_category, wrong_reason
+):
     filed = await file(gql, admin_token, customer["id"], summary=summary, description="Please look into it.")
     assert filed["suggestedCategory"] != wrong_category
     assert filed["suggestedReason"] != wrong_reason
 
 
 async def test_a_given_category_and_reason_win_but_suggestions_are_always_filled(gql, admin_token, customer):
-    both = await file(gql, admin_token, customer["id"], summary="我的信用卡被盗刷了", category="LOAN",
-                      reason="SERVICE_ATTITUDE")
+    both = await file(
+        gql, admin_token, customer["id"], summary="我的信用卡被盗刷了", category="LOAN", reason="SERVICE_ATTITUDE"
+    )
     assert (both["category"], both["reason"]) == ("LOAN", "SERVICE_ATTITUDE")
     assert (both["suggestedCategory"], both["suggestedReason"]) == ("CREDIT_CARD", "FUNDS_SECURITY")
     assert both["priority"] == "NORMAL"  # the given reason counts, not the suggested one
 
-    only_category = await file(gql, admin_token, customer["id"], summary="credit card annual fee",
-                               description="-", category="DEPOSIT")
+    only_category = await file(
+        gql, admin_token, customer["id"], summary="credit card annual fee", description="-", category="DEPOSIT"
+    )
     assert (only_category["category"], only_category["reason"]) == ("DEPOSIT", "FEES_AND_PRICING")
     assert only_category["suggestedCategory"] == "CREDIT_CARD"
 
-    only_reason = await file(gql, admin_token, customer["id"], summary="希望增加停车位", description="-",
-                             reason="FUNDS_SECURITY")
+    only_reason = await file(
+        gql, admin_token, customer["id"], summary="希望增加停车位", description="-", reason="FUNDS_SECURITY"
+    )
     assert (only_reason["category"], only_reason["reason"]) == ("OTHER", "FUNDS_SECURITY")
     assert (only_reason["suggestedCategory"], only_reason["suggestedReason"]) == ("OTHER", "OTHER")
     assert only_reason["priority"] == "URGENT"
@@ -175,21 +187,25 @@ async def test_a_given_category_and_reason_win_but_suggestions_are_always_filled
 # ---------------------------------------------------------------- default priority
 
 
-@pytest.mark.parametrize(("overrides", "expected"), [
-    ({"summary": "我的信用卡被盗刷了"}, "URGENT"),
-    ({"summary": "希望增加停车位", "description": "-", "reason": "FUNDS_SECURITY"}, "URGENT"),
-    ({"channel": "REGULATOR"}, "URGENT"),
-    ({"amountInDispute": "50000"}, "URGENT"),
-    ({"amountInDispute": "50000.00"}, "URGENT"),
-    ({"amountInDispute": "1250000.50"}, "URGENT"),
-    ({"amountInDispute": "49999.99"}, "NORMAL"),
-    ({"amountInDispute": "0"}, "NORMAL"),
-    ({}, "NORMAL"),
-    ({"summary": "我的信用卡被盗刷了", "priority": "LOW"}, "LOW"),
-    ({"channel": "REGULATOR", "priority": "NORMAL"}, "NORMAL"),
-    ({"amountInDispute": "90000", "priority": "HIGH"}, "HIGH"),
-    ({"priority": "URGENT"}, "URGENT"),
-], ids=lambda v: json.dumps(v, ensure_ascii=False) if isinstance(v, dict) else v)
+@pytest.mark.parametrize(
+    ("overrides", "expected"),
+    [
+        ({"summary": "我的信用卡被盗刷了"}, "URGENT"),
+        ({"summary": "希望增加停车位", "description": "-", "reason": "FUNDS_SECURITY"}, "URGENT"),
+        ({"channel": "REGULATOR"}, "URGENT"),
+        ({"amountInDispute": "50000"}, "URGENT"),
+        ({"amountInDispute": "50000.00"}, "URGENT"),
+        ({"amountInDispute": "1250000.50"}, "URGENT"),
+        ({"amountInDispute": "49999.99"}, "NORMAL"),
+        ({"amountInDispute": "0"}, "NORMAL"),
+        ({}, "NORMAL"),
+        ({"summary": "我的信用卡被盗刷了", "priority": "LOW"}, "LOW"),
+        ({"channel": "REGULATOR", "priority": "NORMAL"}, "NORMAL"),
+        ({"amountInDispute": "90000", "priority": "HIGH"}, "HIGH"),
+        ({"priority": "URGENT"}, "URGENT"),
+    ],
+    ids=lambda v: json.dumps(v, ensure_ascii=False) if isinstance(v, dict) else v,
+)
 async def test_default_priority(gql, admin_token, customer, overrides, expected):
     assert (await file(gql, admin_token, customer["id"], **overrides))["priority"] == expected
 
@@ -230,7 +246,7 @@ def bank_day(moment: datetime) -> str:
 
 async def test_reference_numbers_follow_the_bank_day_in_shanghai(gql, admin_token, customer):
     # 23:58 in Shanghai, 15:58 UTC: the same UTC day continues after Shanghai's midnight.
-    evening = datetime.now(timezone.utc).replace(hour=15, minute=58, second=0, microsecond=0)
+    evening = datetime.now(UTC).replace(hour=15, minute=58, second=0, microsecond=0)
     with frozen_clock(evening):
         today = bank_day(evening)
         numbers = [(await file(gql, admin_token, customer["id"]))["referenceNo"] for _ in range(3)]
@@ -261,8 +277,9 @@ async def test_rejected_filings_use_no_number(gql, admin_token, customer):
 async def test_fifty_concurrent_filings_get_fifty_gap_free_numbers(gql, admin_token, customer):
     others = [await new_customer(gql, admin_token) for _ in range(4)]
     owners = [customer["id"]] + [c["id"] for c in others]
-    results = await asyncio.gather(*[
-        file_raw(gql, admin_token, owners[i % len(owners)], summary=f"并发投诉 {i}") for i in range(50)])
+    results = await asyncio.gather(
+        *[file_raw(gql, admin_token, owners[i % len(owners)], summary=f"并发投诉 {i}") for i in range(50)]
+    )
     assert [r["errors"] for r in results] == [[]] * 50
     references = [r["complaint"]["referenceNo"] for r in results]
     assert len(set(references)) == 50
@@ -287,8 +304,7 @@ async def test_an_unknown_customer_is_not_found(gql, admin_token):
 
 
 @pytest.mark.parametrize("role", [Role.RELATIONSHIP_MANAGER, Role.SERVICE_AGENT])
-async def test_a_customer_of_another_branch_is_not_found_for_branch_bound_staff(gql, admin_token, staff_factory,
-                                                                               role):
+async def test_a_customer_of_another_branch_is_not_found_for_branch_bound_staff(gql, admin_token, staff_factory, role):
     _, token = await staff_factory(role, branch=BEIJING)
     theirs = await new_customer(gql, admin_token, branch=SHANGHAI_BRANCH)
     ours = await new_customer(gql, admin_token, branch=BEIJING)
@@ -298,15 +314,18 @@ async def test_a_customer_of_another_branch_is_not_found_for_branch_bound_staff(
     assert await ComplaintModel.filter(customer_id=pk(theirs["id"])).count() == 0
 
 
-@pytest.mark.parametrize(("overrides", "code", "field"), [
-    ({"summary": ""}, "REQUIRED", "summary"),
-    ({"summary": "   "}, "REQUIRED", "summary"),
-    ({"description": ""}, "REQUIRED", "description"),
-    ({"summary": "长" * 201}, "INVALID", "summary"),
-    ({"amountInDispute": "-0.01"}, "INVALID", "amountInDispute"),
-    ({"amountInDispute": "-100"}, "INVALID", "amountInDispute"),
-    ({"amountInDispute": "1.234"}, "INVALID", "amountInDispute"),
-])
+@pytest.mark.parametrize(
+    ("overrides", "code", "field"),
+    [
+        ({"summary": ""}, "REQUIRED", "summary"),
+        ({"summary": "   "}, "REQUIRED", "summary"),
+        ({"description": ""}, "REQUIRED", "description"),
+        ({"summary": "长" * 201}, "INVALID", "summary"),
+        ({"amountInDispute": "-0.01"}, "INVALID", "amountInDispute"),
+        ({"amountInDispute": "-100"}, "INVALID", "amountInDispute"),
+        ({"amountInDispute": "1.234"}, "INVALID", "amountInDispute"),
+    ],
+)
 async def test_bad_input_is_rejected(gql, admin_token, customer, overrides, code, field):
     result = await file_raw(gql, admin_token, customer["id"], **overrides)
     assert result["complaint"] is None
@@ -351,7 +370,7 @@ async def test_read_only_roles_cannot_file_but_can_read(gql, admin_token, staff_
     assert (await fetch(gql, token, filed["id"]))["referenceNo"] == filed["referenceNo"]
     listed = (await gql(LIST, {}, token=token))["complaints"]
     assert listed["totalCount"] == 1
-    for name in HANDLER_MOVES + ["withdraw"]:
+    for name in [*HANDLER_MOVES, "withdraw"]:
         assert codes(await do(gql, token, name, **_inputs(name, filed))) == ["FORBIDDEN"], name
     note = (await gql(ADD_NOTE, {"input": {"subjectId": filed["id"], "body": "看一下"}}, token=token))["addNote"]
     assert codes(note) == ["FORBIDDEN"]
@@ -359,16 +378,22 @@ async def test_read_only_roles_cannot_file_but_can_read(gql, admin_token, staff_
 
 def _inputs(name: str, complaint: dict, **extra) -> dict:
     base = {"id": complaint["id"]}
-    more = {"assign": {"department": "COMPLAINTS"}, "escalate": {"reason": "r"}, "extend": {"reason": "r"},
-            "resolve": {"version": complaint["version"], "resolution": "r"}, "close": {"customerAccepted": True},
-            "reopen": {"reason": "r"}, "withdraw": {"reason": "r"}}.get(name, {})
+    more = {
+        "assign": {"department": "COMPLAINTS"},
+        "escalate": {"reason": "r"},
+        "extend": {"reason": "r"},
+        "resolve": {"version": complaint["version"], "resolution": "r"},
+        "close": {"customerAccepted": True},
+        "reopen": {"reason": "r"},
+        "withdraw": {"reason": "r"},
+    }.get(name, {})
     return {**base, **more, **extra}
 
 
 @pytest.mark.parametrize("role", [Role.RELATIONSHIP_MANAGER, Role.SERVICE_AGENT])
 async def test_front_line_staff_file_and_note_but_do_not_handle(gql, staff_factory, admin_token, customer, role):
     member, token = await staff_factory(role)
-    filed = (await file_raw(gql, token, customer["id"]))
+    filed = await file_raw(gql, token, customer["id"])
     assert filed["errors"] == []
     complaint = filed["complaint"]
     assert complaint["events"][0]["actor"] == {"username": member.username}
@@ -378,8 +403,9 @@ async def test_front_line_staff_file_and_note_but_do_not_handle(gql, staff_facto
         assert codes(await do(gql, token, name, **_inputs(name, complaint))) == ["FORBIDDEN"], name
     after = await fetch(gql, admin_token, complaint["id"])
     assert (after["status"], after["version"], len(after["events"])) == ("RECEIVED", 1, 1)
-    note = (await gql(ADD_NOTE, {"input": {"subjectId": complaint["id"], "body": "客户补充材料"}},
-                      token=token))["addNote"]
+    note = (await gql(ADD_NOTE, {"input": {"subjectId": complaint["id"], "body": "客户补充材料"}}, token=token))[
+        "addNote"
+    ]
     assert note["errors"] == [] and note["note"]["author"] == {"username": member.username}
 
 
@@ -388,9 +414,20 @@ async def test_handlers_managers_and_admins_run_the_whole_workflow(gql, staff_fa
     member, token = await staff_factory(role)
     manager, _ = await staff_factory(Role.MANAGER)
     complaint = (await file_raw(gql, token, customer["id"]))["complaint"]
-    steps = [("acknowledge", {}), ("assign", {"handlerId": staff_gid(member)}), ("extend", {}),
-             ("extend", {"approvedById": staff_gid(manager)}), ("escalate", {}), ("start", {}), ("resolve", {}),
-             ("close", {}), ("reopen", {}), ("start", {}), ("resolve", {}), ("close", {})]
+    steps = [
+        ("acknowledge", {}),
+        ("assign", {"handlerId": staff_gid(member)}),
+        ("extend", {}),
+        ("extend", {"approvedById": staff_gid(manager)}),
+        ("escalate", {}),
+        ("start", {}),
+        ("resolve", {}),
+        ("close", {}),
+        ("reopen", {}),
+        ("start", {}),
+        ("resolve", {}),
+        ("close", {}),
+    ]
     for name, extra in steps:
         result = await do(gql, token, name, **_inputs(name, complaint, **extra))
         assert result["errors"] == [], (name, result["errors"])
@@ -405,9 +442,13 @@ async def test_without_a_token_it_is_unauthenticated(gql, admin_token, customer)
     filed = await file(gql, admin_token, customer["id"])
     body = (await gql.raw(LIST, {})).json()
     assert body["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
-    body = (await gql.raw("""mutation($input: FileComplaintInput!) { fileComplaint(input: $input) {
-        complaint { id } errors { code } } }""", {"input": {"customerId": customer["id"], "channel": "PHONE",
-                                                            "summary": "s", "description": "d"}})).json()
+    body = (
+        await gql.raw(
+            """mutation($input: FileComplaintInput!) { fileComplaint(input: $input) {
+        complaint { id } errors { code } } }""",
+            {"input": {"customerId": customer["id"], "channel": "PHONE", "summary": "s", "description": "d"}},
+        )
+    ).json()
     assert body["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
     body = (await gql.raw("query($id: ID!) { complaint(id: $id) { id } }", {"id": filed["id"]})).json()
     assert body["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
@@ -442,14 +483,24 @@ async def book(gql, admin_token, staff_factory) -> dict:
     def ago(days: int) -> str:
         return (now - timedelta(days=days)).isoformat()
 
-    c1 = await file(gql, admin_token, a["id"], summary="我的信用卡被盗刷了", description="多笔陌生消费",
-                    receivedAt=ago(10))
-    c2 = await file(gql, admin_token, a["id"], summary="房贷利率上调未告知", description="银行单方面调整",
-                    receivedAt=ago(2))
-    c3 = await file(gql, admin_token, b["id"], summary="手机银行闪退无法登录", description="重装也不行",
-                    receivedAt=ago(20), priority="LOW")
-    c4 = await file(gql, admin_token, b["id"], summary="credit card annual fee", description="Refund it please",
-                    priority="HIGH")
+    c1 = await file(
+        gql, admin_token, a["id"], summary="我的信用卡被盗刷了", description="多笔陌生消费", receivedAt=ago(10)
+    )
+    c2 = await file(
+        gql, admin_token, a["id"], summary="房贷利率上调未告知", description="银行单方面调整", receivedAt=ago(2)
+    )
+    c3 = await file(
+        gql,
+        admin_token,
+        b["id"],
+        summary="手机银行闪退无法登录",
+        description="重装也不行",
+        receivedAt=ago(20),
+        priority="LOW",
+    )
+    c4 = await file(
+        gql, admin_token, b["id"], summary="credit card annual fee", description="Refund it please", priority="HIGH"
+    )
     await do(gql, token, "acknowledge", id=c1["id"])
     await do(gql, token, "assign", id=c1["id"], department="COMPLAINTS", handlerId=staff_gid(h1))
     await do(gql, token, "assign", id=c2["id"], department="COMPLIANCE", handlerId=staff_gid(h2))
@@ -463,9 +514,19 @@ async def book(gql, admin_token, staff_factory) -> dict:
     await do(gql, token, "resolve", id=c4["id"], version=escalated4["version"], resolution="已退")
     await asyncio.sleep(0.01)
     await do(gql, token, "escalate", id=c1["id"], reason="客户要求")
-    return {"token": token, "h1": h1, "h2": h2, "a": a, "b": b, "now": now,
-            "c1": c1["id"], "c2": c2["id"], "c3": c3["id"], "c4": c4["id"],
-            "refs": {k: c["referenceNo"] for k, c in (("c1", c1), ("c2", c2), ("c3", c3), ("c4", c4))}}
+    return {
+        "token": token,
+        "h1": h1,
+        "h2": h2,
+        "a": a,
+        "b": b,
+        "now": now,
+        "c1": c1["id"],
+        "c2": c2["id"],
+        "c3": c3["id"],
+        "c4": c4["id"],
+        "refs": {k: c["referenceNo"] for k, c in (("c1", c1), ("c2", c2), ("c3", c3), ("c4", c4))},
+    }
 
 
 async def test_every_filter_field(gql, admin_token, book):
@@ -500,8 +561,12 @@ async def test_every_filter_field(gql, admin_token, book):
     assert await only({"branch": "深圳南山支行"}) == set()
     assert await only({"receivedAfter": (now - timedelta(days=5)).isoformat()}) == {c2, c4}
     assert await only({"receivedBefore": (now - timedelta(days=5)).isoformat()}) == {c1, c3}
-    assert await only({"receivedAfter": (now - timedelta(days=15)).isoformat(),
-                       "receivedBefore": (now - timedelta(days=1)).isoformat()}) == {c1, c2}
+    assert await only(
+        {
+            "receivedAfter": (now - timedelta(days=15)).isoformat(),
+            "receivedBefore": (now - timedelta(days=1)).isoformat(),
+        }
+    ) == {c1, c2}
     # The same instants written in Beijing time select the same rows.
     assert await only({"receivedAfter": (now - timedelta(days=5)).astimezone(SHANGHAI).isoformat()}) == {c2, c4}
     assert await only({"receivedBefore": (now - timedelta(days=15)).astimezone(SHANGHAI).isoformat()}) == {c3}
@@ -515,12 +580,15 @@ async def test_every_filter_field(gql, admin_token, book):
     assert await only({"customerId": book["a"]["id"], "slaState": ["BREACHED"]}) == set()
 
 
-@pytest.mark.parametrize(("field", "ascending"), [
-    ("RECEIVED_AT", ["c3", "c1", "c2", "c4"]),
-    ("DUE_AT", ["c3", "c1", "c4", "c2"]),
-    ("PRIORITY", ["c3", "c2", "c4", "c1"]),  # LOW < NORMAL < HIGH < URGENT, not the alphabet
-    ("UPDATED_AT", ["c2", "c3", "c4", "c1"]),
-])
+@pytest.mark.parametrize(
+    ("field", "ascending"),
+    [
+        ("RECEIVED_AT", ["c3", "c1", "c2", "c4"]),
+        ("DUE_AT", ["c3", "c1", "c4", "c2"]),
+        ("PRIORITY", ["c3", "c2", "c4", "c1"]),  # LOW < NORMAL < HIGH < URGENT, not the alphabet
+        ("UPDATED_AT", ["c2", "c3", "c4", "c1"]),
+    ],
+)
 async def test_every_order_field_both_ways(gql, admin_token, book, field, ascending):
     expected = [book[k] for k in ascending]
     assert await _ids(gql, admin_token, order={"field": field, "direction": "ASC"}) == expected
@@ -528,8 +596,11 @@ async def test_every_order_field_both_ways(gql, admin_token, book, field, ascend
     # Paging keeps the order.
     pages, after = [], None
     while True:
-        data = (await gql(LIST, {"order": {"field": field, "direction": "DESC"}, "first": 3, "after": after},
-                          token=admin_token))["complaints"]
+        data = (
+            await gql(
+                LIST, {"order": {"field": field, "direction": "DESC"}, "first": 3, "after": after}, token=admin_token
+            )
+        )["complaints"]
         pages += [e["node"]["id"] for e in data["edges"]]
         if not data["pageInfo"]["hasNextPage"]:
             break
@@ -542,16 +613,23 @@ async def test_the_default_order_is_newest_received_first(gql, admin_token, book
 
 
 async def test_priority_order_breaks_ties_consistently_across_pages(gql, admin_token, customer):
-    filed = [await file(gql, admin_token, customer["id"], priority=p)
-             for p in ("NORMAL", "URGENT", "LOW", "URGENT", "HIGH", "NORMAL", "LOW", "HIGH")]
+    filed = [
+        await file(gql, admin_token, customer["id"], priority=p)
+        for p in ("NORMAL", "URGENT", "LOW", "URGENT", "HIGH", "NORMAL", "LOW", "HIGH")
+    ]
     rank = {"LOW": 1, "NORMAL": 2, "HIGH": 3, "URGENT": 4}
     everything = await _ids(gql, admin_token, order={"field": "PRIORITY", "direction": "DESC"})
     priorities = {c["id"]: c["priority"] for c in filed}
     assert [rank[priorities[i]] for i in everything] == sorted((rank[c["priority"]] for c in filed), reverse=True)
     paged, after = [], None
     for _ in range(5):
-        data = (await gql(LIST, {"order": {"field": "PRIORITY", "direction": "DESC"}, "first": 3, "after": after},
-                          token=admin_token))["complaints"]
+        data = (
+            await gql(
+                LIST,
+                {"order": {"field": "PRIORITY", "direction": "DESC"}, "first": 3, "after": after},
+                token=admin_token,
+            )
+        )["complaints"]
         paged += [e["node"]["id"] for e in data["edges"]]
         after = data["pageInfo"]["endCursor"]
         if not data["pageInfo"]["hasNextPage"]:
@@ -563,15 +641,21 @@ async def test_a_complaint_by_reference_number(gql, admin_token, book):
     ref = book["refs"]["c3"]
     for given in (ref, ref.lower(), f"  {ref} "):
         assert (await gql(BY_REFERENCE, {"ref": given}, token=admin_token))["complaint"] == {
-            "id": book["c3"], "referenceNo": ref}
+            "id": book["c3"],
+            "referenceNo": ref,
+        }
     assert (await gql(BY_REFERENCE, {"ref": "CMP-19990101-000001"}, token=admin_token))["complaint"] is None
-    errors = await gql.errors("query($id: ID!, $ref: String!) { complaint(id: $id, referenceNo: $ref) { id } }",
-                              {"id": book["c3"], "ref": ref}, token=admin_token)
+    errors = await gql.errors(
+        "query($id: ID!, $ref: String!) { complaint(id: $id, referenceNo: $ref) { id } }",
+        {"id": book["c3"], "ref": ref},
+        token=admin_token,
+    )
     assert errors[0]["extensions"]["code"] == "INVALID"
     errors = await gql.errors("{ complaint { id } }", token=admin_token)
     assert errors[0]["extensions"]["code"] == "INVALID"
-    assert (await gql("query($id: ID!) { complaint(id: $id) { id } }", {"id": book["a"]["id"]},
-                      token=admin_token))["complaint"] is None  # a customer's id is not a complaint's
+    assert (await gql("query($id: ID!) { complaint(id: $id) { id } }", {"id": book["a"]["id"]}, token=admin_token))[
+        "complaint"
+    ] is None  # a customer's id is not a complaint's
 
 
 # ---------------------------------------------------------------- the customer's view, notes, follow-ups
@@ -602,12 +686,20 @@ async def test_customer_complaints_and_timeline(gql, admin_token, staff_factory,
 async def test_a_note_on_a_complaint(gql, admin_token, staff_factory, customer):
     handler, token = await staff_factory(Role.COMPLAINT_HANDLER)
     complaint = await file(gql, admin_token, customer["id"])
-    added = (await gql(ADD_NOTE, {"input": {"subjectId": complaint["id"], "body": "已致电客户说明情况",
-                                            "visibility": "CUSTOMER"}}, token=token))["addNote"]
+    added = (
+        await gql(
+            ADD_NOTE,
+            {"input": {"subjectId": complaint["id"], "body": "已致电客户说明情况", "visibility": "CUSTOMER"}},
+            token=token,
+        )
+    )["addNote"]
     assert added["errors"] == []
     note = added["note"]
     assert (note["body"], note["visibility"], note["author"]) == (
-        "已致电客户说明情况", "CUSTOMER", {"username": handler.username})
+        "已致电客户说明情况",
+        "CUSTOMER",
+        {"username": handler.username},
+    )
     tracked = (await gql(TRACKING, {"id": complaint["id"]}, token=token))["complaint"]
     assert [n["id"] for n in tracked["notes"]] == [note["id"]]
     assert tracked["events"][-1]["type"] == "NOTE_ADDED"
@@ -620,17 +712,29 @@ async def test_a_note_on_a_complaint(gql, admin_token, staff_factory, customer):
     assert (after["status"], after["version"]) == ("RECEIVED", complaint["version"])
     blank = (await gql(ADD_NOTE, {"input": {"subjectId": complaint["id"], "body": "  "}}, token=token))["addNote"]
     assert codes(blank) == ["REQUIRED"]
-    unknown = (await gql(ADD_NOTE, {"input": {"subjectId": to_global_id("Complaint", 999999), "body": "x"}},
-                         token=token))["addNote"]
+    unknown = (
+        await gql(ADD_NOTE, {"input": {"subjectId": to_global_id("Complaint", 999999), "body": "x"}}, token=token)
+    )["addNote"]
     assert codes(unknown) == ["NOT_FOUND"]
 
 
 async def test_a_follow_up_about_a_complaint(gql, admin_token, staff_factory, customer):
     _, token = await staff_factory(Role.COMPLAINT_HANDLER)
     complaint = await file(gql, admin_token, customer["id"])
-    created = (await gql(CREATE_FOLLOW_UP, {"input": {
-        "title": "调取交易录音", "complaintId": complaint["id"], "department": "RISK", "priority": "HIGH"}},
-        token=token))["createFollowUp"]
+    created = (
+        await gql(
+            CREATE_FOLLOW_UP,
+            {
+                "input": {
+                    "title": "调取交易录音",
+                    "complaintId": complaint["id"],
+                    "department": "RISK",
+                    "priority": "HIGH",
+                }
+            },
+            token=token,
+        )
+    )["createFollowUp"]
     assert created["errors"] == []
     follow_up = created["followUp"]
     assert follow_up["complaint"] == {"id": complaint["id"]}
@@ -639,9 +743,13 @@ async def test_a_follow_up_about_a_complaint(gql, admin_token, staff_factory, cu
     assert [f["id"] for f in tracked["followUps"]] == [follow_up["id"]]
     assert tracked["followUps"][0]["department"] == "RISK"
     other = await new_customer(gql, admin_token)
-    mismatch = (await gql(CREATE_FOLLOW_UP, {"input": {
-        "title": "x", "complaintId": complaint["id"], "customerId": other["id"], "department": "RISK"}},
-        token=token))["createFollowUp"]
+    mismatch = (
+        await gql(
+            CREATE_FOLLOW_UP,
+            {"input": {"title": "x", "complaintId": complaint["id"], "customerId": other["id"], "department": "RISK"}},
+            token=token,
+        )
+    )["createFollowUp"]
     assert codes(mismatch) == ["INVALID"]
 
 
@@ -665,13 +773,17 @@ async def test_branch_bound_staff_do_not_see_other_branches_complaints(gql, admi
     assert await _ids(gql, token, {"search": theirs["referenceNo"]}) == []
     assert (await gql(NODE, {"id": theirs["id"]}, token=token))["node"] is None
     assert (await gql(NODE, {"id": ours["id"]}, token=token))["node"]["referenceNo"] == ours["referenceNo"]
-    assert (await gql(NODES, {"ids": [ours["id"], theirs["id"]]}, token=token))["nodes"] == [
-        {"id": ours["id"]}, None]
+    assert (await gql(NODES, {"ids": [ours["id"], theirs["id"]]}, token=token))["nodes"] == [{"id": ours["id"]}, None]
 
     note = (await gql(ADD_NOTE, {"input": {"subjectId": theirs["id"], "body": "看看"}}, token=token))["addNote"]
     assert codes(note) == ["NOT_FOUND"]
-    follow_up = (await gql(CREATE_FOLLOW_UP, {"input": {"title": "x", "complaintId": theirs["id"],
-                                                        "department": "COMPLAINTS"}}, token=token))["createFollowUp"]
+    follow_up = (
+        await gql(
+            CREATE_FOLLOW_UP,
+            {"input": {"title": "x", "complaintId": theirs["id"], "department": "COMPLAINTS"}},
+            token=token,
+        )
+    )["createFollowUp"]
     assert codes(follow_up) == ["NOT_FOUND"]
     assert codes(await do(gql, token, "acknowledge", id=theirs["id"])) == ["FORBIDDEN"]  # not a handler anyway
     withdraw = await do(gql, token, "withdraw", **_inputs("withdraw", theirs))

@@ -7,19 +7,21 @@ moved with clock.travel; the fixture always puts it back.
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from models.complaints import ComplaintEvent as ComplaintEventModel, Notification, NotificationStatus
+from models.complaints import ComplaintEvent as ComplaintEventModel
+from models.complaints import Notification, NotificationStatus
 from models.follow_ups import FollowUp
 from models.staff import Role
-from services import clock, complaints as complaint_service
+from services import clock
+from services import complaints as complaint_service
 from tasks import complaints as complaint_tasks
 from tests.complaints.helpers import codes, do, fetch, file, frozen_clock, new_customer, pk, staff_gid
 from tests.conftest import with_overrides
 
-T0 = datetime.now(timezone.utc).replace(microsecond=0)
+T0 = datetime.now(UTC).replace(microsecond=0)
 DAY = timedelta(days=1)
 
 LIST = """query($filter: ComplaintFilter, $first: Int) { complaints(filter: $filter, first: $first) {
@@ -76,18 +78,22 @@ async def events_of(complaint_id: str, event_type: str) -> int:
 # ---------------------------------------------------------------- slaState over time
 
 
-@pytest.mark.parametrize(("offset", "expected"), [
-    (timedelta(0), "ON_TRACK"),
-    (11 * DAY, "ON_TRACK"),
-    (12 * DAY - timedelta(seconds=1), "ON_TRACK"),  # a hair more than 3 days left
-    (12 * DAY, "AT_RISK"),  # exactly 3 days left
-    (14 * DAY, "AT_RISK"),
-    (15 * DAY - timedelta(seconds=1), "AT_RISK"),
-    (15 * DAY, "AT_RISK"),  # exactly due: not yet past due
-    (15 * DAY + timedelta(seconds=1), "BREACHED"),
-    (16 * DAY, "BREACHED"),
-    (45 * DAY, "BREACHED"),
-], ids=lambda v: str(v) if not isinstance(v, timedelta) else f"+{v}")
+@pytest.mark.parametrize(
+    ("offset", "expected"),
+    [
+        (timedelta(0), "ON_TRACK"),
+        (11 * DAY, "ON_TRACK"),
+        (12 * DAY - timedelta(seconds=1), "ON_TRACK"),  # a hair more than 3 days left
+        (12 * DAY, "AT_RISK"),  # exactly 3 days left
+        (14 * DAY, "AT_RISK"),
+        (15 * DAY - timedelta(seconds=1), "AT_RISK"),
+        (15 * DAY, "AT_RISK"),  # exactly due: not yet past due
+        (15 * DAY + timedelta(seconds=1), "BREACHED"),
+        (16 * DAY, "BREACHED"),
+        (45 * DAY, "BREACHED"),
+    ],
+    ids=lambda v: str(v) if not isinstance(v, timedelta) else f"+{v}",
+)
 async def test_sla_state_of_an_open_complaint_over_time(desk, offset, expected):
     gql, token = desk["gql"], desk["token"]
     complaint = await file(gql, desk["admin"], desk["customer"]["id"])
@@ -119,18 +125,26 @@ async def test_due_counts_from_received_at_not_from_filing(desk):
     assert late["slaState"] == "BREACHED"
 
 
-@pytest.mark.parametrize(("resolved_on", "expected"), [
-    (0 * DAY, "MET"), (14 * DAY, "MET"), (15 * DAY, "MET"),  # resolved by (at) its due time
-    (15 * DAY + timedelta(seconds=1), "MISSED"), (16 * DAY, "MISSED"),
-])
+@pytest.mark.parametrize(
+    ("resolved_on", "expected"),
+    [
+        (0 * DAY, "MET"),
+        (14 * DAY, "MET"),
+        (15 * DAY, "MET"),  # resolved by (at) its due time
+        (15 * DAY + timedelta(seconds=1), "MISSED"),
+        (16 * DAY, "MISSED"),
+    ],
+)
 async def test_met_or_missed_on_resolution(desk, resolved_on, expected):
     gql, token = desk["gql"], desk["token"]
     complaint = await file(gql, desk["admin"], desk["customer"]["id"])
-    started = (await do(gql, token, "start", id=(await do(gql, token, "acknowledge", id=complaint["id"]))[
-        "complaint"]["id"]))["complaint"]
+    started = (
+        await do(gql, token, "start", id=(await do(gql, token, "acknowledge", id=complaint["id"]))["complaint"]["id"])
+    )["complaint"]
     clock.travel(resolved_on)
-    resolved = (await do(gql, token, "resolve", id=started["id"], version=started["version"],
-                         resolution="已处理"))["complaint"]
+    resolved = (await do(gql, token, "resolve", id=started["id"], version=started["version"], resolution="已处理"))[
+        "complaint"
+    ]
     assert resolved["slaState"] == expected
     clock.travel(30 * DAY)  # time passing after the end changes nothing
     closed = (await do(gql, token, "close", id=started["id"], customerAccepted=True))["complaint"]
@@ -142,8 +156,9 @@ async def test_a_reopened_complaint_runs_on_the_same_clock(desk):
     gql, token = desk["gql"], desk["token"]
     complaint = await file(gql, desk["admin"], desk["customer"]["id"])
     escalated = (await do(gql, token, "escalate", id=complaint["id"], reason="紧急"))["complaint"]
-    resolved = (await do(gql, token, "resolve", id=escalated["id"], version=escalated["version"],
-                         resolution="已处理"))["complaint"]
+    resolved = (await do(gql, token, "resolve", id=escalated["id"], version=escalated["version"], resolution="已处理"))[
+        "complaint"
+    ]
     assert resolved["slaState"] == "MET"
     clock.travel(16 * DAY)
     reopened = (await do(gql, token, "reopen", id=complaint["id"], reason="客户不满意"))["complaint"]
@@ -164,7 +179,7 @@ async def test_the_first_extension_moves_due_to_30_days_and_notifies_the_custome
     extended = result["complaint"]
     assert at(extended["dueAt"]) == T0 + 30 * DAY
     assert (extended["extensionCount"], extended["slaState"], extended["status"]) == (1, "ON_TRACK", "RECEIVED")
-    new = extended["events"][len(complaint["events"]):]
+    new = extended["events"][len(complaint["events"]) :]
     assert [e["type"] for e in new] == ["DEADLINE_EXTENDED", "CUSTOMER_NOTIFIED"]
     assert "需调取监控录像" in new[0]["message"] and new[0]["actor"] == {"username": desk["handler"].username}
     assert new[1]["actor"] is None
@@ -219,7 +234,11 @@ async def test_the_second_extension_needs_a_manager_and_there_is_no_third(desk, 
 
     def unchanged(after: dict) -> None:
         assert (after["extensionCount"], after["dueAt"], after["version"], after["events"]) == (
-            1, first["dueAt"], first["version"], first["events"])
+            1,
+            first["dueAt"],
+            first["version"],
+            first["events"],
+        )
 
     missing = await do(gql, token, "extend", id=complaint["id"], reason="仍需调查")
     assert codes(missing) == ["REQUIRED"] and missing["errors"][0]["field"] == ["approvedById"]
@@ -227,34 +246,36 @@ async def test_the_second_extension_needs_a_manager_and_there_is_no_third(desk, 
 
     for role in (Role.COMPLAINT_HANDLER, Role.RELATIONSHIP_MANAGER, Role.ANALYST, Role.AUDITOR):
         not_a_manager, _ = await staff_factory(role)
-        wrong = await do(gql, token, "extend", id=complaint["id"], reason="仍需调查",
-                         approvedById=staff_gid(not_a_manager))
+        wrong = await do(
+            gql, token, "extend", id=complaint["id"], reason="仍需调查", approvedById=staff_gid(not_a_manager)
+        )
         assert codes(wrong) == ["INVALID"] and wrong["errors"][0]["field"] == ["approvedById"], role
     # The handler cannot approve their own extension either.
-    own = await do(gql, token, "extend", id=complaint["id"], reason="仍需调查",
-                   approvedById=staff_gid(desk["handler"]))
+    own = await do(gql, token, "extend", id=complaint["id"], reason="仍需调查", approvedById=staff_gid(desk["handler"]))
     assert codes(own) == ["INVALID"]
     unchanged(await fetch(gql, token, complaint["id"]))
     assert await Notification.filter(complaint_id=pk(complaint["id"])).count() == 1
 
     approver, _ = await staff_factory(approver_role)
-    second = await do(gql, token, "extend", id=complaint["id"], reason="仍需调查",
-                      approvedById=staff_gid(approver))
+    second = await do(gql, token, "extend", id=complaint["id"], reason="仍需调查", approvedById=staff_gid(approver))
     assert second["errors"] == []
     extended = second["complaint"]
     assert at(extended["dueAt"]) == T0 + 60 * DAY
     assert (extended["extensionCount"], extended["slaState"]) == (2, "ON_TRACK")
-    new = extended["events"][len(first["events"]):]
+    new = extended["events"][len(first["events"]) :]
     assert [e["type"] for e in new] == ["DEADLINE_EXTENDED", "CUSTOMER_NOTIFIED"]
     assert approver.username in new[0]["message"]
     assert await Notification.filter(complaint_id=pk(complaint["id"])).count() == 2
 
-    third = await do(gql, token, "extend", id=complaint["id"], reason="再延一次",
-                     approvedById=staff_gid(approver))
+    third = await do(gql, token, "extend", id=complaint["id"], reason="再延一次", approvedById=staff_gid(approver))
     assert codes(third) == ["LIMIT_EXCEEDED"]
     after = await fetch(gql, token, complaint["id"])
     assert (after["extensionCount"], after["dueAt"], after["version"], len(after["events"])) == (
-        2, extended["dueAt"], extended["version"], len(extended["events"]))
+        2,
+        extended["dueAt"],
+        extended["version"],
+        len(extended["events"]),
+    )
     assert await Notification.filter(complaint_id=pk(complaint["id"])).count() == 2
 
     travel_to(T0 + 57 * DAY)
@@ -362,8 +383,7 @@ async def test_a_complaint_already_past_due_is_breached_once_without_an_at_risk_
     complaint = await file(gql, desk["admin"], desk["customer"]["id"], receivedAt=(T0 - 20 * DAY).isoformat())
     await asyncio.gather(complaint_service.monitor_sla(), complaint_service.monitor_sla())
     await complaint_service.monitor_sla()
-    assert (await events_of(complaint["id"], "SLA_AT_RISK"), await events_of(complaint["id"], "SLA_BREACHED")) == (
-        0, 1)
+    assert (await events_of(complaint["id"], "SLA_AT_RISK"), await events_of(complaint["id"], "SLA_BREACHED")) == (0, 1)
     assert await FollowUp.filter(complaint_id=pk(complaint["id"])).count() == 1
 
 
@@ -390,8 +410,10 @@ async def test_the_monitor_publishes_to_subscribers(app, desk):
     complaint = await file(desk["gql"], desk["admin"], desk["customer"]["id"])
     pubsub = app.state.runtime.pubsub
     clock.travel(16 * DAY)
-    async with pubsub.subscribe(complaint_service.channel_for(pk(complaint["id"]))) as one, \
-            pubsub.subscribe(complaint_service.channel_for_all()) as every:
+    async with (
+        pubsub.subscribe(complaint_service.channel_for(pk(complaint["id"]))) as one,
+        pubsub.subscribe(complaint_service.channel_for_all()) as every,
+    ):
         await complaint_tasks.monitor_complaint_sla()
         assert await asyncio.wait_for(anext(one), 5) == {"id": pk(complaint["id"])}
         assert await asyncio.wait_for(anext(every), 5) == {"id": pk(complaint["id"])}
@@ -421,22 +443,29 @@ async def test_complaints_filtered_by_each_sla_state(desk):
     async def resolved(days_ago: int) -> dict:
         complaint = await filed(days_ago)
         escalated = (await do(gql, token, "escalate", id=complaint["id"], reason="急"))["complaint"]
-        return (await do(gql, token, "resolve", id=complaint["id"], version=escalated["version"],
-                         resolution="已处理"))["complaint"]
+        return (await do(gql, token, "resolve", id=complaint["id"], version=escalated["version"], resolution="已处理"))[
+            "complaint"
+        ]
 
     on_track, at_risk, breached = await filed(0), await filed(13), await filed(20)
     met, missed = await resolved(5), await resolved(20)
     closed_met = await resolved(3)
     await do(gql, token, "close", id=closed_met["id"], customerAccepted=True)
-    expected = {"ON_TRACK": [on_track], "AT_RISK": [at_risk], "BREACHED": [breached], "MET": [met, closed_met],
-                "MISSED": [missed]}
+    expected = {
+        "ON_TRACK": [on_track],
+        "AT_RISK": [at_risk],
+        "BREACHED": [breached],
+        "MET": [met, closed_met],
+        "MISSED": [missed],
+    }
     for state, wanted in expected.items():
         assert await listed(gql, token, state) == sorted(c["id"] for c in wanted), state
         for c in wanted:
             assert (await fetch(gql, token, c["id"]))["slaState"] == state
     assert await listed(gql, token, ["AT_RISK", "BREACHED"]) == sorted([at_risk["id"], breached["id"]])
     assert await listed(gql, token, ["ON_TRACK", "AT_RISK", "BREACHED", "MET", "MISSED"]) == sorted(
-        c["id"] for c in (on_track, at_risk, breached, met, missed, closed_met))
+        c["id"] for c in (on_track, at_risk, breached, met, missed, closed_met)
+    )
     # The filter follows the clock.
     clock.travel(3 * DAY)
     assert await listed(gql, token, "BREACHED") == sorted([at_risk["id"], breached["id"]])

@@ -8,7 +8,7 @@ import io
 import random
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 
 import pytest
@@ -25,7 +25,7 @@ from services.errors import DomainError, ErrorCode
 from tasks.jobs import JOB_HANDLERS
 from tests.conftest import QueryCounter, make_staff
 
-UTC = timezone.utc
+UTC = UTC
 BANK = timezone(timedelta(hours=8))  # Asia/Shanghai: UTC+8, no daylight saving time
 START = datetime(2025, 3, 1, tzinfo=BANK)  # a bank midnight
 END = datetime(2025, 5, 1, tzinfo=BANK)
@@ -34,8 +34,17 @@ S = ComplaintStatus
 OPEN = {S.RECEIVED, S.ACKNOWLEDGED, S.IN_PROGRESS, S.ESCALATED, S.REOPENED}
 RESOLVED = {S.RESOLVED, S.CLOSED}
 RANK = {Priority.LOW: 1, Priority.NORMAL: 2, Priority.HIGH: 3, Priority.URGENT: 4}
-AMOUNTS = [None, None, None, Decimal("0.00"), Decimal("0.01"), Decimal("100.50"), Decimal("1234.56"),
-           Decimal("99999.99"), Decimal("0.10")]
+AMOUNTS = [
+    None,
+    None,
+    None,
+    Decimal("0.00"),
+    Decimal("0.01"),
+    Decimal("100.50"),
+    Decimal("1234.56"),
+    Decimal("99999.99"),
+    Decimal("0.10"),
+]
 ALLOWED = [Role.ADMIN, Role.MANAGER, Role.COMPLAINT_HANDLER, Role.ANALYST, Role.AUDITOR]
 REFUSED = [Role.RELATIONSHIP_MANAGER, Role.SERVICE_AGENT]
 
@@ -64,8 +73,7 @@ _numbers = iter(range(1, 10**6))
 
 async def _customer(branch: str | None) -> Customer:
     n = next(_numbers)
-    return await Customer.create(customer_no=f"C{n:010d}", kind=CustomerKind.INDIVIDUAL, name=f"客户{n}",
-                                 branch=branch)
+    return await Customer.create(customer_no=f"C{n:010d}", kind=CustomerKind.INDIVIDUAL, name=f"客户{n}", branch=branch)
 
 
 async def _insert(rows: list[Row]) -> None:
@@ -74,14 +82,26 @@ async def _insert(rows: list[Row]) -> None:
         for r in rows:
             n = next(_numbers)
             await Complaint.create(
-                reference_no=f"CMP-TEST-{n:08d}", customer=by_branch[r.customer_branch], branch=r.branch,
-                channel=r.channel, category=r.category, reason=r.reason, priority=r.priority,
-                priority_rank=RANK[r.priority], status=r.status, summary="测试投诉", description="测试",
-                received_at=r.received_at.astimezone(UTC), due_at=r.due_at.astimezone(UTC),
+                reference_no=f"CMP-TEST-{n:08d}",
+                customer=by_branch[r.customer_branch],
+                branch=r.branch,
+                channel=r.channel,
+                category=r.category,
+                reason=r.reason,
+                priority=r.priority,
+                priority_rank=RANK[r.priority],
+                status=r.status,
+                summary="测试投诉",
+                description="测试",
+                received_at=r.received_at.astimezone(UTC),
+                due_at=r.due_at.astimezone(UTC),
                 resolved_at=r.resolved_at.astimezone(UTC) if r.resolved_at else None,
                 closed_at=r.resolved_at + timedelta(days=1) if r.status == S.CLOSED else None,
                 withdrawn_at=r.received_at + timedelta(days=2) if r.status == S.WITHDRAWN else None,
-                department=r.department, reopen_count=r.reopen_count, compensation_amount=r.compensation_amount)
+                department=r.department,
+                reopen_count=r.reopen_count,
+                compensation_amount=r.compensation_amount,
+            )
 
 
 def _row(rng: random.Random, received: datetime, now: datetime, **fixed) -> Row:
@@ -95,11 +115,21 @@ def _row(rng: random.Random, received: datetime, now: datetime, **fixed) -> Row:
         if rng.random() < 0.1:
             resolved_at = due  # exactly at the deadline: met
     branch = rng.choice(BRANCHES)
-    values = dict(customer_branch=branch, received_at=received, due_at=due, status=status, resolved_at=resolved_at,
-                  category=rng.choice(list(ComplaintCategory)), reason=rng.choice(list(ComplaintReason)),
-                  channel=rng.choice(list(Channel)), priority=rng.choice(list(Priority)), branch=branch,
-                  department=rng.choice([*Department, None]), reopen_count=rng.choice([0, 0, 0, 1, 2]),
-                  compensation_amount=rng.choice(AMOUNTS))
+    values = dict(
+        customer_branch=branch,
+        received_at=received,
+        due_at=due,
+        status=status,
+        resolved_at=resolved_at,
+        category=rng.choice(list(ComplaintCategory)),
+        reason=rng.choice(list(ComplaintReason)),
+        channel=rng.choice(list(Channel)),
+        priority=rng.choice(list(Priority)),
+        branch=branch,
+        department=rng.choice([*Department, None]),
+        reopen_count=rng.choice([0, 0, 0, 1, 2]),
+        compensation_amount=rng.choice(AMOUNTS),
+    )
     values.update(fixed)
     return Row(**values)
 
@@ -111,10 +141,16 @@ async def seed(count: int = 160, seed_value: int = 5) -> list[Row]:
     span = int((END - START).total_seconds())
     received = [START + timedelta(seconds=rng.randrange(span)) for _ in range(count)]
     received += [
-        START, END - timedelta(microseconds=1),  # in
-        START - timedelta(microseconds=1), END, END + timedelta(days=3), START - timedelta(days=40),  # out
-        datetime(2025, 3, 9, 15, 59, 59, tzinfo=UTC), datetime(2025, 3, 9, 16, 0, tzinfo=UTC),  # a bank midnight
-        datetime(2025, 3, 31, 16, 0, tzinfo=UTC), datetime(2025, 3, 31, 15, 59, 59, 999999, tzinfo=UTC),
+        START,
+        END - timedelta(microseconds=1),  # in
+        START - timedelta(microseconds=1),
+        END,
+        END + timedelta(days=3),
+        START - timedelta(days=40),  # out
+        datetime(2025, 3, 9, 15, 59, 59, tzinfo=UTC),
+        datetime(2025, 3, 9, 16, 0, tzinfo=UTC),  # a bank midnight
+        datetime(2025, 3, 31, 16, 0, tzinfo=UTC),
+        datetime(2025, 3, 31, 15, 59, 59, 999999, tzinfo=UTC),
     ]
     rows = [_row(rng, when, now) for when in received]
     await _insert(rows)
@@ -167,12 +203,17 @@ def figures(rows: list[Row], now: datetime) -> Expected:
     judged = len(resolved) + len(overdue)
     hours = [(r.resolved_at - r.received_at).total_seconds() / 3600 for r in resolved]
     return Expected(
-        count=len(rows), open_count=sum(r.status in OPEN for r in rows), resolved_count=len(resolved),
-        withdrawn_count=sum(r.status == S.WITHDRAWN for r in rows), sla_met=len(met),
-        sla_missed=judged - len(met), sla_met_rate=len(met) / judged if judged else None,
+        count=len(rows),
+        open_count=sum(r.status in OPEN for r in rows),
+        resolved_count=len(resolved),
+        withdrawn_count=sum(r.status == S.WITHDRAWN for r in rows),
+        sla_met=len(met),
+        sla_missed=judged - len(met),
+        sla_met_rate=len(met) / judged if judged else None,
         avg_resolution_hours=sum(hours) / len(hours) if hours else None,
         reopen_rate=sum(r.reopen_count > 0 for r in rows) / len(rows) if rows else None,
-        compensation_total=sum((r.compensation_amount or Decimal(0) for r in rows), Decimal("0.00")))
+        compensation_total=sum((r.compensation_amount or Decimal(0) for r in rows), Decimal("0.00")),
+    )
 
 
 def expected_buckets(rows: list[Row], group_by: str, start=START, end=END) -> dict[str, Expected]:
@@ -252,25 +293,50 @@ async def test_hand_computed_figures(app):
     """One small bucket worked out by hand, so that the definitions themselves are pinned down."""
     now = clock.now()
     day = datetime(2025, 3, 10, 9, 0, tzinfo=BANK)
-    base = dict(customer_branch=None, category=ComplaintCategory.LOAN, reason=ComplaintReason.FEES_AND_PRICING,
-                channel=Channel.PHONE, priority=Priority.NORMAL, branch=None, department=None, reopen_count=0,
-                compensation_amount=None)
+    base = dict(
+        customer_branch=None,
+        category=ComplaintCategory.LOAN,
+        reason=ComplaintReason.FEES_AND_PRICING,
+        channel=Channel.PHONE,
+        priority=Priority.NORMAL,
+        branch=None,
+        department=None,
+        reopen_count=0,
+        compensation_amount=None,
+    )
     due = day + timedelta(days=15)
-    await _insert([
-        # resolved after 10 hours, by due (met), 100.10 paid
-        Row(received_at=day, due_at=due, status=S.RESOLVED, resolved_at=day + timedelta(hours=10),
-            **{**base, "compensation_amount": Decimal("100.10")}),
-        # closed after 20 days: missed; reopened once before
-        Row(received_at=day, due_at=due, status=S.CLOSED, resolved_at=day + timedelta(days=20),
-            **{**base, "reopen_count": 1, "compensation_amount": Decimal("0.20")}),
-        # open and past due: missed
-        Row(received_at=day, due_at=due, status=S.IN_PROGRESS, resolved_at=None, **base),
-        # open, not yet due: not judged
-        Row(received_at=day, due_at=now + timedelta(days=5), status=S.REOPENED, resolved_at=None,
-            **{**base, "reopen_count": 2}),
-        # withdrawn: not judged
-        Row(received_at=day, due_at=due, status=S.WITHDRAWN, resolved_at=None, **base),
-    ])
+    await _insert(
+        [
+            # resolved after 10 hours, by due (met), 100.10 paid
+            Row(
+                received_at=day,
+                due_at=due,
+                status=S.RESOLVED,
+                resolved_at=day + timedelta(hours=10),
+                **{**base, "compensation_amount": Decimal("100.10")},
+            ),
+            # closed after 20 days: missed; reopened once before
+            Row(
+                received_at=day,
+                due_at=due,
+                status=S.CLOSED,
+                resolved_at=day + timedelta(days=20),
+                **{**base, "reopen_count": 1, "compensation_amount": Decimal("0.20")},
+            ),
+            # open and past due: missed
+            Row(received_at=day, due_at=due, status=S.IN_PROGRESS, resolved_at=None, **base),
+            # open, not yet due: not judged
+            Row(
+                received_at=day,
+                due_at=now + timedelta(days=5),
+                status=S.REOPENED,
+                resolved_at=None,
+                **{**base, "reopen_count": 2},
+            ),
+            # withdrawn: not judged
+            Row(received_at=day, due_at=due, status=S.WITHDRAWN, resolved_at=None, **base),
+        ]
+    )
     [b] = await complaint_stats.stats(await _caller(Role.AUDITOR), START, END, "CATEGORY")
     assert b.key == "LOAN"
     assert (b.count, b.open_count, b.resolved_count) == (5, 2, 2)
@@ -283,10 +349,25 @@ async def test_hand_computed_figures(app):
 
 async def test_rates_are_none_when_nothing_is_judged(app):
     day = datetime(2025, 4, 2, 9, 0, tzinfo=BANK)
-    await _insert([Row(customer_branch=None, received_at=day, due_at=clock.now() + timedelta(days=9),
-                       status=S.RECEIVED, resolved_at=None, category=ComplaintCategory.DEPOSIT,
-                       reason=ComplaintReason.OTHER, channel=Channel.BRANCH, priority=Priority.LOW, branch=None,
-                       department=None, reopen_count=0, compensation_amount=None)])
+    await _insert(
+        [
+            Row(
+                customer_branch=None,
+                received_at=day,
+                due_at=clock.now() + timedelta(days=9),
+                status=S.RECEIVED,
+                resolved_at=None,
+                category=ComplaintCategory.DEPOSIT,
+                reason=ComplaintReason.OTHER,
+                channel=Channel.BRANCH,
+                priority=Priority.LOW,
+                branch=None,
+                department=None,
+                reopen_count=0,
+                compensation_amount=None,
+            )
+        ]
+    )
     [b] = await complaint_stats.stats(COMMAND_LINE, START, END, "DAY")
     assert (b.key, b.count, b.open_count, b.resolved_count) == ("2025-04-02", 1, 1, 0)
     assert b.sla_met_rate is None and b.avg_resolution_hours is None
@@ -296,14 +377,17 @@ async def test_rates_are_none_when_nothing_is_judged(app):
 # ---------------------------------------------------------------- bank time: days, ISO weeks, months
 
 
-@pytest.mark.parametrize(("instant", "day", "week", "month"), [
-    (datetime(2024, 12, 29, 15, 59, 59, tzinfo=UTC), "2024-12-29", "2024-W52", "2024-12"),  # Sunday 23:59:59
-    (datetime(2024, 12, 29, 16, 0, tzinfo=UTC), "2024-12-30", "2025-W01", "2024-12"),  # Monday 00:00
-    (datetime(2021, 1, 3, 2, 0, tzinfo=UTC), "2021-01-03", "2020-W53", "2021-01"),  # a Sunday of 2020's week 53
-    (datetime(2026, 12, 31, 20, 0, tzinfo=UTC), "2027-01-01", "2026-W53", "2027-01"),  # Friday in bank time
-    (datetime(2026, 1, 31, 16, 30, tzinfo=UTC), "2026-02-01", "2026-W05", "2026-02"),  # UTC still in January
-    (datetime(2025, 6, 30, 12, 0, tzinfo=UTC), "2025-06-30", "2025-W27", "2025-06"),
-])
+@pytest.mark.parametrize(
+    ("instant", "day", "week", "month"),
+    [
+        (datetime(2024, 12, 29, 15, 59, 59, tzinfo=UTC), "2024-12-29", "2024-W52", "2024-12"),  # Sunday 23:59:59
+        (datetime(2024, 12, 29, 16, 0, tzinfo=UTC), "2024-12-30", "2025-W01", "2024-12"),  # Monday 00:00
+        (datetime(2021, 1, 3, 2, 0, tzinfo=UTC), "2021-01-03", "2020-W53", "2021-01"),  # a Sunday of 2020's week 53
+        (datetime(2026, 12, 31, 20, 0, tzinfo=UTC), "2027-01-01", "2026-W53", "2027-01"),  # Friday in bank time
+        (datetime(2026, 1, 31, 16, 30, tzinfo=UTC), "2026-02-01", "2026-W05", "2026-02"),  # UTC still in January
+        (datetime(2025, 6, 30, 12, 0, tzinfo=UTC), "2025-06-30", "2025-W27", "2025-06"),
+    ],
+)
 async def test_period_keys_are_bank_days_iso_weeks_and_months(app, instant, day, week, month):
     local = instant.astimezone(BANK)  # the expectation agrees with Python's own calendar
     assert (local.strftime("%Y-%m-%d"), f"{local.isocalendar()[0]}-W{local.isocalendar()[1]:02d}") == (day, week)
@@ -367,20 +451,30 @@ async def test_period_edges_start_included_end_excluded(app):
     rows = await seed(count=0)
     buckets = await complaint_stats.stats(COMMAND_LINE, START, END, "DAY")
     assert [(b.key, b.count) for b in buckets] == [
-        ("2025-03-01", 1), ("2025-03-09", 1), ("2025-03-10", 1), ("2025-03-31", 1), ("2025-04-01", 1),
-        ("2025-04-30", 1)]
+        ("2025-03-01", 1),
+        ("2025-03-09", 1),
+        ("2025-03-10", 1),
+        ("2025-03-31", 1),
+        ("2025-04-01", 1),
+        ("2025-04-30", 1),
+    ]
     assert_matches(buckets, expected_buckets(rows, "DAY"))
     # the same instants given in another offset are the same period
     assert await complaint_stats.stats(COMMAND_LINE, START.astimezone(UTC), END.astimezone(UTC), "DAY") == buckets
     # naive datetimes are UTC
-    naive = await complaint_stats.stats(COMMAND_LINE, START.astimezone(UTC).replace(tzinfo=None),
-                                        END.astimezone(UTC).replace(tzinfo=None), "DAY")
+    naive = await complaint_stats.stats(
+        COMMAND_LINE, START.astimezone(UTC).replace(tzinfo=None), END.astimezone(UTC).replace(tzinfo=None), "DAY"
+    )
     assert naive == buckets
     assert await complaint_stats.stats(COMMAND_LINE, START, START, "DAY") == []
     one = await complaint_stats.stats(COMMAND_LINE, START, START + timedelta(microseconds=1), "DAY")
     assert [(b.key, b.count) for b in one] == [("2025-03-01", 1)]
-    assert await complaint_stats.stats(COMMAND_LINE, datetime(2030, 1, 1, tzinfo=UTC),
-                                       datetime(2031, 1, 1, tzinfo=UTC), "MONTH") == []
+    assert (
+        await complaint_stats.stats(
+            COMMAND_LINE, datetime(2030, 1, 1, tzinfo=UTC), datetime(2031, 1, 1, tzinfo=UTC), "MONTH"
+        )
+        == []
+    )
 
 
 async def test_bad_periods_and_groupings(app):
@@ -401,8 +495,10 @@ async def test_bad_periods_and_groupings(app):
     with pytest.raises(DomainError) as err:
         await complaint_stats.stats(caller, START, END, "YEAR")
     assert err.value.code == ErrorCode.INVALID and err.value.field == ["groupBy"]
-    for start, end, code in ((END, START, ErrorCode.INVALID),
-                             (START, START + timedelta(days=3 * 366), ErrorCode.LIMIT_EXCEEDED)):
+    for start, end, code in (
+        (END, START, ErrorCode.INVALID),
+        (START, START + timedelta(days=3 * 366), ErrorCode.LIMIT_EXCEEDED),
+    ):
         with pytest.raises(DomainError) as err:
             await complaint_stats.start_report(caller, start, end, lambda job_id: None)
         assert err.value.code == code
@@ -440,8 +536,12 @@ async def test_the_report_job_end_to_end(app):
 
     table = _parse(result["csv"])
     header, *data, totals = table
-    assert header[:4] == ["业务类别 Business type", "业务类别名称 Business type name", "投诉原因 Cause",
-                          "投诉原因名称 Cause name"]
+    assert header[:4] == [
+        "业务类别 Business type",
+        "业务类别名称 Business type name",
+        "投诉原因 Cause",
+        "投诉原因名称 Cause name",
+    ]
     assert header[4:8] == ["受理数 Received", "未办结数 Open", "已办结数 Resolved", "撤回数 Withdrawn"]
     assert len(header) == 13 and all(any("\u4e00" <= ch <= "\u9fff" for ch in h) for h in header)
 
@@ -457,8 +557,14 @@ async def test_the_report_job_end_to_end(app):
     assert {line[0]: line[1] for line in data}.get("CREDIT_CARD", "信用卡") == "信用卡"
 
     def check(line: list[str], e: Expected) -> None:
-        assert [int(x) for x in line[4:10]] == [e.count, e.open_count, e.resolved_count, e.withdrawn_count,
-                                                e.sla_met, e.sla_missed]
+        assert [int(x) for x in line[4:10]] == [
+            e.count,
+            e.open_count,
+            e.resolved_count,
+            e.withdrawn_count,
+            e.sla_met,
+            e.sla_missed,
+        ]
         assert line[10] == ("" if e.sla_met_rate is None else f"{e.sla_met_rate:.4f}")
         if e.avg_resolution_hours is None:
             assert line[11] == ""
@@ -474,13 +580,14 @@ async def test_the_report_job_end_to_end(app):
 
 
 async def test_an_empty_report_has_its_header_and_a_zero_total(app):
-    job = await complaint_stats.start_report(COMMAND_LINE, datetime(2024, 1, 1, tzinfo=BANK),
-                                             datetime(2024, 1, 1, tzinfo=BANK), lambda job_id: None)
+    job = await complaint_stats.start_report(
+        COMMAND_LINE, datetime(2024, 1, 1, tzinfo=BANK), datetime(2024, 1, 1, tzinfo=BANK), lambda job_id: None
+    )
     await jobs.run(job.id, JOB_HANDLERS, _no_publish)
     job = await Job.get(id=job.id)
     assert job.status == JobStatus.SUCCEEDED, job.errors
     assert job.result["rows"] == 0 and job.result["filename"] == "complaints-20240101-20240101.csv"
-    header, totals = _parse(job.result["csv"])
+    _header, totals = _parse(job.result["csv"])
     assert totals == ["合计 Total", "", "", "", "0", "0", "0", "0", "0", "0", "", "", "0.00"]
 
 

@@ -39,17 +39,22 @@ ADD_NOTE = """mutation($input: AddNoteInput!) { addNote(input: $input) { errors 
 class Subscription:
     """One subscription on its own connection; `await sub.next()` is the next `next` payload."""
 
-    def __init__(self, address: str, token: str, query: str, variables: dict | None = None,
-                 timeout: float = 15.0) -> None:
+    def __init__(
+        self, address: str, token: str, query: str, variables: dict | None = None, timeout: float = 15.0
+    ) -> None:
         self.address, self.token, self.query, self.variables, self.timeout = address, token, query, variables, timeout
 
-    async def __aenter__(self) -> "Subscription":
+    async def __aenter__(self) -> Subscription:
         self.ws = await websockets.connect(f"ws://{self.address}/graphql", subprotocols=["graphql-transport-ws"])
-        await self.ws.send(json.dumps({"type": "connection_init",
-                                       "payload": {"Authorization": f"Bearer {self.token}"}}))
+        await self.ws.send(
+            json.dumps({"type": "connection_init", "payload": {"Authorization": f"Bearer {self.token}"}})
+        )
         assert json.loads(await asyncio.wait_for(self.ws.recv(), self.timeout))["type"] == "connection_ack"
-        await self.ws.send(json.dumps({"id": "1", "type": "subscribe",
-                                       "payload": {"query": self.query, "variables": self.variables or {}}}))
+        await self.ws.send(
+            json.dumps(
+                {"id": "1", "type": "subscribe", "payload": {"query": self.query, "variables": self.variables or {}}}
+            )
+        )
         return self
 
     async def next(self, timeout: float | None = None) -> dict:
@@ -69,7 +74,7 @@ class Subscription:
     async def nothing_within(self, seconds: float) -> bool:
         try:
             message = await asyncio.wait_for(self.ws.recv(), seconds)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             return True
         raise AssertionError(f"expected nothing, got {message}")
 
@@ -81,8 +86,16 @@ class Subscription:
         await self.ws.close()
 
 
-async def subscribe_n(address: str, token: str, query: str, variables: dict | None, n: int, *,
-                      ready: asyncio.Event | None = None, timeout: float = 15.0) -> list[dict]:
+async def subscribe_n(
+    address: str,
+    token: str,
+    query: str,
+    variables: dict | None,
+    n: int,
+    *,
+    ready: asyncio.Event | None = None,
+    timeout: float = 15.0,
+) -> list[dict]:
     """The first `n` payloads of a subscription, then it stops; `ready` is set once the subscribe is sent."""
     async with Subscription(address, token, query, variables, timeout) as sub:
         if ready is not None:
@@ -99,7 +112,8 @@ async def wait_listening(pubsub, channel: str, listeners: int = 1, timeout: floa
         else:
             assert isinstance(pubsub, RedisPubSub)
             count = dict(await pubsub._redis.pubsub_numsub(pubsub._prefix + channel)).get(
-                (pubsub._prefix + channel).encode(), 0)
+                (pubsub._prefix + channel).encode(), 0
+            )
         if count >= listeners:
             return
         await asyncio.sleep(0.02)
@@ -115,21 +129,36 @@ class Api:
         self.token = token
 
     async def __call__(self, query: str, variables: dict | None = None) -> dict:
-        response = await self.http.post("/graphql", json={"query": query, "variables": variables or {}},
-                                        headers={"Authorization": f"Bearer {self.token}"})
+        response = await self.http.post(
+            "/graphql",
+            json={"query": query, "variables": variables or {}},
+            headers={"Authorization": f"Bearer {self.token}"},
+        )
         body = response.json()
         assert not body.get("errors"), body
         return body["data"]
 
     async def customer(self, n: int, branch: str = BEIJING) -> dict:
-        result = (await self(CREATE, {"input": person(idNumber=resident_id(sequence=f"{n:03d}"),
-                                                      branch=branch)}))["createCustomer"]
+        result = (await self(CREATE, {"input": person(idNumber=resident_id(sequence=f"{n:03d}"), branch=branch)}))[
+            "createCustomer"
+        ]
         assert result["errors"] == [], result
         return result["customer"]
 
     async def file(self, customer_id: str, summary: str = "信用卡年费争议") -> dict:
-        result = (await self(FILE, {"input": {"customerId": customer_id, "channel": "PHONE", "summary": summary,
-                                              "description": "客户要求退还年费"}}))["fileComplaint"]
+        result = (
+            await self(
+                FILE,
+                {
+                    "input": {
+                        "customerId": customer_id,
+                        "channel": "PHONE",
+                        "summary": summary,
+                        "description": "客户要求退还年费",
+                    }
+                },
+            )
+        )["fileComplaint"]
         assert result["errors"] == [], result
         return result["complaint"]
 
@@ -155,8 +184,11 @@ async def api(address: str, token: str):
 async def people(settings) -> dict:
     admin = await make_staff(Role.ADMIN)
     handler = await make_staff(Role.COMPLAINT_HANDLER, department="COMPLAINTS")
-    return {"admin": await token_for(admin, settings), "handler": await token_for(handler, settings),
-            "handler_name": handler.username}
+    return {
+        "admin": await token_for(admin, settings),
+        "handler": await token_for(handler, settings),
+        "handler_name": handler.username,
+    }
 
 
 # ---------------------------------------------------------------- through the same server
@@ -250,7 +282,10 @@ async def test_all_complaints_stream_filings_and_moves(settings):
                 filed = await admin.file(customer["id"])
                 update = (await sub.next())["data"]["complaintUpdated"]
                 assert (update["id"], update["referenceNo"], update["status"]) == (
-                    filed["id"], filed["referenceNo"], "RECEIVED")
+                    filed["id"],
+                    filed["referenceNo"],
+                    "RECEIVED",
+                )
                 second = await admin.file(customer["id"], summary="手机银行闪退")
                 assert (await sub.next())["data"]["complaintUpdated"]["id"] == second["id"]
                 await handler.do("withdraw", id=filed["id"], reason="客户撤回")
@@ -267,8 +302,10 @@ async def test_a_branch_bound_subscriber_of_all_sees_only_its_branch(settings):
             ours = await admin.customer(204, BEIJING)
             theirs = await admin.customer(205, SHANGHAI)
             hidden = await admin.file(theirs["id"])
-            async with Subscription(address, rm_token, ALL) as sub, \
-                    Subscription(address, tokens["handler"], ALL) as everything:
+            async with (
+                Subscription(address, rm_token, ALL) as sub,
+                Subscription(address, tokens["handler"], ALL) as everything,
+            ):
                 await wait_listening(application.state.runtime.pubsub, complaint_service.channel_for_all(), 2)
                 await admin.file(theirs["id"], summary="另一个分行的投诉")
                 await handler.do("acknowledge", id=hidden["id"])
@@ -286,9 +323,8 @@ async def test_a_branch_bound_subscriber_of_all_sees_only_its_branch(settings):
 
 
 async def test_a_subscription_needs_a_token(settings):
-    async with live_server(settings) as (_, address):
-        async with Subscription(address, "no-such-token", ALL) as sub:
-            reply = await sub.next()
+    async with live_server(settings) as (_, address), Subscription(address, "no-such-token", ALL) as sub:
+        reply = await sub.next()
     assert reply["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
 
 
@@ -321,10 +357,21 @@ async def second_server(settings):
     """`python app.py serve` in its own process, on the same database and Redis."""
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("CRM_")}
-    env.update(CRM_ENV="test", CRM_DATABASE_URL=settings.database_url, CRM_REDIS_URL=settings.redis_url,
-               CRM_SECRET_KEY=settings.secret_key, CRM_LOG_JSON="false")
-    process = subprocess.Popen([sys.executable, "app.py", "serve", "--port", str(port)], cwd=ROOT, env=env,
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    env.update(
+        CRM_ENV="test",
+        CRM_DATABASE_URL=settings.database_url,
+        CRM_REDIS_URL=settings.redis_url,
+        CRM_SECRET_KEY=settings.secret_key,
+        CRM_LOG_JSON="false",
+    )
+    process = subprocess.Popen(
+        [sys.executable, "app.py", "serve", "--port", str(port)],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     address = f"127.0.0.1:{port}"
     try:
         async with httpx.AsyncClient(base_url=f"http://{address}") as http:
@@ -361,20 +408,28 @@ async def test_a_change_made_on_another_server_process_reaches_the_subscriber(re
     async with live_server(redis_settings) as (application, address):
         assert isinstance(application.state.runtime.pubsub, RedisPubSub)
         tokens = await people(redis_settings)
-        async with second_server(redis_settings) as other_address, \
-                api(other_address, tokens["admin"]) as admin, api(other_address, tokens["handler"]) as handler:
+        async with (
+            second_server(redis_settings) as other_address,
+            api(other_address, tokens["admin"]) as admin,
+            api(other_address, tokens["handler"]) as handler,
+        ):
             customer = await admin.customer(206)
             complaint = await admin.file(customer["id"])
             pubsub = application.state.runtime.pubsub
-            async with Subscription(address, tokens["handler"], ONE, {"id": complaint["id"]}) as one, \
-                    Subscription(address, tokens["handler"], ALL) as every:
+            async with (
+                Subscription(address, tokens["handler"], ONE, {"id": complaint["id"]}) as one,
+                Subscription(address, tokens["handler"], ALL) as every,
+            ):
                 await wait_listening(pubsub, complaint_service.channel_for(pk(complaint["id"])))
                 await wait_listening(pubsub, complaint_service.channel_for_all())
                 # Made on the other process; received on this one.
                 await handler.do("acknowledge", id=complaint["id"])
                 update = (await one.next())["data"]["complaintUpdated"]
                 assert (update["id"], update["status"], update["events"][-1]["type"]) == (
-                    complaint["id"], "ACKNOWLEDGED", "ACKNOWLEDGED")
+                    complaint["id"],
+                    "ACKNOWLEDGED",
+                    "ACKNOWLEDGED",
+                )
                 assert (await every.next())["data"]["complaintUpdated"]["id"] == complaint["id"]
 
                 await handler.do("escalate", id=complaint["id"], reason="客户要求")

@@ -12,7 +12,8 @@ from dataclasses import dataclass
 
 import pytest
 
-from models.complaints import Complaint as ComplaintModel, ComplaintEvent as ComplaintEventModel
+from models.complaints import Complaint as ComplaintModel
+from models.complaints import ComplaintEvent as ComplaintEventModel
 from models.staff import Role, Staff
 from schema.base import to_global_id
 from tests.complaints.helpers import codes, do, fetch, file, new_customer, pk
@@ -120,11 +121,22 @@ async def test_every_move_from_every_status(desk: Desk, status: str, move: str):
         assert codes(result) == ["INVALID_TRANSITION"], result
         assert result["complaint"] is None
         assert (after["status"], after["version"], after["events"]) == (
-            before["status"], before["version"], before["events"])
+            before["status"],
+            before["version"],
+            before["events"],
+        )
         assert db_events == len(before["events"])
         # Nothing else moved either.
-        for name in ("department", "extensionCount", "escalationLevel", "resolution", "resolvedAt", "closedAt",
-                     "customerAccepted", "dueAt"):
+        for name in (
+            "department",
+            "extensionCount",
+            "escalationLevel",
+            "resolution",
+            "resolvedAt",
+            "closedAt",
+            "customerAccepted",
+            "dueAt",
+        ):
             assert after[name] == before[name], name
         return
 
@@ -133,10 +145,15 @@ async def test_every_move_from_every_status(desk: Desk, status: str, move: str):
     expected_status = to_status or status
     assert moved["status"] == after["status"] == expected_status
     assert moved["version"] == before["version"] + 1
-    new_events = after["events"][len(before["events"]):]
+    new_events = after["events"][len(before["events"]) :]
     assert after["events"][: len(before["events"])] == before["events"]
-    assert new_events[0] == {**new_events[0], "type": event_type, "fromStatus": status,
-                             "toStatus": expected_status, "actor": {"username": desk.handler.username}}
+    assert new_events[0] == {
+        **new_events[0],
+        "type": event_type,
+        "fromStatus": status,
+        "toStatus": expected_status,
+        "actor": {"username": desk.handler.username},
+    }
     # Only an extension adds another event: the customer was told (system, no actor).
     assert [e["type"] for e in new_events[1:]] == (["CUSTOMER_NOTIFIED"] if move == "extend" else [])
     assert db_events == len(after["events"])
@@ -191,7 +208,10 @@ async def test_resolve_with_an_old_version_is_stale_and_changes_nothing(desk: De
     assert codes(result) == ["STALE_VERSION"] and result["errors"][0]["field"] == ["version"]
     after = await desk.get(started)
     assert (after["status"], after["version"], len(after["events"])) == (
-        "IN_PROGRESS", assigned["version"], len(assigned["events"]))
+        "IN_PROGRESS",
+        assigned["version"],
+        len(assigned["events"]),
+    )
     assert after["resolution"] is None
     # With the current version it goes through.
     assert (await desk.move("resolve", after))["complaint"]["status"] == "RESOLVED"
@@ -205,8 +225,9 @@ async def test_resolve_with_a_future_version_is_stale(desk: Desk):
 
 async def test_two_concurrent_resolves_of_one_version_one_wins(desk: Desk):
     started = await desk.reach("IN_PROGRESS")
-    results = await asyncio.gather(desk.move("resolve", started, resolution="甲方案"),
-                                   desk.move("resolve", started, resolution="乙方案"))
+    results = await asyncio.gather(
+        desk.move("resolve", started, resolution="甲方案"), desk.move("resolve", started, resolution="乙方案")
+    )
     outcomes = sorted(tuple(codes(r)) for r in results)
     assert outcomes in ([(), ("STALE_VERSION",)], [(), ("INVALID_TRANSITION",)]), results
     after = await desk.get(started)
@@ -218,16 +239,27 @@ async def test_two_concurrent_resolves_of_one_version_one_wins(desk: Desk):
 
 
 @pytest.mark.parametrize("blank", ["", "   ", "\n\t"])
-@pytest.mark.parametrize(("move", "status"), [("escalate", "IN_PROGRESS"), ("extend", "IN_PROGRESS"),
-                                              ("reopen", "RESOLVED"), ("reopen", "CLOSED"),
-                                              ("withdraw", "ACKNOWLEDGED")])
+@pytest.mark.parametrize(
+    ("move", "status"),
+    [
+        ("escalate", "IN_PROGRESS"),
+        ("extend", "IN_PROGRESS"),
+        ("reopen", "RESOLVED"),
+        ("reopen", "CLOSED"),
+        ("withdraw", "ACKNOWLEDGED"),
+    ],
+)
 async def test_a_blank_reason_is_required_and_changes_nothing(desk: Desk, move: str, status: str, blank: str):
     before = await desk.reach(status)
     result = await desk.move(move, before, reason=blank)
     assert codes(result) == ["REQUIRED"] and result["errors"][0]["field"] == ["reason"]
     after = await desk.get(before)
     assert (after["status"], after["version"], after["events"], after["extensionCount"]) == (
-        before["status"], before["version"], before["events"], before["extensionCount"])
+        before["status"],
+        before["version"],
+        before["events"],
+        before["extensionCount"],
+    )
 
 
 async def test_a_blank_resolution_is_required(desk: Desk):
@@ -253,7 +285,10 @@ async def test_each_escalation_raises_the_level(desk: Desk):
     assert third["escalationLevel"] == 3
     escalations = [e for e in third["events"] if e["type"] == "ESCALATED"]
     assert [(e["fromStatus"], e["message"]) for e in escalations] == [
-        ("RECEIVED", "第一次升级"), ("IN_PROGRESS", "第二次升级"), ("ESCALATED", "再次升级")]
+        ("RECEIVED", "第一次升级"),
+        ("IN_PROGRESS", "第二次升级"),
+        ("ESCALATED", "再次升级"),
+    ]
     resolved = await desk.walk(third, ["resolve"])
     assert resolved["escalationLevel"] == 3
 
@@ -271,26 +306,43 @@ async def test_reopen_then_resolve_and_close_again(desk: Desk):
     closed_again = (await desk.move("close", resolved, customerAccepted=False))["complaint"]
     assert closed_again["status"] == "CLOSED" and closed_again["customerAccepted"] is False
     assert [e["type"] for e in closed_again["events"]] == [
-        "RECEIVED", "ACKNOWLEDGED", "STARTED", "RESOLVED", "CLOSED", "REOPENED", "STARTED", "RESOLVED", "CLOSED"]
+        "RECEIVED",
+        "ACKNOWLEDGED",
+        "STARTED",
+        "RESOLVED",
+        "CLOSED",
+        "REOPENED",
+        "STARTED",
+        "RESOLVED",
+        "CLOSED",
+    ]
     row = await ComplaintModel.get(id=pk(closed["id"]))
     assert row.reopen_count == 1
     # Reopened from RESOLVED (not closed) also works, and counts.
-    twice = (await desk.move("reopen", await desk.walk(closed_again, ["reopen", "start", "resolve"]),
-                             reason="第三次"))["complaint"]
+    twice = (await desk.move("reopen", await desk.walk(closed_again, ["reopen", "start", "resolve"]), reason="第三次"))[
+        "complaint"
+    ]
     assert twice["status"] == "REOPENED"
     assert (await ComplaintModel.get(id=pk(closed["id"]))).reopen_count == 3
 
 
 async def test_withdrawn_is_final(desk: Desk):
     withdrawn = await desk.reach("WITHDRAWN")
-    assert withdrawn["events"][-1] == {**withdrawn["events"][-1], "type": "WITHDRAWN", "fromStatus": "RECEIVED",
-                                       "toStatus": "WITHDRAWN"}
+    assert withdrawn["events"][-1] == {
+        **withdrawn["events"][-1],
+        "type": "WITHDRAWN",
+        "fromStatus": "RECEIVED",
+        "toStatus": "WITHDRAWN",
+    }
     for name in MOVES:
         result = await desk.move(name, withdrawn)
         assert codes(result) == ["INVALID_TRANSITION"], (name, result)
     after = await desk.get(withdrawn)
     assert (after["status"], after["version"], after["events"]) == (
-        "WITHDRAWN", withdrawn["version"], withdrawn["events"])
+        "WITHDRAWN",
+        withdrawn["version"],
+        withdrawn["events"],
+    )
     assert after["slaState"] == "MET"  # ended well before its due time
 
 
@@ -304,11 +356,19 @@ async def test_any_open_state_may_be_withdrawn(desk: Desk, status: str):
 async def test_an_assign_keeps_the_status_and_names_the_handler(desk: Desk, staff_factory):
     other, _ = await staff_factory(Role.COMPLAINT_HANDLER, department="COMPLAINTS")
     acknowledged = await desk.reach("ACKNOWLEDGED")
-    result = await desk.move("assign", acknowledged, department="COMPLIANCE",
-                             handlerId=to_global_id("Staff", other.id), message="请合规部协助")
+    result = await desk.move(
+        "assign",
+        acknowledged,
+        department="COMPLIANCE",
+        handlerId=to_global_id("Staff", other.id),
+        message="请合规部协助",
+    )
     moved = result["complaint"]
     assert (moved["status"], moved["department"], moved["handler"]) == (
-        "ACKNOWLEDGED", "COMPLIANCE", {"username": other.username})
+        "ACKNOWLEDGED",
+        "COMPLIANCE",
+        {"username": other.username},
+    )
     assert other.username in moved["events"][-1]["message"] and "请合规部协助" in moved["events"][-1]["message"]
 
 
@@ -323,13 +383,13 @@ async def test_a_move_on_an_unknown_complaint_is_not_found(desk: Desk):
 @pytest.mark.parametrize("extensions", [1, 2])
 @pytest.mark.parametrize("end", ["resolve", "withdraw"])
 async def test_extending_an_ended_complaint_is_an_invalid_transition_whatever_its_extensions(
-        desk: Desk, staff_factory, extensions: int, end: str):
+    desk: Desk, staff_factory, extensions: int, end: str
+):
     manager, _ = await staff_factory(Role.MANAGER)
     complaint = await desk.reach("IN_PROGRESS")
     complaint = (await desk.move("extend", complaint))["complaint"]
     if extensions == 2:
-        complaint = (await desk.move("extend", complaint, approvedById=to_global_id("Staff", manager.id)))[
-            "complaint"]
+        complaint = (await desk.move("extend", complaint, approvedById=to_global_id("Staff", manager.id)))["complaint"]
     assert complaint["extensionCount"] == extensions
     ended = await desk.walk(complaint, [end])
     result = await desk.move("extend", ended)  # no approver: it would not help anyway

@@ -13,8 +13,15 @@ ROOT = Path(__file__).resolve().parents[2]
 def crm(*args: str, env: dict[str, str] | None = None, stdin: str | None = None, timeout: float = 60):
     clean = {k: v for k, v in os.environ.items() if not k.startswith("CRM_")}
     clean.update(CRM_LOG_JSON="false", **(env or {}))
-    return subprocess.run([sys.executable, "app.py", *args], cwd=ROOT, env=clean, input=stdin, text=True,
-                          capture_output=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "app.py", *args],
+        cwd=ROOT,
+        env=clean,
+        input=stdin,
+        text=True,
+        capture_output=True,
+        timeout=timeout,
+    )
 
 
 def test_a_bad_setting_stops_with_one_line():
@@ -33,12 +40,34 @@ def test_migrate_then_create_staff_then_seed(tmp_path):
     env = {"CRM_DATABASE_URL": f"sqlite://{tmp_path}/crm.sqlite3"}
     assert "0001_initial" in crm("migrate", env=env).stdout
     assert "applied 0 migration(s)" in crm("migrate", env=env).stdout
-    created = crm("create-staff", "--username", "ops.admin", "--display-name", "运维管理员", "--role", "ADMIN",
-                  "--department", "OPERATIONS", env=env, stdin="a-good-password-1\n")
+    created = crm(
+        "create-staff",
+        "--username",
+        "ops.admin",
+        "--display-name",
+        "运维管理员",
+        "--role",
+        "ADMIN",
+        "--department",
+        "OPERATIONS",
+        env=env,
+        stdin="a-good-password-1\n",
+    )
     assert created.returncode == 0, created.stderr
     assert "created ADMIN ops.admin" in created.stdout
-    weak = crm("create-staff", "--username", "weak.one", "--display-name", "x", "--role", "ANALYST",
-               "--department", "MARKETING", env=env, stdin="short\n")
+    weak = crm(
+        "create-staff",
+        "--username",
+        "weak.one",
+        "--display-name",
+        "x",
+        "--role",
+        "ANALYST",
+        "--department",
+        "MARKETING",
+        env=env,
+        stdin="short\n",
+    )
     assert weak.returncode == 1 and "Password must be" in weak.stderr
     seeded = crm("seed", "--password", "demo-password-1", "--customers", "120", env=env)
     assert seeded.returncode == 0, seeded.stderr

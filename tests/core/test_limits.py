@@ -96,8 +96,11 @@ class Leaf:
 class Branch:
     @strawberry.field
     def leaves(self, first: int | None = None) -> Connection[Leaf]:
-        return Connection(page_info=PageInfo(has_next_page=False, has_previous_page=False, start_cursor=None,
-                                             end_cursor=None), edges=[], _count=_zero)
+        return Connection(
+            page_info=PageInfo(has_next_page=False, has_previous_page=False, start_cursor=None, end_cursor=None),
+            edges=[],
+            _count=_zero,
+        )
 
 
 async def _zero() -> int:
@@ -108,19 +111,27 @@ async def _zero() -> int:
 class ToyQuery:
     @strawberry.field
     def branches(self, first: int | None = None) -> Connection[Branch]:
-        return Connection(page_info=PageInfo(has_next_page=False, has_previous_page=False, start_cursor=None,
-                                             end_cursor=None), edges=[Edge(cursor="c", node=Branch())], _count=_zero)
+        return Connection(
+            page_info=PageInfo(has_next_page=False, has_previous_page=False, start_cursor=None, end_cursor=None),
+            edges=[Edge(cursor="c", node=Branch())],
+            _count=_zero,
+        )
 
 
 TOY = strawberry.Schema(query=ToyQuery, extensions=[CostLimiter, ErrorCodes])
-NESTED = "query($a: Int, $b: Int) { branches(first: $a) { edges { node { leaves(first: $b) { edges { node { id } } } } } } }"
+NESTED = (
+    "query($a: Int, $b: Int) { branches(first: $a) { edges { node { leaves(first: $b) { edges { node { id } } } } } } }"
+)
 
 
-@pytest.mark.parametrize(("a", "b", "allowed"), [
-    (100, 100, True),        # 100 + 100*100 = 10,100
-    (100, None, True),       # unspecified pages count as 20
-    (None, None, True),
-])
+@pytest.mark.parametrize(
+    ("a", "b", "allowed"),
+    [
+        (100, 100, True),  # 100 + 100*100 = 10,100
+        (100, None, True),  # unspecified pages count as 20
+        (None, None, True),
+    ],
+)
 async def test_cost_within_the_limit_runs(a, b, allowed):
     result = await TOY.execute(NESTED, variable_values={"a": a, "b": b})
     assert (result.errors is None) is allowed

@@ -5,8 +5,8 @@ from asgi_lifespan import LifespanManager
 from tortoise.contrib.test import truncate_all_models
 
 from app import create_app
-from services import staff as staff_service
 from models.staff import Role
+from services import staff as staff_service
 from tests.conftest import GraphQLClient, make_staff, token_for, with_overrides
 
 INTROSPECTION = "{ __schema { types { name } } }"

@@ -18,7 +18,7 @@ async def _statements(gql, token, query, n) -> int:
 
 
 async def test_lists_run_a_constant_number_of_queries(gql, admin):
-    member, token = admin
+    _member, token = admin
     creators = [await make_staff(Role.AUDITOR) for _ in range(10)]
     for i in range(40):
         creator = creators[i % len(creators)]

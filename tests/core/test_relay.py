@@ -20,14 +20,22 @@ async def test_node_round_trip_for_staff_and_job(gql, admin):
     job = await Job.create(kind=JobKind.AUDIT_EXPORT, created_by=member)
     me = (await gql("{ me { id } }", token=token))["me"]
     assert (await gql(NODE, {"id": me["id"]}, token=token))["node"] == {
-        "__typename": "Staff", "id": me["id"], "username": member.username}
+        "__typename": "Staff",
+        "id": me["id"],
+        "username": member.username,
+    }
     jobs = await gql("{ jobs { edges { node { id } } } }", token=token)
     job_id = jobs["jobs"]["edges"][0]["node"]["id"]
     assert job_id == to_global_id("Job", job.id)
     assert (await gql(NODE, {"id": job_id}, token=token))["node"] == {
-        "__typename": "Job", "id": job_id, "kind": "AUDIT_EXPORT", "status": "QUEUED"}
-    both = (await gql(NODES, {"ids": [job_id, "nonsense", me["id"], to_global_id("Staff", 10**9)]},
-                      token=token))["nodes"]
+        "__typename": "Job",
+        "id": job_id,
+        "kind": "AUDIT_EXPORT",
+        "status": "QUEUED",
+    }
+    both = (await gql(NODES, {"ids": [job_id, "nonsense", me["id"], to_global_id("Staff", 10**9)]}, token=token))[
+        "nodes"
+    ]
     assert both == [{"__typename": "Job", "id": job_id}, None, {"__typename": "Staff", "id": me["id"]}, None]
 
 
@@ -55,8 +63,9 @@ async def test_jobs_of_others_are_hidden_from_node_unless_overseer(gql, staff_fa
 async def test_audit_entries_through_node_only_for_audit_readers(gql, staff_factory):
     _, reader_token = await staff_factory(Role.AUDITOR)
     _, agent_token = await staff_factory(Role.SERVICE_AGENT)
-    entry_id = (await gql("{ auditLog(first: 1) { edges { node { id } } } }", token=reader_token))[
-        "auditLog"]["edges"][0]["node"]["id"]
+    entry_id = (await gql("{ auditLog(first: 1) { edges { node { id } } } }", token=reader_token))["auditLog"]["edges"][
+        0
+    ]["node"]["id"]
     assert (await gql(NODE, {"id": entry_id}, token=reader_token))["node"]["__typename"] == "AuditEntry"
     assert (await gql(NODE, {"id": entry_id}, token=agent_token))["node"] is None
 
@@ -121,13 +130,16 @@ async def test_default_page_is_twenty(gql, admin):
     assert len(data["edges"]) == 20 and data["pageInfo"]["hasNextPage"] is True
 
 
-@pytest.mark.parametrize(("variables", "code"), [
-    ({"first": 101}, "LIMIT_EXCEEDED"),
-    ({"last": 101}, "LIMIT_EXCEEDED"),
-    ({"first": -1}, "INVALID"),
-    ({"first": 5, "last": 5}, "INVALID"),
-    ({"first": 5, "after": "not-a-cursor"}, "INVALID"),
-])
+@pytest.mark.parametrize(
+    ("variables", "code"),
+    [
+        ({"first": 101}, "LIMIT_EXCEEDED"),
+        ({"last": 101}, "LIMIT_EXCEEDED"),
+        ({"first": -1}, "INVALID"),
+        ({"first": 5, "last": 5}, "INVALID"),
+        ({"first": 5, "after": "not-a-cursor"}, "INVALID"),
+    ],
+)
 async def test_bad_paging_arguments_are_coded_errors(gql, admin, variables, code):
     _, token = admin
     errors = await gql.errors(PAGE, variables, token=token)

@@ -10,27 +10,37 @@ def test_defaults_are_the_embedded_setup():
 
 
 def test_values_are_read_and_typed():
-    settings = Settings.from_env({
-        "CRM_ENV": "production", "CRM_SECRET_KEY": "s" * 32, "CRM_REDIS_URL": "redis://r:6379/0",
-        "CRM_DATABASE_URL": "postgres://u@db/crm", "CRM_TOKEN_TTL_MINUTES": "30", "CRM_LOG_JSON": "false",
-        "PATH": "/usr/bin", "CRM_TEST_DATABASE_URL": "ignored by the app",
-    })
+    settings = Settings.from_env(
+        {
+            "CRM_ENV": "production",
+            "CRM_SECRET_KEY": "s" * 32,
+            "CRM_REDIS_URL": "redis://r:6379/0",
+            "CRM_DATABASE_URL": "postgres://u@db/crm",
+            "CRM_TOKEN_TTL_MINUTES": "30",
+            "CRM_LOG_JSON": "false",
+            "PATH": "/usr/bin",
+            "CRM_TEST_DATABASE_URL": "ignored by the app",
+        }
+    )
     assert settings.production and not settings.embedded_broker
     assert settings.token_ttl_minutes == 30 and settings.log_json is False
 
 
-@pytest.mark.parametrize(("environ", "fragment"), [
-    ({"CRM_DATABSE_URL": "sqlite://x"}, "unknown setting CRM_DATABSE_URL"),
-    ({"CRM_ENV": "staging"}, "CRM_ENV must be one of"),
-    ({"CRM_TOKEN_TTL_MINUTES": "ten"}, "must be a whole number"),
-    ({"CRM_LOG_JSON": "maybe"}, "must be true or false"),
-    ({"CRM_DATABASE_URL": "mysql://x"}, "CRM_DATABASE_URL must be"),
-    ({"CRM_REDIS_URL": "http://x"}, "CRM_REDIS_URL must be"),
-    ({"CRM_ENV": "production"}, "CRM_SECRET_KEY must be set"),
-    ({"CRM_ADMIN_USERNAME": "root"}, "must be set together"),
-    ({"CRM_ADMIN_USERNAME": "root", "CRM_ADMIN_PASSWORD": "short"}, "at least 12"),
-    ({"CRM_WORKER_THREADS": "0"}, "CRM_WORKER_THREADS"),
-])
+@pytest.mark.parametrize(
+    ("environ", "fragment"),
+    [
+        ({"CRM_DATABSE_URL": "sqlite://x"}, "unknown setting CRM_DATABSE_URL"),
+        ({"CRM_ENV": "staging"}, "CRM_ENV must be one of"),
+        ({"CRM_TOKEN_TTL_MINUTES": "ten"}, "must be a whole number"),
+        ({"CRM_LOG_JSON": "maybe"}, "must be true or false"),
+        ({"CRM_DATABASE_URL": "mysql://x"}, "CRM_DATABASE_URL must be"),
+        ({"CRM_REDIS_URL": "http://x"}, "CRM_REDIS_URL must be"),
+        ({"CRM_ENV": "production"}, "CRM_SECRET_KEY must be set"),
+        ({"CRM_ADMIN_USERNAME": "root"}, "must be set together"),
+        ({"CRM_ADMIN_USERNAME": "root", "CRM_ADMIN_PASSWORD": "short"}, "at least 12"),
+        ({"CRM_WORKER_THREADS": "0"}, "CRM_WORKER_THREADS"),
+    ],
+)
 def test_bad_settings_stop_start_up_with_one_line(environ, fragment):
     with pytest.raises(SettingsError) as error:
         Settings.from_env(environ)
@@ -38,6 +48,11 @@ def test_bad_settings_stop_start_up_with_one_line(environ, fragment):
 
 
 def test_secrets_stay_out_of_repr():
-    settings = Settings.from_env({"CRM_SECRET_KEY": "super-secret-value", "CRM_ADMIN_USERNAME": "root",
-                                  "CRM_ADMIN_PASSWORD": "very-secret-password"})
+    settings = Settings.from_env(
+        {
+            "CRM_SECRET_KEY": "super-secret-value",
+            "CRM_ADMIN_USERNAME": "root",
+            "CRM_ADMIN_PASSWORD": "very-secret-password",
+        }
+    )
     assert "super-secret-value" not in repr(settings) and "very-secret-password" not in repr(settings)

@@ -23,9 +23,19 @@ def resident_id(birth: str = "19850412", region: str = "110105", sequence: str =
 
 
 def person(**overrides) -> dict:
-    return {"kind": "INDIVIDUAL", "name": "张伟", "idType": "RESIDENT_ID", "idNumber": resident_id(),
-            "phone": "+86 138 1234 5678", "email": "Zhang.Wei@Example.COM", "address": "北京市朝阳区建国路88号",
-            "occupation": "工程师", "riskLevel": "C3", "branch": "北京朝阳支行", **overrides}
+    return {
+        "kind": "INDIVIDUAL",
+        "name": "张伟",
+        "idType": "RESIDENT_ID",
+        "idNumber": resident_id(),
+        "phone": "+86 138 1234 5678",
+        "email": "Zhang.Wei@Example.COM",
+        "address": "北京市朝阳区建国路88号",
+        "occupation": "工程师",
+        "riskLevel": "C3",
+        "branch": "北京朝阳支行",
+        **overrides,
+    }
 
 
 async def create(gql, token: str, **overrides) -> dict:

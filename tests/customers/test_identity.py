@@ -115,9 +115,7 @@ def test_identity_error_is_value_error_and_does_not_echo_the_value() -> None:
     seq=st.text(DIGITS, min_size=3, max_size=3),
     lower=st.booleans(),
 )
-def test_any_real_birth_date_with_computed_check_char_parses(
-    region: str, birth: date, seq: str, lower: bool
-) -> None:
+def test_any_real_birth_date_with_computed_check_char_parses(region: str, birth: date, seq: str, lower: bool) -> None:
     number = with_check(f"{region}{birth:%Y%m%d}{seq}")
     parsed = parse_resident_id(number.lower() if lower else number, today=TODAY)
     assert parsed.number == number
@@ -266,7 +264,7 @@ mobiles = st.builds(
     st.lists(st.sampled_from([" ", "-"]), min_size=11, max_size=11),
 )
 def test_formatted_mobile_normalises_to_bare_digits(number: str, prefix: str, seps: list[str]) -> None:
-    formatted = prefix + "".join(d + s for d, s in zip(number, seps))
+    formatted = prefix + "".join(d + s for d, s in zip(number, seps, strict=False))
     assert normalize_mobile(formatted) == number
     assert normalize_mobile(normalize_mobile(formatted)) == number
 
@@ -368,8 +366,8 @@ def test_masks_pass_none_through() -> None:
 def visible(original: str, masked: str) -> int:
     """Characters of a same-length mask that reveal the original."""
     assert len(masked) == len(original)
-    assert all(m in ("*", o) for o, m in zip(original, masked))
-    return sum(1 for o, m in zip(original, masked) if m != "*")
+    assert all(m in ("*", o) for o, m in zip(original, masked, strict=True))
+    return sum(1 for o, m in zip(original, masked, strict=True) if m != "*")
 
 
 @given(st.text(max_size=40))

@@ -40,16 +40,26 @@ async def _noop_publish(channel: str, message: dict) -> None:
 
 async def _pieces(data: bytes, size: int):
     for start in range(0, len(data), size):
-        yield data[start:start + size]
+        yield data[start : start + size]
 
 
-async def _start(caller: Caller, content: str | bytes, *, update_existing: bool = False, piece: int = 64 * 1024,
-                 sent: list | None = None) -> Job:
+async def _start(
+    caller: Caller,
+    content: str | bytes,
+    *,
+    update_existing: bool = False,
+    piece: int = 64 * 1024,
+    sent: list | None = None,
+) -> Job:
     data = content.encode() if isinstance(content, str) else content
     async with atomic():
         return await customer_import.start_import(
-            caller, _pieces(data, piece), filename="customers.csv", update_existing=update_existing,
-            enqueue=(sent if sent is not None else []).append)
+            caller,
+            _pieces(data, piece),
+            filename="customers.csv",
+            update_existing=update_existing,
+            enqueue=(sent if sent is not None else []).append,
+        )
 
 
 async def _run(job_id: int) -> Job:
@@ -74,23 +84,33 @@ async def writer(app) -> Caller:
 
 
 async def test_good_rows_are_imported_and_bad_rows_become_job_errors(writer):
-    content = "\n".join([
-        HEADER,
-        f"张伟,RESIDENT_ID,{ZHANG},+86 138 1234 5678,zhang@example.com,北京朝阳支行,C3,VIP;老客户",  # row 1
-        f"李娜,resident_id,{LI},13900000000,,上海浦东支行,c2,",  # row 2: enums in any case
-        f"王强,RESIDENT_ID,{WANG},12345,not-an-email,,C9,",  # row 3: phone, email, riskLevel
-        ",PASSPORT,E12345678,,,,,",  # row 4: no name
-        f"赵敏,RESIDENT_ID,{ZHANG[:-1]}0,,,,,",  # row 5: wrong check digit
-        "杭州科技有限公司,PASSPORT,E7654321,13700000000,,,,|a|b",  # row 6: good, tags split on |
-    ]) + "\n"
+    content = (
+        "\n".join(
+            [
+                HEADER,
+                f"张伟,RESIDENT_ID,{ZHANG},+86 138 1234 5678,zhang@example.com,北京朝阳支行,C3,VIP;老客户",  # row 1
+                f"李娜,resident_id,{LI},13900000000,,上海浦东支行,c2,",  # row 2: enums in any case
+                f"王强,RESIDENT_ID,{WANG},12345,not-an-email,,C9,",  # row 3: phone, email, riskLevel
+                ",PASSPORT,E12345678,,,,,",  # row 4: no name
+                f"赵敏,RESIDENT_ID,{ZHANG[:-1]}0,,,,,",  # row 5: wrong check digit
+                "杭州科技有限公司,PASSPORT,E7654321,13700000000,,,,|a|b",  # row 6: good, tags split on |
+            ]
+        )
+        + "\n"
+    )
     job = await _import(writer, content)
     assert job.status == JobStatus.SUCCEEDED, job.errors
     assert job.result == {"created": 3, "updated": 0, "unchanged": 0, "failed": 3, "rows": 6}
     assert (job.total, job.processed, job.failed, job.checkpoint) == (6, 3, 3, 6)
     errors = _errors(job)
     # Every problem of a row is reported at once, unparsable values first.
-    assert [(r, f) for r, f, _ in errors] == [(3, "riskLevel"), (3, "phone"), (3, "email"), (4, "name"),
-                                              (5, "idNumber")]
+    assert [(r, f) for r, f, _ in errors] == [
+        (3, "riskLevel"),
+        (3, "phone"),
+        (3, "email"),
+        (4, "name"),
+        (5, "idNumber"),
+    ]
     assert errors[0][2] == "INVALID: riskLevel must be one of C1, C2, C3, C4, C5"
     assert errors[1][2].startswith("INVALID: phone is not a mainland mobile number")
     assert errors[3][2] == "REQUIRED: name is required"
@@ -139,8 +159,9 @@ async def test_records_split_anywhere_across_stored_chunks(writer, monkeypatch):
     """Tiny stored chunks: multi-byte characters, CRLF pairs and quoted line breaks fall on chunk edges."""
     monkeypatch.setattr(customer_import, "CHUNK_SIZE", 7)
     monkeypatch.setattr(customer_import, "CHUNKS_PER_QUERY", 2)
-    rows = [f'"姓名{i}号",RESIDENT_ID,{resident_id(sequence=f"{i:03d}")},"第一行\r\n第二行, 有逗号"'
-            for i in range(1, 40)]
+    rows = [
+        f'"姓名{i}号",RESIDENT_ID,{resident_id(sequence=f"{i:03d}")},"第一行\r\n第二行, 有逗号"' for i in range(1, 40)
+    ]
     content = ("\ufeffname,id_type,id_number,address\r\n" + "\r\n".join(rows) + "\r\n").encode()
     job = await _start(writer, content, piece=5)
     assert await UploadChunk.filter(job_id=job.id).count() == -(-len(content) // 7)
@@ -152,25 +173,34 @@ async def test_records_split_anywhere_across_stored_chunks(writer, monkeypatch):
 
 
 async def test_bad_enums_dates_and_value_counts_name_the_field(writer):
-    content = "\n".join([
-        "name,kind,gender,birth_date,preferred_channel,id_type,id_number",
-        "甲,ALIEN,,,,,",  # row 1
-        "乙,,SOMETIMES,,,,",  # row 2
-        "丙,,,1990-02-30,,,",  # row 3
-        "丁,,,yesterday,,,",  # row 4
-        "戊,,,,CARRIER_PIGEON,,",  # row 5
-        "己,,,,,KEY_CARD,123456",  # row 6
-        "庚,,,,",  # row 7: too few values
-        "辛,,,,,,,extra",  # row 8: too many
-        "壬,individual,female,1990/2/3,wechat,,",  # row 9: good
-        "癸,,male,19900203,Mobile App,passport,e 1234-567",  # row 10: good, normalised
-    ])
+    content = "\n".join(
+        [
+            "name,kind,gender,birth_date,preferred_channel,id_type,id_number",
+            "甲,ALIEN,,,,,",  # row 1
+            "乙,,SOMETIMES,,,,",  # row 2
+            "丙,,,1990-02-30,,,",  # row 3
+            "丁,,,yesterday,,,",  # row 4
+            "戊,,,,CARRIER_PIGEON,,",  # row 5
+            "己,,,,,KEY_CARD,123456",  # row 6
+            "庚,,,,",  # row 7: too few values
+            "辛,,,,,,,extra",  # row 8: too many
+            "壬,individual,female,1990/2/3,wechat,,",  # row 9: good
+            "癸,,male,19900203,Mobile App,passport,e 1234-567",  # row 10: good, normalised
+        ]
+    )
     job = await _import(writer, content)
     assert job.status == JobStatus.SUCCEEDED
     errors = _errors(job)
     assert [(r, f) for r, f, _ in errors] == [
-        (1, "kind"), (2, "gender"), (3, "birthDate"), (4, "birthDate"), (5, "preferredChannel"), (6, "idType"),
-        (7, None), (8, None)]
+        (1, "kind"),
+        (2, "gender"),
+        (3, "birthDate"),
+        (4, "birthDate"),
+        (5, "preferredChannel"),
+        (6, "idType"),
+        (7, None),
+        (8, None),
+    ]
     assert errors[0][2] == "INVALID: kind must be one of INDIVIDUAL, CORPORATE"
     assert errors[3][2] == "INVALID: birthDate must be a date written YYYY-MM-DD"
     assert errors[6][2] == "INVALID: the row has 5 values but the header has 7 columns"
@@ -178,7 +208,11 @@ async def test_bad_enums_dates_and_value_counts_name_the_field(writer):
     assert (ren.gender, ren.birth_date, ren.preferred_channel) == ("FEMALE", date(1990, 2, 3), "WECHAT")
     gui = await Customer.get(name="癸")
     assert (gui.birth_date, gui.preferred_channel, gui.id_type, gui.id_number) == (
-        date(1990, 2, 3), "MOBILE_APP", "PASSPORT", "E1234567")
+        date(1990, 2, 3),
+        "MOBILE_APP",
+        "PASSPORT",
+        "E1234567",
+    )
 
 
 async def test_unknown_columns_fail_the_job_at_once(writer):
@@ -189,14 +223,17 @@ async def test_unknown_columns_fail_the_job_at_once(writer):
     assert await Customer.all().count() == 0
 
 
-@pytest.mark.parametrize(("content", "expected"), [
-    ("name,name\nA,B\n", "appear more than once"),
-    ("phone,email\n13800000000,a@example.com\n", "no name column"),
-    (",,,\n\n,,\n", "no header row"),
-    ("name,\nA,\n", "column 2 has no name"),
-    ('name,address\nA,"never closed\n', None),  # the csv module reads to the end: the field is just long
-    ("name\n张伟\n".encode("gbk"), "not UTF-8 text"),
-])
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        ("name,name\nA,B\n", "appear more than once"),
+        ("phone,email\n13800000000,a@example.com\n", "no name column"),
+        (",,,\n\n,,\n", "no header row"),
+        ("name,\nA,\n", "column 2 has no name"),
+        ('name,address\nA,"never closed\n', None),  # the csv module reads to the end: the field is just long
+        ("name\n张伟\n".encode("gbk"), "not UTF-8 text"),
+    ],
+)
 async def test_files_that_cannot_be_read_fail_with_a_clear_message(writer, content, expected):
     job = await _import(writer, content)
     if expected is None:
@@ -216,17 +253,27 @@ async def test_not_utf8_in_the_middle_imports_nothing(writer):
 
 
 async def test_duplicates_in_the_file_and_in_the_database(writer):
-    await customer_service.create(writer, {"kind": "INDIVIDUAL", "name": "老客户", "id_type": "RESIDENT_ID",
-                                           "id_number": ZHAO, "customer_no": "C0000000009"})
-    content = "\n".join([
-        "customer_no,name,id_type,id_number",
-        f"C0000000001,张伟,RESIDENT_ID,{ZHANG}",  # row 1: good
-        f"C0000000002,张伟二,resident_id,{ZHANG.lower()}",  # row 2: same document as row 1
-        f"c0000000001,张伟三,RESIDENT_ID,{LI}",  # row 3: same customerNo as row 1
-        f",赵敏,RESIDENT_ID,{ZHAO}",  # row 4: document already in the database
-        f"C0000000009,钱多,RESIDENT_ID,{WANG}",  # row 5: customerNo already in the database
-        "C0000000003,孙悟,PASSPORT,E1234567",  # row 6: good
-    ])
+    await customer_service.create(
+        writer,
+        {
+            "kind": "INDIVIDUAL",
+            "name": "老客户",
+            "id_type": "RESIDENT_ID",
+            "id_number": ZHAO,
+            "customer_no": "C0000000009",
+        },
+    )
+    content = "\n".join(
+        [
+            "customer_no,name,id_type,id_number",
+            f"C0000000001,张伟,RESIDENT_ID,{ZHANG}",  # row 1: good
+            f"C0000000002,张伟二,resident_id,{ZHANG.lower()}",  # row 2: same document as row 1
+            f"c0000000001,张伟三,RESIDENT_ID,{LI}",  # row 3: same customerNo as row 1
+            f",赵敏,RESIDENT_ID,{ZHAO}",  # row 4: document already in the database
+            f"C0000000009,钱多,RESIDENT_ID,{WANG}",  # row 5: customerNo already in the database
+            "C0000000003,孙悟,PASSPORT,E1234567",  # row 6: good
+        ]
+    )
     job = await _import(writer, content)
     assert job.status == JobStatus.SUCCEEDED
     assert _errors(job) == [
@@ -237,7 +284,10 @@ async def test_duplicates_in_the_file_and_in_the_database(writer):
     ]
     assert job.result == {"created": 2, "updated": 0, "unchanged": 0, "failed": 4, "rows": 6}
     assert sorted(await Customer.all().values_list("customer_no", flat=True)) == [
-        "C0000000001", "C0000000003", "C0000000009"]
+        "C0000000001",
+        "C0000000003",
+        "C0000000009",
+    ]
 
 
 async def test_duplicates_within_one_batch_that_only_normalisation_reveals(writer):
@@ -250,21 +300,33 @@ async def test_duplicates_within_one_batch_that_only_normalisation_reveals(write
 
 async def test_update_existing_changes_only_the_given_cells_with_history(writer):
     member = writer.staff
-    existing = await customer_service.create(writer, {
-        "kind": "INDIVIDUAL", "name": "张伟", "id_type": "RESIDENT_ID", "id_number": ZHANG,
-        "customer_no": "C0000000001", "phone": "13800000001", "occupation": "教师", "tags": ["VIP"]})
+    existing = await customer_service.create(
+        writer,
+        {
+            "kind": "INDIVIDUAL",
+            "name": "张伟",
+            "id_type": "RESIDENT_ID",
+            "id_number": ZHANG,
+            "customer_no": "C0000000001",
+            "phone": "13800000001",
+            "occupation": "教师",
+            "tags": ["VIP"],
+        },
+    )
     same = await customer_service.create(writer, {"kind": "INDIVIDUAL", "name": "李娜", "customer_no": "C0000000002"})
     for number in ("C0000000004", "C0000000005"):
         await customer_service.create(writer, {"kind": "INDIVIDUAL", "name": "其他", "customer_no": number})
-    content = "\n".join([
-        "customerNo,name,phone,occupation,address,tags,kind",
-        "C0000000001,,13900000009,,北京市朝阳区建国路1号,VIP;新客户,INDIVIDUAL",  # row 1: updates
-        "C0000000002,李娜,,,,,",  # row 2: nothing changes
-        "C0000000003,王强,,工程师,,,",  # row 3: a new customer with the given number
-        "C0000000001,重复,,,,,",  # row 4: the file names C0000000001 twice
-        "C0000000004,,12345,,,,",  # row 5: invalid phone
-        "C0000000005,,,,,,CORPORATE",  # row 6: kind cannot change
-    ])
+    content = "\n".join(
+        [
+            "customerNo,name,phone,occupation,address,tags,kind",
+            "C0000000001,,13900000009,,北京市朝阳区建国路1号,VIP;新客户,INDIVIDUAL",  # row 1: updates
+            "C0000000002,李娜,,,,,",  # row 2: nothing changes
+            "C0000000003,王强,,工程师,,,",  # row 3: a new customer with the given number
+            "C0000000001,重复,,,,,",  # row 4: the file names C0000000001 twice
+            "C0000000004,,12345,,,,",  # row 5: invalid phone
+            "C0000000005,,,,,,CORPORATE",  # row 6: kind cannot change
+        ]
+    )
     job = await _import(writer, content, update_existing=True)
     assert job.status == JobStatus.SUCCEEDED, job.errors
     assert job.result == {"created": 1, "updated": 1, "unchanged": 1, "failed": 3, "rows": 6}
@@ -272,14 +334,21 @@ async def test_update_existing_changes_only_the_given_cells_with_history(writer)
 
     updated = await Customer.get(id=existing.id)
     assert (updated.name, updated.phone, updated.occupation, updated.address) == (
-        "张伟", "13900000009", "教师", "北京市朝阳区建国路1号")
+        "张伟",
+        "13900000009",
+        "教师",
+        "北京市朝阳区建国路1号",
+    )
     assert updated.version == 2 and updated.completeness > existing.completeness
     assert await customer_service.tags_of(existing.id) == ["VIP", "新客户"]
-    changes = {(c.field, c.old_value, c.new_value, c.actor_id)
-               for c in await ChangeEntry.filter(customer_id=existing.id)}
-    assert changes == {("phone", "13800000001", "13900000009", member.id),
-                       ("address", None, "北京市朝阳区建国路1号", member.id),
-                       ("tags", "VIP", "VIP, 新客户", member.id)}
+    changes = {
+        (c.field, c.old_value, c.new_value, c.actor_id) for c in await ChangeEntry.filter(customer_id=existing.id)
+    }
+    assert changes == {
+        ("phone", "13800000001", "13900000009", member.id),
+        ("address", None, "北京市朝阳区建国路1号", member.id),
+        ("tags", "VIP", "VIP, 新客户", member.id),
+    }
     assert (await Customer.get(id=same.id)).version == 1
     assert await ChangeEntry.filter(customer_id=same.id).count() == 0
     assert (await Customer.get(customer_no="C0000000003")).occupation == "工程师"
@@ -292,18 +361,22 @@ async def test_update_existing_changes_only_the_given_cells_with_history(writer)
 async def test_update_existing_respects_branch_scoping(app):
     admin = Caller(await make_staff(Role.ADMIN))
     rm = Caller(await make_staff(Role.RELATIONSHIP_MANAGER, branch="北京朝阳支行"))
-    await customer_service.create(admin, {"kind": "INDIVIDUAL", "name": "本行", "customer_no": "C0000000001",
-                                          "branch": "北京朝阳支行"})
-    await customer_service.create(admin, {"kind": "INDIVIDUAL", "name": "他行", "customer_no": "C0000000002",
-                                          "branch": "上海浦东支行"})
-    content = "\n".join([
-        "customer_no,name,branch,occupation",
-        "C0000000001,,,教师",  # row 1: own branch: updated
-        "C0000000002,,,教师",  # row 2: not visible: as for createCustomer, the number is taken
-        ",新客户,,",  # row 3: created in the RM's own branch
-        ",外行客户,上海浦东支行,",  # row 4: another branch: refused
-        "C0000000001,,上海浦东支行,",  # row 5: a duplicate of row 1 in the file
-    ])
+    await customer_service.create(
+        admin, {"kind": "INDIVIDUAL", "name": "本行", "customer_no": "C0000000001", "branch": "北京朝阳支行"}
+    )
+    await customer_service.create(
+        admin, {"kind": "INDIVIDUAL", "name": "他行", "customer_no": "C0000000002", "branch": "上海浦东支行"}
+    )
+    content = "\n".join(
+        [
+            "customer_no,name,branch,occupation",
+            "C0000000001,,,教师",  # row 1: own branch: updated
+            "C0000000002,,,教师",  # row 2: not visible: as for createCustomer, the number is taken
+            ",新客户,,",  # row 3: created in the RM's own branch
+            ",外行客户,上海浦东支行,",  # row 4: another branch: refused
+            "C0000000001,,上海浦东支行,",  # row 5: a duplicate of row 1 in the file
+        ]
+    )
     job = await _import(rm, content, update_existing=True)
     assert job.status == JobStatus.SUCCEEDED, job.errors
     assert _errors(job) == [
@@ -339,8 +412,22 @@ def _people_csv(count: int, *, seed: int = 7, duplicate_every: int = 0, bad_ever
     rng = random.Random(seed)
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(["name", "gender", "birth_date", "id_type", "id_number", "phone", "email", "address",
-                     "occupation", "branch", "risk_level", "tags"])
+    writer.writerow(
+        [
+            "name",
+            "gender",
+            "birth_date",
+            "id_type",
+            "id_number",
+            "phone",
+            "email",
+            "address",
+            "occupation",
+            "branch",
+            "risk_level",
+            "tags",
+        ]
+    )
     people = []
     for i in range(1, count + 1):
         p = fake_person(rng, date(2026, 1, 1))
@@ -348,9 +435,22 @@ def _people_csv(count: int, *, seed: int = 7, duplicate_every: int = 0, bad_ever
             p = people[i // 2]  # the same person as an earlier row
         people.append(p)
         phone = "12345" if bad_every and i % bad_every == 0 else p.mobile
-        writer.writerow([p.name, p.gender, p.birth_date.isoformat(), "RESIDENT_ID", p.resident_id, phone,
-                         p.email or "", p.address, p.occupation, p.branch, f"C{rng.choice('12345')}",
-                         "代发工资;线上活跃" if i % 3 == 0 else ""])
+        writer.writerow(
+            [
+                p.name,
+                p.gender,
+                p.birth_date.isoformat(),
+                "RESIDENT_ID",
+                p.resident_id,
+                phone,
+                p.email or "",
+                p.address,
+                p.occupation,
+                p.branch,
+                f"C{rng.choice('12345')}",
+                "代发工资;线上活跃" if i % 3 == 0 else "",
+            ]
+        )
     return out.getvalue()
 
 
@@ -450,8 +550,9 @@ async def test_a_lost_race_for_an_identity_document_fails_only_that_row(writer, 
         planned = await original(self, rows)
         if not await Customer.filter(id_number=LI).exists():
             async with atomic():
-                await Customer.create(customer_no="C0000000077", kind="INDIVIDUAL", name="抢先",
-                                      id_type="RESIDENT_ID", id_number=LI)
+                await Customer.create(
+                    customer_no="C0000000077", kind="INDIVIDUAL", name="抢先", id_type="RESIDENT_ID", id_number=LI
+                )
         return planned
 
     monkeypatch.setattr(customer_import._Importer, "_plan", plan_then_someone_else_inserts)
@@ -500,7 +601,8 @@ async def test_the_job_message_is_sent_after_commit_with_the_upload_stored(write
     assert job.params == {"filename": "customers.csv", "update_existing": False}
     assert job.created_by_id == writer.staff.id
     assert [bytes(d) for d in await UploadChunk.filter(job_id=job.id).values_list("data", flat=True)] == [
-        "name\n张伟\n".encode()]
+        "name\n张伟\n".encode()
+    ]
 
 
 # ---------------------------------------------------------------- over HTTP (GraphQL multipart request spec)
@@ -509,15 +611,18 @@ IMPORT = """mutation($input: ImportCustomersInput!) { importCustomers(input: $in
   job { id kind status } errors { field message code } } }"""
 
 
-async def _upload(client, token: str, content: bytes, *, update_existing: bool | None = None,
-                  filename: str = "customers.csv") -> dict:
+async def _upload(
+    client, token: str, content: bytes, *, update_existing: bool | None = None, filename: str = "customers.csv"
+) -> dict:
     import json
 
     operations = {"query": IMPORT, "variables": {"input": {"file": None, "updateExisting": update_existing}}}
     response = await client.post(
-        "/graphql", headers={"Authorization": f"Bearer {token}"},
+        "/graphql",
+        headers={"Authorization": f"Bearer {token}"},
         data={"operations": json.dumps(operations), "map": json.dumps({"0": ["variables.input.file"]})},
-        files={"0": (filename, content, "text/csv")})
+        files={"0": (filename, content, "text/csv")},
+    )
     assert response.status_code == 200, response.text
     body = response.json()
     assert not body.get("errors"), body["errors"]
@@ -538,27 +643,32 @@ CUSTOMERS = """query($search: String) { customers(filter: {search: $search}, fir
 
 async def test_http_import_with_good_and_bad_rows_a_bom_blank_lines_and_crlf(client, gql, admin):
     member, token = admin
-    content = "\r\n".join([
-        "\ufeffcustomerNo,name,idType,idNumber,phone,riskLevel,tags,address",
-        f"C1000000001,张伟,RESIDENT_ID,{ZHANG},138-1234-5678,c3,VIP;老客户,\"北京市朝阳区建国路88号,\r\n3单元\"",
-        "",
-        f"C1000000002,李娜,RESIDENT_ID,{LI},12345,C2,,",  # row 4: bad phone
-        "",
-        ",,PASSPORT,E1234567,,,,",  # row 6: no name
-        f"C1000000003,王强,RESIDENT_ID,{ZHANG},,,,",  # row 7: same document as row 1
-        "C1000000004,赵敏,,,13900000000,C9,,",  # row 8: bad risk level
-        "C1000000005,孙悟,PASSPORT,E7654321,,,,",  # row 9: good
-        "",
-    ]).encode()
+    content = "\r\n".join(
+        [
+            "\ufeffcustomerNo,name,idType,idNumber,phone,riskLevel,tags,address",
+            f'C1000000001,张伟,RESIDENT_ID,{ZHANG},138-1234-5678,c3,VIP;老客户,"北京市朝阳区建国路88号,\r\n3单元"',
+            "",
+            f"C1000000002,李娜,RESIDENT_ID,{LI},12345,C2,,",  # row 4: bad phone
+            "",
+            ",,PASSPORT,E1234567,,,,",  # row 6: no name
+            f"C1000000003,王强,RESIDENT_ID,{ZHANG},,,,",  # row 7: same document as row 1
+            "C1000000004,赵敏,,,13900000000,C9,,",  # row 8: bad risk level
+            "C1000000005,孙悟,PASSPORT,E7654321,,,,",  # row 9: good
+            "",
+        ]
+    ).encode()
     job = await _upload_and_wait(client, gql, token, content)
     assert job["status"] == "SUCCEEDED" and job["progress"] == 1.0
     assert (job["total"], job["processed"], job["failed"]) == (6, 2, 4)
     assert job["result"] == {"created": 2, "updated": 0, "unchanged": 0, "failed": 4, "rows": 6}
     assert job["createdBy"]["username"] == member.username
     assert job["errors"] == [
-        {"row": 4, "field": "phone",
-         "message": "INVALID: phone is not a mainland mobile number: mobile number must be 11 digits starting with "
-                    "13-19"},
+        {
+            "row": 4,
+            "field": "phone",
+            "message": "INVALID: phone is not a mainland mobile number: mobile number must be 11 digits starting with "
+            "13-19",
+        },
         {"row": 6, "field": "name", "message": "REQUIRED: name is required"},
         {"row": 7, "field": "idNumber", "message": "DUPLICATE: row 1 of this file has the same identity document"},
         {"row": 8, "field": "riskLevel", "message": "INVALID: riskLevel must be one of C1, C2, C3, C4, C5"},
@@ -566,9 +676,17 @@ async def test_http_import_with_good_and_bad_rows_a_bom_blank_lines_and_crlf(cli
     found = (await gql(CUSTOMERS, {"search": "C10000000"}, token=token))["customers"]
     assert found["totalCount"] == 2
     zhang = next(e["node"] for e in found["edges"] if e["node"]["customerNo"] == "C1000000001")
-    assert zhang == {"customerNo": "C1000000001", "name": "张伟", "phone": "13812345678", "birthDate": "1985-04-12",
-                     "gender": "MALE", "riskLevel": "C3", "tags": ["VIP", "老客户"],
-                     "address": "北京市朝阳区建国路88号, 3单元", "completeness": zhang["completeness"]}
+    assert zhang == {
+        "customerNo": "C1000000001",
+        "name": "张伟",
+        "phone": "13812345678",
+        "birthDate": "1985-04-12",
+        "gender": "MALE",
+        "riskLevel": "C3",
+        "tags": ["VIP", "老客户"],
+        "address": "北京市朝阳区建国路88号, 3单元",
+        "completeness": zhang["completeness"],
+    }
     assert 0 < zhang["completeness"] < 1
 
 
@@ -578,10 +696,12 @@ async def test_http_update_existing(client, gql, admin):
     again = "customer_no,name,occupation\nC1000000001,,工程师\nC1000000002,李娜,\n".encode()
     refused = await _upload_and_wait(client, gql, token, again)
     assert refused["result"] == {"created": 1, "updated": 0, "unchanged": 0, "failed": 1, "rows": 2}
-    assert refused["errors"] == [{"row": 1, "field": "customerNo",
-                                  "message": "DUPLICATE: Another customer has this customer number"}]
-    updated = await _upload_and_wait(client, gql, token, again.replace(b"C1000000002", b"C1000000003"),
-                                     update_existing=True)
+    assert refused["errors"] == [
+        {"row": 1, "field": "customerNo", "message": "DUPLICATE: Another customer has this customer number"}
+    ]
+    updated = await _upload_and_wait(
+        client, gql, token, again.replace(b"C1000000002", b"C1000000003"), update_existing=True
+    )
     assert updated["result"] == {"created": 1, "updated": 1, "unchanged": 0, "failed": 0, "rows": 2}
     customer = await Customer.get(customer_no="C1000000001")
     assert (customer.name, customer.occupation, customer.version) == ("张伟", "工程师", 2)
@@ -604,8 +724,10 @@ async def test_http_a_10_mb_file(client, gql, admin):
     size = rows = 0
     while size < 10 * 1024 * 1024:
         p = fake_person(rng, date(2026, 1, 1))
-        line = (f"{p.name},{p.gender},{p.birth_date},RESIDENT_ID,{p.resident_id},{p.mobile},{p.email or ''},"
-                f'"{p.address}（近地铁站）",{p.occupation},{p.branch},重要客户|代发工资\r\n').encode()
+        line = (
+            f"{p.name},{p.gender},{p.birth_date},RESIDENT_ID,{p.resident_id},{p.mobile},{p.email or ''},"
+            f'"{p.address}（近地铁站）",{p.occupation},{p.branch},重要客户|代发工资\r\n'
+        ).encode()
         if rows % 1000 == 999:
             line += b"\r\n"  # a blank line now and then
         lines.append(line)
@@ -618,8 +740,13 @@ async def test_http_a_10_mb_file(client, gql, admin):
     assert job["status"] == "SUCCEEDED", job["errors"]
     duplicates = job["result"]["failed"]  # the generator may repeat a resident ID now and then
     assert all(e["message"].startswith("DUPLICATE: row ") for e in job["errors"])
-    assert job["result"] == {"created": rows - duplicates, "updated": 0, "unchanged": 0, "failed": duplicates,
-                             "rows": rows}
+    assert job["result"] == {
+        "created": rows - duplicates,
+        "updated": 0,
+        "unchanged": 0,
+        "failed": duplicates,
+        "rows": rows,
+    }
     assert await Customer.all().count() == rows - duplicates
     assert await CustomerTag.all().count() == 2 * (rows - duplicates)
     assert await UploadChunk.all().count() == 0

@@ -7,7 +7,7 @@ import json
 import subprocess
 import sys
 import textwrap
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -61,9 +61,16 @@ async def new_customer(caller: Caller, consents: list[dict] | None = None, **fie
 
 
 async def holding(caller: Caller, customer: Customer, account_no: str, product: ProductType, balance: str) -> None:
-    await customer_service.upsert_holding(caller, customer.id, account_no=account_no, product=product,
-                                          balance=balance, currency="CNY", opened_at=date(2020, 1, 1),
-                                          closed_at=None)
+    await customer_service.upsert_holding(
+        caller,
+        customer.id,
+        account_no=account_no,
+        product=product,
+        balance=balance,
+        currency="CNY",
+        opened_at=date(2020, 1, 1),
+        closed_at=None,
+    )
 
 
 async def set_consent_time(customer: Customer, purpose: ConsentPurpose, when: datetime) -> None:
@@ -91,11 +98,13 @@ async def table_names() -> list[str]:
     connection = Tortoise.get_connection("default")
     if connection.capabilities.dialect == "sqlite":
         rows = await connection.execute_query_dict(
-            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
+        )
         return [r["name"] for r in rows]
     rows = await connection.execute_query_dict(
         "SELECT table_name AS name FROM information_schema.tables WHERE table_schema = current_schema() "
-        "AND table_type = 'BASE TABLE'")
+        "AND table_type = 'BASE TABLE'"
+    )
     return [r["name"] for r in rows]
 
 
@@ -109,7 +118,7 @@ def _forms(value) -> list[str]:
         return [json.dumps(value, ensure_ascii=False)]
     text = str(value)
     forms = [text]
-    if text[:1] in "{[\"":
+    if text[:1] in '{["':
         try:
             forms.append(json.dumps(json.loads(text), ensure_ascii=False))
         except ValueError:
@@ -152,8 +161,8 @@ def test_discovery_finds_every_foreign_key_to_customer(app) -> None:
     assert all(r.depth == 1 and r.path == f"{r.field}_id" for r in relations)
     # Indirect relations come after, each model once, none of them also a direct one.
     everything = records.customer_relations()
-    assert everything[:len(relations)] == relations
-    indirect = everything[len(relations):]
+    assert everything[: len(relations)] == relations
+    indirect = everything[len(relations) :]
     assert all(r.depth > 1 for r in indirect) and not {r.model for r in indirect} & {r.model for r in relations}
     assert len({r.model for r in indirect}) == len(indirect)
     # Each relation's kind is a readable plural, and the hooks only name models that really relate.
@@ -166,7 +175,8 @@ def test_discovery_finds_every_foreign_key_to_customer(app) -> None:
 def test_a_new_module_is_merged_erased_and_exported_without_changes_here(tmp_path: Path) -> None:
     """A module with a foreign key, a child table, a one-to-one and a many-to-many to Customer, in its
     own process (models register once per process) and its own SQLite file."""
-    (tmp_path / "later_module.py").write_text(textwrap.dedent('''
+    (tmp_path / "later_module.py").write_text(
+        textwrap.dedent("""
         from tortoise import fields
         from tortoise.models import Model
 
@@ -204,8 +214,9 @@ def test_a_new_module_is_merged_erased_and_exported_without_changes_here(tmp_pat
 
             class Meta:
                 table = "campaign"
-    '''))
-    script = textwrap.dedent(f'''
+    """)
+    )
+    script = textwrap.dedent(f"""
         import asyncio, json, sys
         sys.path[:0] = [{str(ROOT)!r}, {str(tmp_path)!r}]
         from datetime import date
@@ -233,7 +244,8 @@ def test_a_new_module_is_merged_erased_and_exported_without_changes_here(tmp_pat
             b = await Customer.create(customer_no="C0000000002", kind=CustomerKind.INDIVIDUAL, name="李娜",
                                       email="li.na@example.com", address="上海市浦东新区世纪大道100号")
             c1 = await Complaint.create(customer=b, category="FEES", description="李娜 (li.na@example.com) says",
-                                        contact={{"who": "李娜", "where": "上海市浦东新区世纪大道100号"}}, amount="12.50")
+                                        contact={{"who": "李娜", "where": "上海市浦东新区世纪大道100号"}},
+                                        amount="12.50")
             await ComplaintEvent.create(complaint=c1, message="called 李娜 back")
             await Portrait.create(customer=b, churn=0.5)
             campaign = await Campaign.create(title="spring")
@@ -254,13 +266,21 @@ def test_a_new_module_is_merged_erased_and_exported_without_changes_here(tmp_pat
             return out
 
         asyncio.run(main())
-    ''')
+    """)
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, cwd=ROOT)
     assert result.returncode == 0, result.stderr
     out = json.loads(result.stdout.strip().splitlines()[-1])
     # Found from the foreign keys: the new direct ones, and the event table one hop further.
-    assert set(out["kinds"]) >= {"changes", "complaints", "complaintEvents", "consentChanges", "consents",
-                                 "holdings", "portrait", "tags"}
+    assert set(out["kinds"]) >= {
+        "changes",
+        "complaints",
+        "complaintEvents",
+        "consentChanges",
+        "consents",
+        "holdings",
+        "portrait",
+        "tags",
+    }
     assert out["dry"] == out["moved"] == {"complaints": 1, "portrait": 1, "campaigns": 1}
     assert out["complaints_on_a"] == 1 and out["portrait_on_a"]
     assert (out["campaign_on_a"], out["campaign_on_b"]) == (1, 0)
@@ -284,19 +304,32 @@ def test_a_new_module_is_merged_erased_and_exported_without_changes_here(tmp_pat
 async def pair(app):
     """A survivor with a phone and some answers, and its duplicate with the identity document and more."""
     admin = caller_of(await make_staff(Role.ADMIN))
-    survivor = await new_customer(admin, phone="13812345678", tags=["vip"], occupation="工程师",
-                                  consents=[{"purpose": ConsentPurpose.MARKETING, "granted": True, "source": "app"},
-                                            {"purpose": ConsentPurpose.PROFILING, "granted": True, "source": "app"}])
-    duplicate = await new_customer(admin, id_type="RESIDENT_ID", id_number=resident_id(),
-                                   email="zhang.wei@example.com", address="北京市朝阳区建国路88号", risk_level="C3",
-                                   occupation="教师", tags=["vip", "pension"],
-                                   consents=[{"purpose": ConsentPurpose.MARKETING, "granted": False,
-                                              "source": "branch form"},
-                                             {"purpose": ConsentPurpose.PROFILING, "granted": False,
-                                              "source": "branch form"},
-                                             {"purpose": ConsentPurpose.THIRD_PARTY_SHARING, "granted": True,
-                                              "source": "branch form"}])
-    now = datetime.now(timezone.utc)
+    survivor = await new_customer(
+        admin,
+        phone="13812345678",
+        tags=["vip"],
+        occupation="工程师",
+        consents=[
+            {"purpose": ConsentPurpose.MARKETING, "granted": True, "source": "app"},
+            {"purpose": ConsentPurpose.PROFILING, "granted": True, "source": "app"},
+        ],
+    )
+    duplicate = await new_customer(
+        admin,
+        id_type="RESIDENT_ID",
+        id_number=resident_id(),
+        email="zhang.wei@example.com",
+        address="北京市朝阳区建国路88号",
+        risk_level="C3",
+        occupation="教师",
+        tags=["vip", "pension"],
+        consents=[
+            {"purpose": ConsentPurpose.MARKETING, "granted": False, "source": "branch form"},
+            {"purpose": ConsentPurpose.PROFILING, "granted": False, "source": "branch form"},
+            {"purpose": ConsentPurpose.THIRD_PARTY_SHARING, "granted": True, "source": "branch form"},
+        ],
+    )
+    now = datetime.now(UTC)
     # MARKETING: the duplicate's answer is the more recent; PROFILING: the survivor's.
     await set_consent_time(survivor, ConsentPurpose.MARKETING, now - timedelta(days=10))
     await set_consent_time(duplicate, ConsentPurpose.MARKETING, now - timedelta(days=1))
@@ -310,7 +343,7 @@ async def pair(app):
 
 
 async def test_dry_run_counts_without_changing_anything(pair) -> None:
-    admin, survivor, duplicate = pair
+    _admin, survivor, duplicate = pair
     manager = caller_of(await make_staff(Role.MANAGER))
     before_survivor, before_duplicate = await rows_of(survivor.id), await rows_of(duplicate.id)
 
@@ -341,12 +374,19 @@ async def test_merge_moves_everything_fills_the_survivor_and_closes_the_duplicat
     left = await rows_of(duplicate.id)
     assert {k: n for k, n in left.items() if n} == {"changes": 4}  # the duplicate's own closing entries
     closing = await ChangeEntry.filter(customer_id=duplicate.id).order_by("id").values_list("field", "new_value")
-    assert closing == [("status", "CLOSED"), ("statusNote", f"merged into {survivor.customer_no}"),
-                       ("idType", None), ("idNumber", None)]
+    assert closing == [
+        ("status", "CLOSED"),
+        ("statusNote", f"merged into {survivor.customer_no}"),
+        ("idType", None),
+        ("idNumber", None),
+    ]
     # Consents: the more recent answer per purpose, plus what only the duplicate had.
     consents = {c.purpose: (c.granted, c.source) for c in await Consent.filter(customer_id=survivor.id)}
-    assert consents == {ConsentPurpose.MARKETING: (False, "branch form"), ConsentPurpose.PROFILING: (True, "app"),
-                        ConsentPurpose.THIRD_PARTY_SHARING: (True, "branch form")}
+    assert consents == {
+        ConsentPurpose.MARKETING: (False, "branch form"),
+        ConsentPurpose.PROFILING: (True, "app"),
+        ConsentPurpose.THIRD_PARTY_SHARING: (True, "branch form"),
+    }
     assert await customer_service.tags_of(survivor.id) == ["vip", "pension"]
     # The survivor's empty fields are filled (its own occupation stays), the identity document moved.
     assert merged.id_type == "RESIDENT_ID" and merged.id_number == resident_id()
@@ -357,11 +397,17 @@ async def test_merge_moves_everything_fills_the_survivor_and_closes_the_duplicat
     assert merged.completeness == 1.0 > survivor.completeness
     assert merged.aum == Decimal("100000.00") and merged.debt == Decimal("1200.50")
     filled = await ChangeEntry.filter(customer_id=survivor.id, actor_id=manager_staff.id).values_list(
-        "field", "old_value", "new_value")
-    assert set(filled) == {("gender", None, "MALE"), ("birthDate", None, "1985-04-12"),
-                           ("email", None, "zhang.wei@example.com"), ("address", None, "北京市朝阳区建国路88号"),
-                           ("riskLevel", None, "C4"), ("idType", None, "RESIDENT_ID"),
-                           ("idNumber", None, resident_id())}
+        "field", "old_value", "new_value"
+    )
+    assert set(filled) == {
+        ("gender", None, "MALE"),
+        ("birthDate", None, "1985-04-12"),
+        ("email", None, "zhang.wei@example.com"),
+        ("address", None, "北京市朝阳区建国路88号"),
+        ("riskLevel", None, "C4"),
+        ("idType", None, "RESIDENT_ID"),
+        ("idNumber", None, resident_id()),
+    }
     closed = await Customer.get(id=duplicate.id)
     assert closed.status == CustomerStatus.CLOSED and closed.status_note == f"merged into {survivor.customer_no}"
     assert closed.id_number is None and closed.version == duplicate.version + 1
@@ -391,8 +437,13 @@ async def test_merge_refuses_what_cannot_be_merged(app) -> None:
     admin = caller_of(await make_staff(Role.ADMIN))
     person = await new_customer(admin, birth_date=date(1990, 1, 1))
     other = await new_customer(admin, id_type="RESIDENT_ID", id_number=resident_id())  # born 1985-04-12
-    company = await new_customer(admin, kind=CustomerKind.CORPORATE, name="北京某某科技有限公司",
-                                 id_type="UNIFIED_SOCIAL_CREDIT_CODE", id_number=credit_code())
+    company = await new_customer(
+        admin,
+        kind=CustomerKind.CORPORATE,
+        name="北京某某科技有限公司",
+        id_type="UNIFIED_SOCIAL_CREDIT_CODE",
+        id_number=credit_code(),
+    )
     await expect_error(ErrorCode.INVALID, records.merge(admin, person.id, person.id, dry_run=True), "duplicateId")
     await expect_error(ErrorCode.INVALID, records.merge(admin, person.id, company.id, dry_run=True), "duplicateId")
     # The duplicate's resident ID says another birth date than the survivor's.
@@ -407,8 +458,9 @@ async def test_merge_refuses_what_cannot_be_merged(app) -> None:
     assert not await AuditEntry.filter(action="customer.merge").exists()
 
 
-@pytest.mark.parametrize("role", [Role.RELATIONSHIP_MANAGER, Role.SERVICE_AGENT, Role.COMPLAINT_HANDLER,
-                                  Role.ANALYST, Role.AUDITOR])
+@pytest.mark.parametrize(
+    "role", [Role.RELATIONSHIP_MANAGER, Role.SERVICE_AGENT, Role.COMPLAINT_HANDLER, Role.ANALYST, Role.AUDITOR]
+)
 async def test_only_managers_and_admins_merge(app, role) -> None:
     admin = caller_of(await make_staff(Role.ADMIN))
     a, b = await new_customer(admin), await new_customer(admin)
@@ -425,23 +477,41 @@ async def test_only_managers_and_admins_merge(app, role) -> None:
 async def full_record(app):
     """A customer with every kind of record, an earlier merged duplicate, and a bystander."""
     admin = caller_of(await make_staff(Role.ADMIN))
-    customer = await new_customer(admin, name="欧阳娜娜", id_type="RESIDENT_ID",
-                                  id_number=resident_id("19920315", "246"), phone="13912345678",
-                                  email="Nana.Ouyang@Example.com", address="北京市朝阳区建国路88号院3号楼",
-                                  occupation="律师", risk_level="C2", tags=["vip", "私人银行"],
-                                  consents=[{"purpose": ConsentPurpose.MARKETING, "granted": True,
-                                             "source": "app"}])
+    customer = await new_customer(
+        admin,
+        name="欧阳娜娜",
+        id_type="RESIDENT_ID",
+        id_number=resident_id("19920315", "246"),
+        phone="13912345678",
+        email="Nana.Ouyang@Example.com",
+        address="北京市朝阳区建国路88号院3号楼",
+        occupation="律师",
+        risk_level="C2",
+        tags=["vip", "私人银行"],
+        consents=[{"purpose": ConsentPurpose.MARKETING, "granted": True, "source": "app"}],
+    )
     await holding(admin, customer, "6222020200112233", ProductType.WEALTH_MANAGEMENT, "600000.00")
     await holding(admin, customer, "6222020200114455", ProductType.MORTGAGE, "-300000.00")
     # History with personal data in it: old and new phone, email.
-    customer = await customer_service.update(admin, customer.id, customer.version,
-                                             {"phone": "13712345678", "email": "nana@example.org"})
+    customer = await customer_service.update(
+        admin, customer.id, customer.version, {"phone": "13712345678", "email": "nana@example.org"}
+    )
     duplicate = await new_customer(admin, name="欧阳娜娜", phone="15012345678", address="上海市浦东新区世纪大道1号")
     customer, _ = await records.merge(admin, customer.id, duplicate.id, dry_run=False)
     bystander = await new_customer(admin, name="王芳", phone="13600001111", email="wang.fang@example.com")
-    pii = ["欧阳娜娜", resident_id("19920315", "246"), "13912345678", "13712345678", "15012345678",
-           "Nana.Ouyang@Example.com", "nana@example.org", "北京市朝阳区建国路88号院3号楼", "上海市浦东新区世纪大道1号",
-           "6222020200112233", "6222020200114455"]
+    pii = [
+        "欧阳娜娜",
+        resident_id("19920315", "246"),
+        "13912345678",
+        "13712345678",
+        "15012345678",
+        "Nana.Ouyang@Example.com",
+        "nana@example.org",
+        "北京市朝阳区建国路88号院3号楼",
+        "上海市浦东新区世纪大道1号",
+        "6222020200112233",
+        "6222020200114455",
+    ]
     return admin, customer, duplicate, bystander, pii
 
 
@@ -455,8 +525,17 @@ async def test_erasure_leaves_no_personal_data_anywhere(full_record) -> None:
     assert await find_traces(*pii) == []
     assert erased.name == ERASED_NAME and erased.status == CustomerStatus.ERASED and erased.status_note == "erased"
     assert erased.version == customer.version + 1
-    for field in ("gender", "birth_date", "id_type", "id_number", "phone", "email", "address", "occupation",
-                  "preferred_channel"):
+    for field in (
+        "gender",
+        "birth_date",
+        "id_type",
+        "id_number",
+        "phone",
+        "email",
+        "address",
+        "occupation",
+        "preferred_channel",
+    ):
         assert getattr(erased, field) is None, field
     assert erased.branch == BRANCH and erased.risk_level == "C2"
     assert await CustomerTag.filter(customer_id=customer.id).count() == 0
@@ -474,8 +553,10 @@ async def test_erasure_keeps_holdings_and_history_shape_and_revokes_every_consen
     await records.erase(admin, customer.id, "PIPL request")
 
     holdings = await ProductHolding.filter(customer_id=customer.id).order_by("id")
-    assert [(h.product, h.balance) for h in holdings] == [(ProductType.WEALTH_MANAGEMENT, Decimal("600000.00")),
-                                                          (ProductType.MORTGAGE, Decimal("-300000.00"))]
+    assert [(h.product, h.balance) for h in holdings] == [
+        (ProductType.WEALTH_MANAGEMENT, Decimal("600000.00")),
+        (ProductType.MORTGAGE, Decimal("-300000.00")),
+    ]
     assert [h.account_no for h in holdings] == [f"ERASED{h.id}" for h in holdings]
     after = await Customer.get(id=customer.id)
     assert (after.aum, after.debt) == (Decimal("600000.00"), Decimal("300000.00"))
@@ -488,11 +569,11 @@ async def test_erasure_keeps_holdings_and_history_shape_and_revokes_every_consen
     assert sorted(revoked) == sorted((p, False) for p in ConsentPurpose)
 
     entries = await ChangeEntry.filter(customer_id=customer.id).order_by("id")
-    assert [e.field for e in entries][:len(fields_before)] == fields_before  # the field names stay
+    assert [e.field for e in entries][: len(fields_before)] == fields_before  # the field names stay
     values = [(e.field, e.old_value, e.new_value) for e in entries]
     assert ("status", "ACTIVE", "ERASED") in values
     assert all(old is None and new is None for field, old, new in values if field != "status")
-    assert {"name", "phone", "email", "idNumber"} <= {field for field, _, _ in values[len(fields_before):]}
+    assert {"name", "phone", "email", "idNumber"} <= {field for field, _, _ in values[len(fields_before) :]}
 
     entry = await AuditEntry.get(action="customer.erase", subject_id=str(customer.id))
     assert entry.subject_type == "Customer" and entry.detail == {"reason": "PIPL request"}
@@ -512,10 +593,14 @@ async def test_erasure_is_irreversible_and_checked(full_record) -> None:
 
     erased = await records.erase(admin, customer.id, "PIPL request")
     await expect_error(ErrorCode.INVALID, records.erase(admin, customer.id, "PIPL request"), "id")
-    await expect_error(ErrorCode.INVALID, customer_service.update(admin, customer.id, erased.version,
-                                                                  {"name": "欧阳娜娜"}), "id")
-    await expect_error(ErrorCode.INVALID, customer_service.set_consents(
-        admin, customer.id, [{"purpose": ConsentPurpose.MARKETING, "granted": True}]), "customerId")
+    await expect_error(
+        ErrorCode.INVALID, customer_service.update(admin, customer.id, erased.version, {"name": "欧阳娜娜"}), "id"
+    )
+    await expect_error(
+        ErrorCode.INVALID,
+        customer_service.set_consents(admin, customer.id, [{"purpose": ConsentPurpose.MARKETING, "granted": True}]),
+        "customerId",
+    )
     assert await find_traces(*pii) == []
 
 
@@ -523,10 +608,11 @@ async def test_erasure_is_irreversible_and_checked(full_record) -> None:
 
 
 async def test_export_holds_everything_about_the_customer(full_record) -> None:
-    admin, customer, duplicate, _, _ = full_record
+    admin, customer, _duplicate, _, _ = full_record
     admin_staff = admin.staff
-    await customer_service.set_consents(admin, customer.id, [
-        {"purpose": ConsentPurpose.PROFILING, "granted": False, "source": "branch form"}])
+    await customer_service.set_consents(
+        admin, customer.id, [{"purpose": ConsentPurpose.PROFILING, "granted": False, "source": "branch form"}]
+    )
 
     document = await records.export(admin, customer.id)
 
@@ -542,18 +628,26 @@ async def test_export_holds_everything_about_the_customer(full_record) -> None:
     assert {r.kind for r in records.customer_relations()} <= document.keys()
     assert document["tags"] == ["vip", "私人银行"]
     consents = {(c["purpose"], c["channel"]): (c["granted"], c["source"]) for c in document["consents"]}
-    assert consents == {("MARKETING", None): (True, "app"), ("PROFILING", None): (False, "branch form"),
-                        ("SURVEY", None): (True, "default"), ("THIRD_PARTY_SHARING", None): (False, "default")}
+    assert consents == {
+        ("MARKETING", None): (True, "app"),
+        ("PROFILING", None): (False, "branch form"),
+        ("SURVEY", None): (True, "default"),
+        ("THIRD_PARTY_SHARING", None): (False, "default"),
+    }
     assert [(c["purpose"], c["granted"], c["source"]) for c in document["consentChanges"]] == [
-        ("MARKETING", True, "app"), ("PROFILING", False, "branch form")]
+        ("MARKETING", True, "app"),
+        ("PROFILING", False, "branch form"),
+    ]
     assert {(h["accountNo"], h["product"], h["balance"]) for h in document["holdings"]} == {
-        ("6222020200112233", "WEALTH_MANAGEMENT", "600000.00"), ("6222020200114455", "MORTGAGE", "-300000.00")}
+        ("6222020200112233", "WEALTH_MANAGEMENT", "600000.00"),
+        ("6222020200114455", "MORTGAGE", "-300000.00"),
+    }
     assert document["holdings"][0]["openedAt"] == "2020-01-01"
     changes = {(c["field"], c["oldValue"], c["newValue"]) for c in document["changes"]}
     assert ("phone", "13912345678", "13712345678") in changes  # from the update
     assert ("address", None, None) not in changes and ("phone", None, "15012345678") not in changes
     assert document["exportedBy"] == admin_staff.username
-    assert abs(datetime.fromisoformat(document["exportedAt"]) - datetime.now(timezone.utc)) < timedelta(minutes=1)
+    assert abs(datetime.fromisoformat(document["exportedAt"]) - datetime.now(UTC)) < timedelta(minutes=1)
     entry = await AuditEntry.get(action="customer.export")
     assert (entry.subject_type, entry.subject_id, entry.actor_id) == ("Customer", str(customer.id), admin_staff.id)
     assert entry.detail["counts"]["holdings"] == 2
@@ -608,15 +702,24 @@ async def test_merge_erase_and_export_through_graphql(gql, admin, staff_factory)
     errors = await gql.errors(EXPORT, {"id": ids["survivorId"]}, token=stranger_token)
     assert errors[0]["extensions"]["code"] == "NOT_FOUND"
 
-    erased = (await gql(ERASE, {"input": {"id": ids["survivorId"], "reason": "PIPL request"}},
-                        token=token))["eraseCustomer"]
+    erased = (await gql(ERASE, {"input": {"id": ids["survivorId"], "reason": "PIPL request"}}, token=token))[
+        "eraseCustomer"
+    ]
     assert erased["errors"] == [] and erased["customer"]["name"] == ERASED_NAME
     assert erased["customer"]["status"] == "ERASED" and erased["customer"]["phone"] is None
-    twice = (await gql(ERASE, {"input": {"id": ids["survivorId"], "reason": "PIPL request"}},
-                       token=token))["eraseCustomer"]
+    twice = (await gql(ERASE, {"input": {"id": ids["survivorId"], "reason": "PIPL request"}}, token=token))[
+        "eraseCustomer"
+    ]
     assert twice["errors"] == [{"field": ["id"], "code": "INVALID"}]
     assert await find_traces("13812345678", "zhang.wei@example.com", "6222020200112233") == []
     actions = await AuditEntry.filter(action__startswith="customer.").order_by("id").values_list("action", flat=True)
     assert [a for a in actions if a != "customer.pii_read"] == [
-        "customer.merge.rejected", "customer.merge", "customer.merge", "customer.merge.rejected",
-        "customer.export", "customer.erase", "customer.erase", "customer.erase.rejected"]  # merged one erased too
+        "customer.merge.rejected",
+        "customer.merge",
+        "customer.merge",
+        "customer.merge.rejected",
+        "customer.export",
+        "customer.erase",
+        "customer.erase",
+        "customer.erase.rejected",
+    ]  # merged one erased too

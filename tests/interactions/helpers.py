@@ -26,8 +26,11 @@ def codes(result: dict) -> list[tuple[str, list[str] | None]]:
 
 
 async def second_customer(gql, token: str, **overrides) -> dict:
-    return await create(gql, token, **{"name": "李四", "idNumber": resident_id(sequence="135"), "phone": None,
-                                       "email": None, **overrides})
+    return await create(
+        gql,
+        token,
+        **{"name": "李四", "idNumber": resident_id(sequence="135"), "phone": None, "email": None, **overrides},
+    )
 
 
 async def audit_of(action: str, subject_id: str) -> AuditEntry:

@@ -11,8 +11,8 @@ from models.follow_ups import FollowUp
 from models.staff import Department, Role, Staff
 from schema.base import to_global_id
 from services import clock
-from tests.interactions.helpers import HERE, THERE, at, audit_of, codes, pk, second_customer
 from tests.customers.helpers import create
+from tests.interactions.helpers import HERE, THERE, at, audit_of, codes, pk, second_customer
 
 FIELDS = """id title description department priority status dueAt overdue createdAt completedAt
   customer { id } assignee { id username } createdBy { username }"""
@@ -26,6 +26,7 @@ NODE = """query($id: ID!) { node(id: $id) { __typename id ... on FollowUp { titl
 CUSTOMER_FOLLOW_UPS = """query($id: ID!, $first: Int, $after: String) { customer(id: $id) {
   followUps(first: $first, after: $after) { totalCount pageInfo { hasNextPage endCursor }
     edges { node { title customer { id } } } } } }"""
+
 
 def sid(member: Staff) -> str:
     return to_global_id("Staff", member.id)
@@ -53,8 +54,14 @@ async def test_assigned_to_a_person_the_department_defaults_to_theirs(gql, staff
     author, token = await staff_factory(Role.RELATIONSHIP_MANAGER, department=Department.BRANCH)
     assignee, _ = await staff_factory(Role.COMPLAINT_HANDLER, department=Department.COMPLAINTS)
     due = (clock.now() + timedelta(days=2)).replace(microsecond=0)
-    made = await created(gql, token, assigneeId=sid(assignee), customerId=customer["id"], dueAt=due.isoformat(),
-                         description="  请核对身份证复印件  ")
+    made = await created(
+        gql,
+        token,
+        assigneeId=sid(assignee),
+        customerId=customer["id"],
+        dueAt=due.isoformat(),
+        description="  请核对身份证复印件  ",
+    )
     assert made["assignee"] == {"id": sid(assignee), "username": assignee.username}
     assert made["department"] == "COMPLAINTS"
     assert (made["status"], made["priority"], made["overdue"]) == ("OPEN", "NORMAL", False)
@@ -105,15 +112,17 @@ async def test_an_unknown_or_hidden_customer_is_not_found(gql, admin, staff_fact
     _, bound = await staff_factory(Role.RELATIONSHIP_MANAGER, branch=HERE)
     hidden = await create_follow_up(gql, bound, customerId=there["id"], department="BRANCH")
     assert codes(hidden) == [("NOT_FOUND", ["customerId"])]
-    unknown = await create_follow_up(gql, admin[1], customerId=to_global_id("Customer", pk(there["id"]) + 99),
-                                     department="BRANCH")
+    unknown = await create_follow_up(
+        gql, admin[1], customerId=to_global_id("Customer", pk(there["id"]) + 99), department="BRANCH"
+    )
     assert codes(unknown) == [("NOT_FOUND", ["customerId"])]
     assert await FollowUp.all().count() == 0
 
 
 async def test_a_due_time_in_the_past_is_invalid(gql, admin):
-    result = await create_follow_up(gql, admin[1], department="BRANCH",
-                                    dueAt=(clock.now() - timedelta(hours=1)).isoformat())
+    result = await create_follow_up(
+        gql, admin[1], department="BRANCH", dueAt=(clock.now() - timedelta(hours=1)).isoformat()
+    )
     assert codes(result) == [("INVALID", ["dueAt"])]
     assert await FollowUp.all().count() == 0
 
@@ -138,8 +147,7 @@ async def test_read_only_roles_may_not_create(gql, staff_factory, role):
     assert await FollowUp.all().count() == 0
 
 
-@pytest.mark.parametrize("role", [Role.COMPLAINT_HANDLER, Role.SERVICE_AGENT, Role.RELATIONSHIP_MANAGER,
-                                  Role.MANAGER])
+@pytest.mark.parametrize("role", [Role.COMPLAINT_HANDLER, Role.SERVICE_AGENT, Role.RELATIONSHIP_MANAGER, Role.MANAGER])
 async def test_working_roles_may_create(gql, staff_factory, customer, role):
     member, token = await staff_factory(role)
     made = await created(gql, token, department="COMPLAINTS", customerId=customer["id"])
@@ -147,8 +155,11 @@ async def test_working_roles_may_create(gql, staff_factory, customer, role):
 
 
 async def test_a_due_time_without_an_offset_is_a_client_error_not_a_server_error(gql, admin):
-    body = (await gql.raw(CREATE, {"input": {"title": "t", "department": "BRANCH", "dueAt": "2099-05-01T10:00:00"}},
-                          token=admin[1])).json()
+    body = (
+        await gql.raw(
+            CREATE, {"input": {"title": "t", "department": "BRANCH", "dueAt": "2099-05-01T10:00:00"}}, token=admin[1]
+        )
+    ).json()
     assert body["data"] is None
     assert body["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
     assert "UTC offset" in body["errors"][0]["message"]
@@ -171,8 +182,13 @@ async def team(staff_factory):
 
 async def test_the_assignee_completes_it(gql, admin, team, customer):
     agent, token = team["agent"]
-    made = await created(gql, admin[1], assigneeId=sid(agent), customerId=customer["id"],
-                         dueAt=(clock.now() + timedelta(hours=3)).isoformat())
+    made = await created(
+        gql,
+        admin[1],
+        assigneeId=sid(agent),
+        customerId=customer["id"],
+        dueAt=(clock.now() + timedelta(hours=3)).isoformat(),
+    )
     before = clock.now()
     result = await update(gql, token, made["id"], status="DONE")
     assert result["errors"] == []
@@ -194,7 +210,7 @@ async def test_the_assignee_completes_it_though_it_names_another_department(gql,
 
 
 async def test_a_member_of_the_assigned_department_completes_it(gql, admin, team):
-    colleague, token = team["colleague"]
+    _colleague, token = team["colleague"]
     made = await created(gql, admin[1], department="CALL_CENTER")
     result = await update(gql, token, made["id"], status="DONE")
     assert result["errors"] == [] and result["followUp"]["status"] == "DONE"
@@ -257,12 +273,16 @@ async def test_reassigning_to_a_person_and_a_department(gql, admin, team):
     agent, agent_token = team["agent"]
     handler, handler_token = team["handler"]
     made = await created(gql, admin[1], assigneeId=sid(agent))
-    moved = await update(gql, agent_token, made["id"], assigneeId=sid(handler), department="COMPLAINTS",
-                         priority="HIGH")
+    moved = await update(
+        gql, agent_token, made["id"], assigneeId=sid(handler), department="COMPLAINTS", priority="HIGH"
+    )
     assert moved["errors"] == []
     assert moved["followUp"]["assignee"]["id"] == sid(handler)
     assert (moved["followUp"]["department"], moved["followUp"]["priority"], moved["followUp"]["status"]) == (
-        "COMPLAINTS", "HIGH", "OPEN")
+        "COMPLAINTS",
+        "HIGH",
+        "OPEN",
+    )
     stored = await FollowUp.get(id=pk(made["id"]))
     assert (stored.assignee_id, stored.department) == (handler.id, "COMPLAINTS")
     # It is no longer the agent's to complete, but the new assignee's.
@@ -321,8 +341,9 @@ async def test_read_only_roles_may_not_update(gql, admin, staff_factory, role):
 
 async def test_overdue_is_derived_from_the_due_time(gql, admin):
     token = admin[1]
-    timed = await created(gql, token, department="BRANCH", title="timed",
-                          dueAt=(clock.now() + timedelta(hours=2)).isoformat())
+    timed = await created(
+        gql, token, department="BRANCH", title="timed", dueAt=(clock.now() + timedelta(hours=2)).isoformat()
+    )
     untimed = await created(gql, token, department="BRANCH", title="untimed")
     assert timed["overdue"] is False and untimed["overdue"] is False
     clock.travel(timedelta(hours=1))
@@ -445,7 +466,8 @@ async def test_every_role_may_read_the_list(gql, staff_factory, seeded, role):
 
 @pytest.mark.parametrize("role", [Role.RELATIONSHIP_MANAGER, Role.SERVICE_AGENT])
 async def test_branch_bound_staff_see_follow_ups_of_their_branch_and_those_about_no_customer(
-        gql, staff_factory, seeded, role):
+    gql, staff_factory, seeded, role
+):
     _, bound = await staff_factory(role, branch=HERE)
     assert await titles(gql, bound, None) == named(1, 3, 4)
     assert await titles(gql, bound, {"customerId": seeded["c2"]["id"]}) == set()
@@ -453,7 +475,12 @@ async def test_branch_bound_staff_see_follow_ups_of_their_branch_and_those_about
     f = seeded["f"]
     assert (await gql(NODE, {"id": f[2]["id"]}, token=bound))["node"] is None
     assert (await gql(NODE, {"id": f[1]["id"]}, token=bound))["node"] == {
-        "__typename": "FollowUp", "id": f[1]["id"], "title": "F1", "overdue": True, "status": "OPEN"}
+        "__typename": "FollowUp",
+        "id": f[1]["id"],
+        "title": "F1",
+        "overdue": True,
+        "status": "OPEN",
+    }
 
 
 async def test_customer_follow_ups_newest_first(gql, seeded):
@@ -462,19 +489,25 @@ async def test_customer_follow_ups_newest_first(gql, seeded):
     assert data["totalCount"] == 2
     assert [e["node"]["title"] for e in data["edges"]] == ["F4", "F1"]
     assert {e["node"]["customer"]["id"] for e in data["edges"]} == {seeded["c1"]["id"]}
-    first = (await gql(CUSTOMER_FOLLOW_UPS, {"id": seeded["c2"]["id"], "first": 1}, token=token))[
-        "customer"]["followUps"]
+    first = (await gql(CUSTOMER_FOLLOW_UPS, {"id": seeded["c2"]["id"], "first": 1}, token=token))["customer"][
+        "followUps"
+    ]
     assert [e["node"]["title"] for e in first["edges"]] == ["F5"] and first["pageInfo"]["hasNextPage"] is True
-    rest = (await gql(CUSTOMER_FOLLOW_UPS, {"id": seeded["c2"]["id"], "first": 1,
-                                            "after": first["pageInfo"]["endCursor"]}, token=token))[
-        "customer"]["followUps"]
+    rest = (
+        await gql(
+            CUSTOMER_FOLLOW_UPS,
+            {"id": seeded["c2"]["id"], "first": 1, "after": first["pageInfo"]["endCursor"]},
+            token=token,
+        )
+    )["customer"]["followUps"]
     assert [e["node"]["title"] for e in rest["edges"]] == ["F2"] and rest["pageInfo"]["hasNextPage"] is False
 
 
 async def test_a_due_time_given_in_beijing_time_on_create_counts_by_instant(gql, admin):
     token, beijing = admin[1], timezone(timedelta(hours=8))
-    made = await created(gql, token, department="BRANCH", dueAt=(clock.now() + timedelta(hours=1)).astimezone(
-        beijing).isoformat())
+    made = await created(
+        gql, token, department="BRANCH", dueAt=(clock.now() + timedelta(hours=1)).astimezone(beijing).isoformat()
+    )
     clock.travel(timedelta(hours=2))
     assert (await gql(NODE, {"id": made["id"]}, token=token))["node"]["overdue"] is True
     assert await titles(gql, token, {"overdue": True}) == {made["title"]}
@@ -484,8 +517,9 @@ async def test_a_due_time_given_in_beijing_time_on_create_counts_by_instant(gql,
 async def test_a_due_time_given_in_beijing_time_on_update_counts_by_instant(gql, admin):
     token, beijing = admin[1], timezone(timedelta(hours=8))
     made = await created(gql, token, department="BRANCH")
-    moved = await update(gql, token, made["id"], dueAt=(clock.now() + timedelta(hours=1)).astimezone(
-        beijing).isoformat())
+    moved = await update(
+        gql, token, made["id"], dueAt=(clock.now() + timedelta(hours=1)).astimezone(beijing).isoformat()
+    )
     assert moved["errors"] == []
     clock.travel(timedelta(hours=2))
     assert (await gql(NODE, {"id": made["id"]}, token=token))["node"]["overdue"] is True

@@ -12,8 +12,8 @@ from models.interactions import Interaction
 from models.staff import Role
 from schema.base import to_global_id
 from services import clock
-from tests.interactions.helpers import HERE, THERE, at, audit_of, pk, second_customer
 from tests.customers.helpers import create
+from tests.interactions.helpers import HERE, THERE, at, audit_of, pk, second_customer
 
 FIELDS = """id channel direction kind status subject content outcome occurredAt durationSeconds resolvedAt createdAt
   customer { id } staff { id username }"""
@@ -28,13 +28,20 @@ CUSTOMER_PAGE = """query($id: ID!, $first: Int, $after: String) { customer(id: $
     edges { cursor node { id subject occurredAt } } } } }"""
 NODE = """query($id: ID!) { node(id: $id) { __typename id ... on Interaction { subject customer { id } } } }"""
 
+
 def iso(moment: datetime) -> str:
     return moment.isoformat()
 
 
 def entry(customer_id: str, **overrides) -> dict:
-    return {"customerId": customer_id, "channel": "PHONE", "direction": "INBOUND", "kind": "INQUIRY",
-            "subject": "信用卡额度咨询", **overrides}
+    return {
+        "customerId": customer_id,
+        "channel": "PHONE",
+        "direction": "INBOUND",
+        "kind": "INQUIRY",
+        "subject": "信用卡额度咨询",
+        **overrides,
+    }
 
 
 async def log(gql, token: str, customer_id: str, **overrides) -> dict:
@@ -52,7 +59,8 @@ async def logged(gql, token: str, customer_id: str, **overrides) -> dict:
 
 
 async def test_an_inquiry_stays_open_is_logged_by_the_caller_now_and_marks_the_portrait_stale(
-        gql, staff_factory, customer):
+    gql, staff_factory, customer
+):
     member, token = await staff_factory(Role.RELATIONSHIP_MANAGER)
     assert (await Customer.get(id=pk(customer["id"]))).portrait_stale_since is None
     before = clock.now()
@@ -161,8 +169,11 @@ async def test_durations_at_the_bounds_are_kept(gql, admin, customer, seconds):
 
 
 async def test_an_erased_customer_takes_no_new_interactions(gql, admin, customer):
-    erased = await gql("""mutation($input: EraseCustomerInput!) { eraseCustomer(input: $input) { errors { code } } }""",
-                       {"input": {"id": customer["id"], "reason": "PIPL art. 47 request, ticket 7"}}, token=admin[1])
+    erased = await gql(
+        """mutation($input: EraseCustomerInput!) { eraseCustomer(input: $input) { errors { code } } }""",
+        {"input": {"id": customer["id"], "reason": "PIPL art. 47 request, ticket 7"}},
+        token=admin[1],
+    )
     assert erased["eraseCustomer"]["errors"] == []
     result = await log(gql, admin[1], customer["id"])
     assert [(e["code"], e["field"]) for e in result["errors"]] == [("INVALID", ["customerId"])]
@@ -178,8 +189,9 @@ async def test_a_resolved_inquiry_needs_its_outcome(gql, admin, customer):
 
 
 async def test_an_occurrence_time_without_an_offset_is_a_client_error_not_a_server_error(gql, admin, customer):
-    body = (await gql.raw(LOG, {"input": entry(customer["id"], occurredAt="2024-05-01T10:00:00")},
-                          token=admin[1])).json()
+    body = (
+        await gql.raw(LOG, {"input": entry(customer["id"], occurredAt="2024-05-01T10:00:00")}, token=admin[1])
+    ).json()
     assert body["data"] is None
     assert body["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
     assert "UTC offset" in body["errors"][0]["message"]
@@ -193,7 +205,8 @@ async def test_resolving_an_open_consultation_records_its_outcome_once(gql, staf
     made = await logged(gql, token, customer["id"])
     before = clock.now()
     result = (await gql(RESOLVE, {"input": {"id": made["id"], "outcome": " 已回电说明 "}}, token=token))[
-        "resolveInteraction"]
+        "resolveInteraction"
+    ]
     assert result["errors"] == []
     assert result["interaction"]["status"] == "RESOLVED" and result["interaction"]["outcome"] == "已回电说明"
     assert at(result["interaction"]["resolvedAt"]) >= before
@@ -218,7 +231,8 @@ async def test_a_non_inquiry_record_is_resolved_already(gql, admin, customer):
 async def test_resolving_needs_an_outcome(gql, admin, customer, outcome):
     made = await logged(gql, admin[1], customer["id"])
     result = (await gql(RESOLVE, {"input": {"id": made["id"], "outcome": outcome}}, token=admin[1]))[
-        "resolveInteraction"]
+        "resolveInteraction"
+    ]
     assert [(e["code"], e["field"]) for e in result["errors"]] == [("REQUIRED", ["outcome"])]
     assert (await Interaction.get(id=pk(made["id"]))).status == "OPEN"
 
@@ -227,8 +241,11 @@ async def test_resolving_an_unknown_or_hidden_interaction_is_not_found(gql, admi
     there = await create(gql, admin[1], branch=THERE)
     made = await logged(gql, admin[1], there["id"])
     _, bound = await staff_factory(Role.SERVICE_AGENT, branch=HERE)
-    for target, token in ((made["id"], bound), (to_global_id("Interaction", pk(made["id"]) + 1000), admin[1]),
-                          (there["id"], admin[1])):
+    for target, token in (
+        (made["id"], bound),
+        (to_global_id("Interaction", pk(made["id"]) + 1000), admin[1]),
+        (there["id"], admin[1]),
+    ):
         result = (await gql(RESOLVE, {"input": {"id": target, "outcome": "答复"}}, token=token))["resolveInteraction"]
         assert [(e["code"], e["field"]) for e in result["errors"]] == [("NOT_FOUND", ["id"])], target
     assert (await Interaction.get(id=pk(made["id"]))).status == "OPEN"
@@ -324,8 +341,9 @@ async def test_filter_by_occurrence_time(gql, seeded):
     token, days = seeded["token"], seeded["days"]
     assert set(await subjects(gql, token, {"occurredAfter": iso(days[3])})) == named(3, 4, 5)  # inclusive
     assert set(await subjects(gql, token, {"occurredBefore": iso(days[3])})) == named(1, 2)  # exclusive
-    assert set(await subjects(gql, token, {"occurredAfter": iso(days[2] - timedelta(hours=1)),
-                                           "occurredBefore": iso(days[4])})) == named(2, 3)
+    assert set(
+        await subjects(gql, token, {"occurredAfter": iso(days[2] - timedelta(hours=1)), "occurredBefore": iso(days[4])})
+    ) == named(2, 3)
 
 
 async def test_filter_by_occurrence_time_in_beijing_time(gql, seeded):
@@ -351,13 +369,15 @@ async def test_search_over_subject_and_content(gql, seeded):
 async def test_filters_combine(gql, seeded):
     token = seeded["token"]
     assert set(await subjects(gql, token, {"customerId": seeded["c1"]["id"], "status": "RESOLVED"})) == named(2, 5)
-    assert set(await subjects(gql, token, {"channel": ["PHONE"], "staffId": to_global_id("Staff", seeded["s2"].id)})
-               ) == named(4)
+    assert set(
+        await subjects(gql, token, {"channel": ["PHONE"], "staffId": to_global_id("Staff", seeded["s2"].id)})
+    ) == named(4)
 
 
 async def test_filter_ids_of_the_wrong_type_are_not_found(gql, seeded):
-    errors = await gql.errors(LIST, {"filter": {"customerId": to_global_id("Staff", seeded["s1"].id)}},
-                              token=seeded["token"])
+    errors = await gql.errors(
+        LIST, {"filter": {"customerId": to_global_id("Staff", seeded["s1"].id)}}, token=seeded["token"]
+    )
     assert errors[0]["extensions"]["code"] == "NOT_FOUND"
 
 
@@ -384,10 +404,15 @@ async def test_branch_bound_staff_see_only_interactions_of_their_branch(gql, sta
     hidden, shown = seeded["made"][3], seeded["made"][1]
     assert (await gql(NODE, {"id": hidden["id"]}, token=bound))["node"] is None
     node = (await gql(NODE, {"id": shown["id"]}, token=bound))["node"]
-    assert node == {"__typename": "Interaction", "id": shown["id"], "subject": SUBJECTS[1],
-                    "customer": {"id": seeded["c1"]["id"]}}
-    nodes = await gql("query($ids: [ID!]!) { nodes(ids: $ids) { id } }", {"ids": [shown["id"], hidden["id"]]},
-                      token=bound)
+    assert node == {
+        "__typename": "Interaction",
+        "id": shown["id"],
+        "subject": SUBJECTS[1],
+        "customer": {"id": seeded["c1"]["id"]},
+    }
+    nodes = await gql(
+        "query($ids: [ID!]!) { nodes(ids: $ids) { id } }", {"ids": [shown["id"], hidden["id"]]}, token=bound
+    )
     assert nodes["nodes"] == [{"id": shown["id"]}, None]
 
 
@@ -412,8 +437,9 @@ async def test_customer_interactions_page_newest_first(gql, admin, customer):
 
     seen, after, pages = [], None, 0
     while True:
-        data = (await gql(CUSTOMER_PAGE, {"id": customer["id"], "first": 3, "after": after}, token=token))[
-            "customer"]["interactions"]
+        data = (await gql(CUSTOMER_PAGE, {"id": customer["id"], "first": 3, "after": after}, token=token))["customer"][
+            "interactions"
+        ]
         assert data["totalCount"] == 7
         seen += [e["node"]["subject"] for e in data["edges"]]
         pages += 1
@@ -435,4 +461,3 @@ async def test_times_given_in_beijing_time_sort_by_instant(gql, admin, customer)
     assert await subjects(gql, admin[1], None) == ["later", "earlier"]
     page = (await gql(CUSTOMER_PAGE, {"id": customer["id"]}, token=admin[1]))["customer"]["interactions"]
     assert [e["node"]["subject"] for e in page["edges"]] == ["later", "earlier"]
-

@@ -8,13 +8,14 @@ from models.audit import AuditEntry
 from models.notes import Note
 from models.staff import Role
 from schema.base import to_global_id
-from tests.interactions.helpers import HERE, THERE, codes, pk
 from tests.customers.helpers import create, resident_id
+from tests.interactions.helpers import HERE, THERE, codes, pk
 
 ADD = """mutation($input: AddNoteInput!) { addNote(input: $input) {
   note { id body visibility createdAt author { id username } } errors { field message code } } }"""
 NOTES = """query($id: ID!) { customer(id: $id) { notes { id body visibility author { username } } } }"""
 NODE = """query($id: ID!) { node(id: $id) { __typename id ... on Note { body visibility author { username } } } }"""
+
 
 async def add(gql, token: str, subject_id: str, body: str = "客户偏好上午来电", **fields) -> dict:
     return (await gql(ADD, {"input": {"subjectId": subject_id, "body": body, **fields}}, token=token))["addNote"]
@@ -63,17 +64,25 @@ async def test_a_too_long_body_is_invalid(gql, admin, customer):
 async def test_an_unknown_or_foreign_subject_is_not_found(gql, admin, customer):
     _, token = admin
     same_number = pk(customer["id"])  # other kinds of id with the number of an existing customer
-    for subject in (to_global_id("Staff", same_number), to_global_id("AuditEntry", same_number),
-                    to_global_id("Interaction", same_number), to_global_id("Customer", same_number + 1000),
-                    to_global_id("Customer", "abc"), "not-an-id"):
+    for subject in (
+        to_global_id("Staff", same_number),
+        to_global_id("AuditEntry", same_number),
+        to_global_id("Interaction", same_number),
+        to_global_id("Customer", same_number + 1000),
+        to_global_id("Customer", "abc"),
+        "not-an-id",
+    ):
         result = await add(gql, token, subject)
         assert result["note"] is None and codes(result) == [("NOT_FOUND", ["subjectId"])], subject
     assert await Note.all().count() == 0
 
 
 async def test_an_erased_customer_takes_no_new_notes(gql, admin, customer):
-    erased = await gql("""mutation($input: EraseCustomerInput!) { eraseCustomer(input: $input) { errors { code } } }""",
-                       {"input": {"id": customer["id"], "reason": "PIPL art. 47 request, ticket 7"}}, token=admin[1])
+    erased = await gql(
+        """mutation($input: EraseCustomerInput!) { eraseCustomer(input: $input) { errors { code } } }""",
+        {"input": {"id": customer["id"], "reason": "PIPL art. 47 request, ticket 7"}},
+        token=admin[1],
+    )
     assert erased["eraseCustomer"]["errors"] == []
     result = await add(gql, admin[1], customer["id"])
     assert codes(result) == [("INVALID", ["subjectId"])]
@@ -115,21 +124,28 @@ async def test_customer_notes_newest_first_with_their_authors(gql, admin, staff_
     await added(gql, agent_token, customer["id"], body="third")
     notes = (await gql(NOTES, {"id": customer["id"]}, token=admin[1]))["customer"]["notes"]
     assert [(n["body"], n["visibility"], n["author"]["username"]) for n in notes] == [
-        ("third", "INTERNAL", agent.username), ("second", "CUSTOMER", handler.username),
-        ("first", "INTERNAL", agent.username)]
+        ("third", "INTERNAL", agent.username),
+        ("second", "CUSTOMER", handler.username),
+        ("first", "INTERNAL", agent.username),
+    ]
     others = (await gql(NOTES, {"id": other["id"]}, token=admin[1]))["customer"]["notes"]
     assert [n["body"] for n in others] == ["about someone else"]
 
 
 async def test_a_note_by_its_node_id(gql, admin, staff_factory):
     here = await create(gql, admin[1], branch=HERE)
-    there = await create(gql, admin[1], name="李四", idNumber=resident_id(sequence="135"), phone=None, email=None,
-                         branch=THERE)
+    there = await create(
+        gql, admin[1], name="李四", idNumber=resident_id(sequence="135"), phone=None, email=None, branch=THERE
+    )
     shown = await added(gql, admin[1], here["id"], body="北京的备注", visibility="CUSTOMER")
     hidden = await added(gql, admin[1], there["id"], body="上海的备注")
     assert (await gql(NODE, {"id": shown["id"]}, token=admin[1]))["node"] == {
-        "__typename": "Note", "id": shown["id"], "body": "北京的备注", "visibility": "CUSTOMER",
-        "author": {"username": admin[0].username}}
+        "__typename": "Note",
+        "id": shown["id"],
+        "body": "北京的备注",
+        "visibility": "CUSTOMER",
+        "author": {"username": admin[0].username},
+    }
     _, bound = await staff_factory(Role.RELATIONSHIP_MANAGER, branch=HERE)
     assert (await gql(NODE, {"id": shown["id"]}, token=bound))["node"]["body"] == "北京的备注"
     assert (await gql(NODE, {"id": hidden["id"]}, token=bound))["node"] is None

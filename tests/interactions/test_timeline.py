@@ -1,13 +1,12 @@
 """The customer timeline: every kind merged newest first, with cursors that hold across kinds and equal times."""
 
 import random
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
-from models.customers import ChangeEntry, Customer, ProductHolding, ProductType
+from models.customers import ChangeEntry, Channel, Customer, ProductHolding, ProductType
 from models.follow_ups import FollowUp
 from models.interactions import Direction, Interaction, InteractionKind, InteractionStatus
-from models.customers import Channel
 from models.notes import Note
 from models.staff import Role
 from tests.conftest import QueryCounter
@@ -22,15 +21,23 @@ TIMELINE = """query($id: ID!, $first: Int, $after: String, $last: Int, $before: 
 async def _mixed_items(customer_id: int, count: int, seed: int = 11) -> list[tuple]:
     """`count` items of every kind, many sharing exact timestamps; returns their expected order keys."""
     rng = random.Random(seed)
-    base = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    base = datetime(2026, 1, 1, tzinfo=UTC)
     moments = [base + timedelta(minutes=rng.randrange(40)) for _ in range(count)]  # ~25 items per minute
     rows = []
     for i, at in enumerate(moments):
         kind = i % 5
         if kind == 0:
-            rows.append(await Interaction.create(
-                customer_id=customer_id, channel=Channel.PHONE, direction=Direction.INBOUND,
-                kind=InteractionKind.INQUIRY, status=InteractionStatus.OPEN, subject=f"call {i}", occurred_at=at))
+            rows.append(
+                await Interaction.create(
+                    customer_id=customer_id,
+                    channel=Channel.PHONE,
+                    direction=Direction.INBOUND,
+                    kind=InteractionKind.INQUIRY,
+                    status=InteractionStatus.OPEN,
+                    subject=f"call {i}",
+                    occurred_at=at,
+                )
+            )
         elif kind == 1:
             rows.append(await FollowUp.create(customer_id=customer_id, title=f"task {i}", created_at=at))
         elif kind == 2:
@@ -38,9 +45,16 @@ async def _mixed_items(customer_id: int, count: int, seed: int = 11) -> list[tup
         elif kind == 3:
             rows.append(await ChangeEntry.create(customer_id=customer_id, field="occupation", at=at))
         else:
-            rows.append(await ProductHolding.create(
-                customer_id=customer_id, account_no=f"6222{i:012d}", product=ProductType.FUND,
-                balance=Decimal("1"), opened_at=at.date(), created_at=at))
+            rows.append(
+                await ProductHolding.create(
+                    customer_id=customer_id,
+                    account_no=f"6222{i:012d}",
+                    product=ProductType.FUND,
+                    balance=Decimal("1"),
+                    opened_at=at.date(),
+                    created_at=at,
+                )
+            )
     return rows
 
 
@@ -63,8 +77,10 @@ async def test_paging_through_1000_mixed_items_in_pages_of_7(gql, admin):
     while True:
         data = (await gql(TIMELINE, {"id": customer["id"], "first": 7, "after": after}, token=token))["customer"]
         timeline = data["timeline"]
-        seen += [(e["node"]["kind"], e["node"]["at"], e["node"]["subject"]["id"] if e["node"]["subject"] else e["cursor"])
-                 for e in timeline["edges"]]
+        seen += [
+            (e["node"]["kind"], e["node"]["at"], e["node"]["subject"]["id"] if e["node"]["subject"] else e["cursor"])
+            for e in timeline["edges"]
+        ]
         pages += 1
         if not timeline["pageInfo"]["hasNextPage"]:
             break
@@ -85,8 +101,9 @@ async def test_backward_paging_returns_the_same_items(gql, admin):
     cursors = [e["cursor"] for e in forward["edges"]]
     collected, before = [], None
     while True:
-        page = (await gql(TIMELINE, {"id": customer["id"], "last": 7, "before": before}, token=token))[
-            "customer"]["timeline"]
+        page = (await gql(TIMELINE, {"id": customer["id"], "last": 7, "before": before}, token=token))["customer"][
+            "timeline"
+        ]
         collected = [e["cursor"] for e in page["edges"]] + collected
         if not page["pageInfo"]["hasPreviousPage"]:
             break
@@ -97,11 +114,24 @@ async def test_backward_paging_returns_the_same_items(gql, admin):
 async def test_items_describe_what_happened(gql, admin):
     _, token = admin
     customer = await create(gql, token)
-    await gql("""mutation($input: LogInteractionInput!) { logInteraction(input: $input) { errors { code } } }""",
-              {"input": {"customerId": customer["id"], "channel": "BRANCH", "direction": "INBOUND",
-                         "kind": "INQUIRY", "subject": "理财产品咨询"}}, token=token)
-    await gql("""mutation($input: AddNoteInput!) { addNote(input: $input) { errors { code } } }""",
-              {"input": {"subjectId": customer["id"], "body": "客户偏好电话联系"}}, token=token)
+    await gql(
+        """mutation($input: LogInteractionInput!) { logInteraction(input: $input) { errors { code } } }""",
+        {
+            "input": {
+                "customerId": customer["id"],
+                "channel": "BRANCH",
+                "direction": "INBOUND",
+                "kind": "INQUIRY",
+                "subject": "理财产品咨询",
+            }
+        },
+        token=token,
+    )
+    await gql(
+        """mutation($input: AddNoteInput!) { addNote(input: $input) { errors { code } } }""",
+        {"input": {"subjectId": customer["id"], "body": "客户偏好电话联系"}},
+        token=token,
+    )
     items = (await gql(TIMELINE, {"id": customer["id"], "first": 10}, token=token))["customer"]["timeline"]["edges"]
     kinds = [(i["node"]["kind"], i["node"]["title"], i["node"]["subject"]["__typename"]) for i in items]
     assert kinds == [("NOTE", "Note (internal)", "Note"), ("INTERACTION", "理财产品咨询", "Interaction")]
@@ -123,12 +153,18 @@ async def test_a_page_of_50_customers_with_their_relations_costs_a_constant_numb
     member, token = admin
     await _seed_customers(55, stdlib_random.Random(5))
     ids = await Customer.all().values_list("id", flat=True)
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     for n, pk in enumerate(ids):
         for j in range(n % 7):
-            await Interaction.create(customer_id=pk, channel=Channel.PHONE, direction=Direction.OUTBOUND,
-                                     kind=InteractionKind.ADVICE, status=InteractionStatus.RESOLVED,
-                                     subject=f"s{j}", occurred_at=now - timedelta(minutes=j))
+            await Interaction.create(
+                customer_id=pk,
+                channel=Channel.PHONE,
+                direction=Direction.OUTBOUND,
+                kind=InteractionKind.ADVICE,
+                status=InteractionStatus.RESOLVED,
+                subject=f"s{j}",
+                occurred_at=now - timedelta(minutes=j),
+            )
             await FollowUp.create(customer_id=pk, title=f"t{j}", assignee=member)
             await Note.create(customer_id=pk, body=f"n{j}", author=member)
     query = """query($n: Int) { customers(first: $n) { edges { node { id

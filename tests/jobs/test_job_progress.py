@@ -33,12 +33,15 @@ async def test_job_progress_streams_until_the_job_finishes(settings):
 
 
 async def test_job_progress_of_a_finished_job_sends_its_state_and_completes(settings):
-    async with live_server(settings) as (application, address):
+    async with live_server(settings) as (_application, address):
         member = await make_staff(Role.ADMIN)
         token = await token_for(member, settings)
         async with httpx.AsyncClient(base_url=f"http://{address}") as http:
-            response = await http.post("/graphql", headers={"Authorization": f"Bearer {token}"}, json={
-                "query": "mutation { exportAuditLog(input: {}) { job { id } errors { code } } }"})
+            response = await http.post(
+                "/graphql",
+                headers={"Authorization": f"Bearer {token}"},
+                json={"query": "mutation { exportAuditLog(input: {}) { job { id } errors { code } } }"},
+            )
         gid = response.json()["data"]["exportAuditLog"]["job"]["id"]
         updates = await subscribe(address, token, PROGRESS, {"id": gid})
     assert updates[-1]["data"]["jobProgress"]["status"] == "SUCCEEDED"

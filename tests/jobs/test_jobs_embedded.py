@@ -7,9 +7,9 @@ from models.audit import AuditEntry
 from models.jobs import Job, JobKind, JobStatus
 from models.staff import Role
 from schema.base import int_pk
+from services import audit
 from services import jobs as job_service
 from services.access import Caller
-from services import audit
 from tasks.jobs import JOB_HANDLERS
 from tests.jobs.helpers import EXPORT, wait_for_job
 
@@ -64,16 +64,27 @@ async def test_running_a_finished_job_again_changes_nothing(admin):
     await job_service.run(job.id, JOB_HANDLERS, _noop_publish)  # a re-delivered message
     again = await Job.get(id=job.id)
     assert (again.status, again.attempts, again.result, again.finished_at) == (
-        first.status, first.attempts, first.result, first.finished_at)
+        first.status,
+        first.attempts,
+        first.result,
+        first.finished_at,
+    )
 
 
 async def test_a_job_interrupted_while_running_restarts_cleanly(admin):
     member, _ = admin
     await audit.record(Caller(member), "test.one")
     # A worker died half-way: the row says RUNNING with partial progress.
-    job = await Job.create(kind=JobKind.AUDIT_EXPORT, params={"action": "test.one"}, created_by=member,
-                           status=JobStatus.RUNNING, processed=7, total=9, attempts=1,
-                           errors=[{"row": 1, "field": None, "message": "stale"}])
+    job = await Job.create(
+        kind=JobKind.AUDIT_EXPORT,
+        params={"action": "test.one"},
+        created_by=member,
+        status=JobStatus.RUNNING,
+        processed=7,
+        total=9,
+        attempts=1,
+        errors=[{"row": 1, "field": None, "message": "stale"}],
+    )
     await job_service.run(job.id, JOB_HANDLERS, _noop_publish)
     done = await Job.get(id=job.id)
     assert done.status == JobStatus.SUCCEEDED and done.attempts == 2
@@ -92,8 +103,10 @@ async def test_a_failing_handler_marks_the_job_failed_with_the_reason(admin):
     await job_service.run(job.id, {JobKind.COMPLAINT_REPORT: explode}, _noop_publish)
     failed = await Job.get(id=job.id)
     assert failed.status == JobStatus.FAILED and failed.finished_at is not None
-    assert failed.errors == [{"row": 2, "field": "name", "message": "row is odd"},
-                             {"row": None, "field": None, "message": "ValueError: the file is not CSV"}]
+    assert failed.errors == [
+        {"row": 2, "field": "name", "message": "row is odd"},
+        {"row": None, "field": None, "message": "ValueError: the file is not CSV"},
+    ]
 
 
 async def test_a_kind_without_handler_fails_instead_of_hanging(admin):
@@ -181,5 +194,7 @@ async def test_a_finished_jobs_file_downloads_for_those_who_may_see_it(gql, clie
     assert response.status_code == 200 and response.text == job["result"]["csv"]
     assert 'filename="audit-log.csv"' in response.headers["content-disposition"]
     assert (await client.get(f"/jobs/{pk}/download")).status_code == 401
-    assert (await client.get(f"/jobs/{pk}/download", headers={"Authorization": f"Bearer {stranger}"})).status_code == 404
+    assert (
+        await client.get(f"/jobs/{pk}/download", headers={"Authorization": f"Bearer {stranger}"})
+    ).status_code == 404
     assert await AuditEntry.filter(action="job.download", actor_id=member.id).count() == 1

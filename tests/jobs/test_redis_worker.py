@@ -31,10 +31,21 @@ async def _flush(url: str) -> None:
 
 def _start_worker(settings) -> subprocess.Popen:
     env = {k: v for k, v in os.environ.items() if not k.startswith("CRM_")}
-    env.update(CRM_ENV="test", CRM_DATABASE_URL=settings.database_url, CRM_REDIS_URL=settings.redis_url,
-               CRM_SECRET_KEY=settings.secret_key, CRM_LOG_JSON="false")
-    return subprocess.Popen([sys.executable, "app.py", "worker", "--threads", "2"], cwd=ROOT, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    env.update(
+        CRM_ENV="test",
+        CRM_DATABASE_URL=settings.database_url,
+        CRM_REDIS_URL=settings.redis_url,
+        CRM_SECRET_KEY=settings.secret_key,
+        CRM_LOG_JSON="false",
+    )
+    return subprocess.Popen(
+        [sys.executable, "app.py", "worker", "--threads", "2"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
 
 
 async def test_a_job_runs_on_a_separate_worker_process(redis_settings):
@@ -48,8 +59,11 @@ async def test_a_job_runs_on_a_separate_worker_process(redis_settings):
             import httpx
 
             async with httpx.AsyncClient(base_url=f"http://{address}") as http:
-                response = await http.post("/graphql", headers={"Authorization": f"Bearer {token}"}, json={
-                    "query": "mutation { exportAuditLog(input: {}) { job { id status } errors { code } } }"})
+                response = await http.post(
+                    "/graphql",
+                    headers={"Authorization": f"Bearer {token}"},
+                    json={"query": "mutation { exportAuditLog(input: {}) { job { id status } errors { code } } }"},
+                )
                 gid = response.json()["data"]["exportAuditLog"]["job"]["id"]
                 updates = await subscribe(address, token, PROGRESS, {"id": gid}, timeout=60)
                 assert updates[-1]["data"]["jobProgress"]["status"] == "SUCCEEDED", updates

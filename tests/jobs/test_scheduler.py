@@ -6,7 +6,8 @@ from models.jobs import Job, JobKind
 from models.staff import StaffToken
 from services import auth
 from services.auth import now
-from tasks import jobs as job_tasks, maintenance
+from tasks import jobs as job_tasks
+from tasks import maintenance
 from tasks.broker import TaskQueue
 from tasks.scheduler import build_scheduler, schedule
 

@@ -91,8 +91,9 @@ async def test_deactivation_revokes_every_session_and_blocks_login(gql, admin, s
 
     from schema.base import to_global_id
 
-    result = (await gql(UPDATE, {"input": {"id": to_global_id("Staff", member.id), "active": False}},
-                        token=admin_token))["updateStaff"]
+    result = (
+        await gql(UPDATE, {"input": {"id": to_global_id("Staff", member.id), "active": False}}, token=admin_token)
+    )["updateStaff"]
     assert result["errors"] == [] and result["staff"]["active"] is False
     assert (await gql(ME, token=token))["me"] is None
     assert (await gql(LOGIN, {"u": member.username, "p": PASSWORD}))["login"]["token"] is None
@@ -104,8 +105,13 @@ async def test_a_new_password_ends_old_sessions(gql, admin, staff_factory):
     member, token = await staff_factory(Role.ANALYST)
     from schema.base import to_global_id
 
-    result = (await gql(UPDATE, {"input": {"id": to_global_id("Staff", member.id), "password": "a-new-secret-99"}},
-                        token=admin_token))["updateStaff"]
+    result = (
+        await gql(
+            UPDATE,
+            {"input": {"id": to_global_id("Staff", member.id), "password": "a-new-secret-99"}},
+            token=admin_token,
+        )
+    )["updateStaff"]
     assert result["errors"] == []
     assert (await gql(ME, token=token))["me"] is None
     assert (await gql(LOGIN, {"u": member.username, "p": "a-new-secret-99"}))["login"]["token"]
@@ -135,12 +141,14 @@ async def test_many_failures_from_one_address_are_stopped_across_usernames(gql, 
     limited = (await gql(LOGIN, {"u": member.username, "p": PASSWORD}))["login"]
     assert limited["token"] is None and limited["errors"][0]["code"] == "LIMIT_EXCEEDED"
     assert (await AuditEntry.filter(action="login.failed").order_by("-id").first()).detail == {
-        "reason": "address_limited"}
+        "reason": "address_limited"
+    }
     # Another address is not affected.
     import httpx
 
     transport = httpx.ASGITransport(app=app, client=("198.51.100.1", 40000))
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as elsewhere:
-        other = await elsewhere.post("/graphql", json={"query": LOGIN, "variables": {"u": member.username,
-                                                                                     "p": PASSWORD}})
+        other = await elsewhere.post(
+            "/graphql", json={"query": LOGIN, "variables": {"u": member.username, "p": PASSWORD}}
+        )
     assert other.json()["data"]["login"]["token"]

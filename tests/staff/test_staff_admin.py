@@ -5,7 +5,9 @@ from models.staff import Role, Staff
 from schema.base import to_global_id
 
 CREATE = """mutation($input: CreateStaffInput!) {
-  createStaff(input: $input) { staff { id username displayName role department branch active } errors { field message code } }
+  createStaff(input: $input) {
+    staff { id username displayName role department branch active } errors { field message code }
+  }
 }"""
 UPDATE = """mutation($input: UpdateStaffInput!) {
   updateStaff(input: $input) { staff { id role department branch displayName active } errors { field message code } }
@@ -14,8 +16,14 @@ STAFF = "{ staff(first: 100) { totalCount edges { node { username role } } } }"
 
 
 def new_staff(**overrides):
-    return {"username": "li.na", "displayName": "李娜", "password": "strong-pass-2026", "role": "SERVICE_AGENT",
-            "department": "CALL_CENTER", **overrides}
+    return {
+        "username": "li.na",
+        "displayName": "李娜",
+        "password": "strong-pass-2026",
+        "role": "SERVICE_AGENT",
+        "department": "CALL_CENTER",
+        **overrides,
+    }
 
 
 NON_ADMINS = [r for r in Role if r != Role.ADMIN]
@@ -39,8 +47,9 @@ async def test_only_admin_manages_staff(gql, staff_factory, role):
     _, token = await staff_factory(role)
     created = (await gql(CREATE, {"input": new_staff()}, token=token))["createStaff"]
     assert created["staff"] is None and created["errors"][0]["code"] == "FORBIDDEN"
-    updated = (await gql(UPDATE, {"input": {"id": to_global_id("Staff", target.id), "role": "ADMIN"}},
-                         token=token))["updateStaff"]
+    updated = (await gql(UPDATE, {"input": {"id": to_global_id("Staff", target.id), "role": "ADMIN"}}, token=token))[
+        "updateStaff"
+    ]
     assert updated["staff"] is None and updated["errors"][0]["code"] == "FORBIDDEN"
     assert (await Staff.get(id=target.id)).role == Role.ANALYST
     assert not await Staff.exists(username="li.na")
@@ -55,13 +64,16 @@ async def test_every_role_may_list_staff(gql, staff_factory, role):
     assert data["staff"]["totalCount"] == 1
 
 
-@pytest.mark.parametrize(("overrides", "field", "code"), [
-    ({"username": "ab"}, "username", "INVALID"),
-    ({"username": "Has Space"}, "username", "INVALID"),
-    ({"password": "short-1"}, "password", "INVALID"),
-    ({"password": "onlyletterslong"}, "password", "INVALID"),
-    ({"displayName": "   "}, "displayName", "INVALID"),
-])
+@pytest.mark.parametrize(
+    ("overrides", "field", "code"),
+    [
+        ({"username": "ab"}, "username", "INVALID"),
+        ({"username": "Has Space"}, "username", "INVALID"),
+        ({"password": "short-1"}, "password", "INVALID"),
+        ({"password": "onlyletterslong"}, "password", "INVALID"),
+        ({"displayName": "   "}, "displayName", "INVALID"),
+    ],
+)
 async def test_create_validation(gql, admin, overrides, field, code):
     _, token = admin
     result = (await gql(CREATE, {"input": new_staff(**overrides)}, token=token))["createStaff"]
@@ -79,8 +91,9 @@ async def test_duplicate_username(gql, admin):
     _, token = admin
     assert (await gql(CREATE, {"input": new_staff()}, token=token))["createStaff"]["errors"] == []
     again = (await gql(CREATE, {"input": new_staff(username="LI.NA")}, token=token))["createStaff"]
-    assert again["errors"] == [{"field": ["username"], "message": "A staff member with this username exists",
-                                "code": "DUPLICATE"}]
+    assert again["errors"] == [
+        {"field": ["username"], "message": "A staff member with this username exists", "code": "DUPLICATE"}
+    ]
 
 
 async def test_update_changes_only_what_is_given(gql, admin, staff_factory):
@@ -88,8 +101,14 @@ async def test_update_changes_only_what_is_given(gql, admin, staff_factory):
     member, _ = await staff_factory(Role.SERVICE_AGENT, branch="北京朝阳支行")
     gid = to_global_id("Staff", member.id)
     result = (await gql(UPDATE, {"input": {"id": gid, "role": "RELATIONSHIP_MANAGER"}}, token=token))["updateStaff"]
-    assert result["staff"] == {"id": gid, "role": "RELATIONSHIP_MANAGER", "department": "OPERATIONS",
-                               "branch": "北京朝阳支行", "displayName": member.display_name, "active": True}
+    assert result["staff"] == {
+        "id": gid,
+        "role": "RELATIONSHIP_MANAGER",
+        "department": "OPERATIONS",
+        "branch": "北京朝阳支行",
+        "displayName": member.display_name,
+        "active": True,
+    }
     cleared = (await gql(UPDATE, {"input": {"id": gid, "branch": None}}, token=token))["updateStaff"]
     assert cleared["staff"]["branch"] is None
 
@@ -112,16 +131,22 @@ async def test_admin_cannot_lock_themselves_out(gql, admin):
 
 async def test_another_admin_can_be_demoted(gql, admin, staff_factory):
     _, token = admin
-    other, other_token = await staff_factory(Role.ADMIN)
-    result = (await gql(UPDATE, {"input": {"id": to_global_id("Staff", other.id), "role": "MANAGER"}},
-                        token=token))["updateStaff"]
+    other, _other_token = await staff_factory(Role.ADMIN)
+    result = (await gql(UPDATE, {"input": {"id": to_global_id("Staff", other.id), "role": "MANAGER"}}, token=token))[
+        "updateStaff"
+    ]
     assert result["errors"] == [] and result["staff"]["role"] == "MANAGER"
 
 
 async def test_a_rejected_update_changes_nothing(gql, admin, staff_factory):
     _, token = admin
     member, _ = await staff_factory(Role.ANALYST)
-    result = (await gql(UPDATE, {"input": {"id": to_global_id("Staff", member.id), "displayName": "新名字",
-                                           "password": "short"}}, token=token))["updateStaff"]
+    result = (
+        await gql(
+            UPDATE,
+            {"input": {"id": to_global_id("Staff", member.id), "displayName": "新名字", "password": "short"}},
+            token=token,
+        )
+    )["updateStaff"]
     assert result["errors"][0]["field"] == ["password"]
     assert (await Staff.get(id=member.id)).display_name == member.display_name
