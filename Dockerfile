@@ -21,7 +21,7 @@ RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml
  && pip install --no-cache-dir -r /tmp/requirements.txt
 
 # The project itself (non-editable): installs the `crm` console script.
-COPY app.py ./
+COPY app.py cli.py endpoints.py ./
 COPY core/ core/
 COPY models/ models/
 COPY services/ services/
@@ -48,7 +48,7 @@ COPY --from=build /opt/venv /opt/venv
 
 WORKDIR /app
 # Owned by root and read-only for the service user.
-COPY app.py schema.graphql ./
+COPY app.py cli.py endpoints.py schema.graphql ./
 COPY core/ core/
 COPY models/ models/
 COPY services/ services/

@@ -12,7 +12,7 @@ export CRM_ADMIN_PASSWORD ?= change-me-admin-1
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: install run test migrate seed schema clean
+.PHONY: install run test lint migrate seed schema clean
 
 $(INSTALLED): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -32,6 +32,11 @@ run: install
 
 test: install
 	$(PY) -m pytest
+
+# ruff: lint (with import sorting) and format, both configured in pyproject.toml.
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 
 migrate: install
 	$(PY) app.py migrate

@@ -44,27 +44,13 @@ from core import db
 from core.db import atomic
 from models.customers import Customer, CustomerTag
 from models.jobs import Job, JobStatus
-from services import customer_import, customer_rules, jobs
+from services import clock, customer_import, customer_rules, jobs
 from services.access import COMMAND_LINE
-from services.auth import now
 from services.demo_data import fake_person
-from tasks.jobs import JOB_HANDLERS
+from tasks.broker import declare_all
 
-COLUMNS = [
-    "name",
-    "gender",
-    "birth_date",
-    "id_type",
-    "id_number",
-    "phone",
-    "email",
-    "address",
-    "occupation",
-    "risk_level",
-    "branch",
-    "preferred_channel",
-    "tags",
-]
+# The columns of the generated file: every column an import may set except the two that identify a row.
+COLUMNS = [*customer_import.IMPORTABLE, "tags"]
 TAGS = ("代发工资", "高净值潜力", "老客户", "线上活跃")
 CHANNELS = ("BRANCH", "PHONE", "MOBILE_APP", "WECHAT", "")
 TODAY = date(2026, 1, 1)
@@ -169,7 +155,7 @@ async def floor(url: str, path: Path) -> tuple[float, int]:
             "updated_at",
         ]
         started = time.perf_counter()
-        stamp = now()
+        stamp = clock.now()
         count = 0
         batch: list[tuple] = []
         with open(path, encoding="utf-8", newline="") as source:
@@ -223,6 +209,7 @@ async def main(args: argparse.Namespace) -> int:
 
     await common.fresh_database(url)
     await db.init_orm(url)
+    declare_all()  # every domain's job kinds, as in a worker
     try:
         with tempfile.TemporaryDirectory() as folder:
             path = Path(folder) / "customers.csv"
@@ -249,7 +236,7 @@ async def main(args: argparse.Namespace) -> int:
             started = time.perf_counter()
             if profiler:
                 profiler.enable()
-            await jobs.run(job.id, JOB_HANDLERS, common.no_publish)
+            await jobs.run(job.id, common.no_publish)
             if profiler:
                 profiler.disable()
             elapsed = time.perf_counter() - started

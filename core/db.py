@@ -15,16 +15,9 @@ from tortoise.migrations.api import migrate as migrate_api
 from tortoise.migrations.executor import MigrationExecutor
 from tortoise.transactions import in_transaction
 
-MODEL_MODULES = [
-    "models.staff",
-    "models.jobs",
-    "models.audit",
-    "models.customers",
-    "models.interactions",
-    "models.follow_ups",
-    "models.notes",
-    "models.complaints",
-]
+from core import domains
+
+MODEL_MODULES = domains.module_names("models")
 APP_CONFIG = {"models": MODEL_MODULES, "default_connection": "default", "migrations": "migrations"}
 
 log = logging.getLogger(__name__)

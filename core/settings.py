@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
+from typing import Any, TypeVar
 from urllib.parse import urlparse
 
 ENVIRONMENTS = ("development", "test", "production")
@@ -18,6 +19,32 @@ class SettingsError(Exception):
     """A setting is unknown or malformed; the message is one line meant for the operator."""
 
 
+Section = TypeVar("Section")
+_SECTIONS: list[type] = []
+
+
+def section(cls: type[Section]) -> type[Section]:
+    """Declares a domain's settings, next to the code that reads them: a frozen dataclass with defaults,
+    each field read from CRM_<FIELD NAME>, and an optional `check()` that raises SettingsError."""
+    if any(f"CRM_{f.name.upper()}" in _known_names() for f in fields(cls)):
+        raise ValueError(f"{cls.__name__} declares a setting that exists already")
+    _SECTIONS.append(cls)
+    return cls
+
+
+def sections() -> list[type]:
+    """Every domain's settings section (the domains' services modules declare them when imported)."""
+    from core import domains
+
+    domains.modules("services")
+    return list(_SECTIONS)
+
+
+def _known_names() -> set[str]:
+    own = {f"CRM_{f.name.upper()}" for f in fields(Settings) if f.name != "sections"}
+    return own | {f"CRM_{f.name.upper()}" for s in _SECTIONS for f in fields(s)}
+
+
 @dataclass(frozen=True)
 class Settings:
     env: str = "development"
@@ -28,9 +55,13 @@ class Settings:
     admin_password: str | None = field(default=None, repr=False)
     token_ttl_minutes: int = 12 * 60
     worker_threads: int = 4
-    sla_monitor_minutes: int = 5
     log_level: str = "INFO"
     log_json: bool = True
+    # Each domain's own settings, by section class (see `section`); `of()` gives the defaults when absent.
+    sections: Mapping[type, Any] = field(default_factory=dict, repr=False)
+
+    def of(self, section_class: type[Section]) -> Section:
+        return self.sections.get(section_class) or section_class()
 
     @property
     def production(self) -> bool:
@@ -44,15 +75,17 @@ class Settings:
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         environ = os.environ if environ is None else environ
-        known = {f"CRM_{f.name.upper()}": f for f in fields(cls)}
-        values: dict[str, object] = {}
+        owners: dict[type, dict[str, object]] = {cls: {}, **{s: {} for s in sections()}}
+        known = {f"CRM_{f.name.upper()}": (owner, f) for owner in owners for f in fields(owner) if f.name != "sections"}
         for name, raw in environ.items():
             if not name.startswith("CRM_") or name in TEST_ONLY_VARIABLES:
                 continue
             if name not in known:
                 raise SettingsError(f"unknown setting {name}; known settings: {', '.join(sorted(known))}")
-            values[known[name].name] = _parse(name, known[name].type, raw)
-        return cls(**values).validated()
+            owner, setting = known[name]
+            owners[owner][setting.name] = _parse(name, setting.type, raw)
+        values = owners.pop(cls)
+        return cls(**values, sections={s: s(**v) for s, v in owners.items()}).validated()
 
     def validated(self) -> Settings:
         if self.env not in ENVIRONMENTS:
@@ -68,14 +101,15 @@ class Settings:
             raise SettingsError("CRM_ADMIN_PASSWORD must be at least 12 characters")
         if self.token_ttl_minutes < 1:
             raise SettingsError("CRM_TOKEN_TTL_MINUTES must be at least 1")
-        if not 1 <= self.sla_monitor_minutes <= 24 * 60:
-            raise SettingsError("CRM_SLA_MONITOR_MINUTES must be between 1 and 1440")
         if not 1 <= self.worker_threads <= 64:
             raise SettingsError("CRM_WORKER_THREADS must be between 1 and 64")
         if self.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
             raise SettingsError(f"CRM_LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR, not {self.log_level!r}")
         if self.production and len(self.secret_key) < 32:
             raise SettingsError("CRM_SECRET_KEY must be set to at least 32 characters in production")
+        for value in self.sections.values():
+            if hasattr(value, "check"):
+                value.check()
         # Outside production a fixed key keeps tokens valid across the API processes of one machine.
         return replace(self, secret_key=self.secret_key or DEVELOPMENT_SECRET_KEY, log_level=self.log_level.upper())
 

@@ -1,12 +1,23 @@
 import functools
+from enum import StrEnum
 from json import dumps, loads
 
 from tortoise import fields, migrations
 from tortoise.fields.base import OnDelete
 from tortoise.migrations import operations as ops
 
-from models.jobs import JobKind, JobStatus
+from models.jobs import JobStatus
 from models.staff import Department, Role
+
+
+class JobKind(StrEnum):
+    """The job kinds as this migration stored them (job kinds now belong to their domains)."""
+
+    IMPORT_CUSTOMERS = "IMPORT_CUSTOMERS"
+    RECOMPUTE_PORTRAITS = "RECOMPUTE_PORTRAITS"
+    SURVEY_CAMPAIGN = "SURVEY_CAMPAIGN"
+    COMPLAINT_REPORT = "COMPLAINT_REPORT"
+    AUDIT_EXPORT = "AUDIT_EXPORT"
 
 
 class Migration(migrations.Migration):

@@ -4,14 +4,6 @@ from tortoise import fields
 from tortoise.models import Model
 
 
-class JobKind(StrEnum):
-    IMPORT_CUSTOMERS = "IMPORT_CUSTOMERS"
-    RECOMPUTE_PORTRAITS = "RECOMPUTE_PORTRAITS"
-    SURVEY_CAMPAIGN = "SURVEY_CAMPAIGN"
-    COMPLAINT_REPORT = "COMPLAINT_REPORT"
-    AUDIT_EXPORT = "AUDIT_EXPORT"
-
-
 class JobStatus(StrEnum):
     QUEUED = "QUEUED"
     RUNNING = "RUNNING"
@@ -26,7 +18,8 @@ class JobStatus(StrEnum):
 
 class Job(Model):
     id = fields.IntField(primary_key=True)
-    kind = fields.CharEnumField(JobKind, max_length=32)
+    # A kind registered by its domain (services.jobs.register_kind); stored as its name.
+    kind = fields.CharField(max_length=32)
     status = fields.CharEnumField(JobStatus, max_length=16, default=JobStatus.QUEUED, db_index=True)
     params = fields.JSONField(default=dict)
     total = fields.IntField(null=True)

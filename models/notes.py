@@ -10,7 +10,7 @@ class NoteVisibility(StrEnum):
 
 
 class Note(Model):
-    # Every note belongs to a customer; a note on a complaint also names the complaint (later module).
+    # Every note belongs to a customer; a note on a complaint also names the complaint.
     id = fields.IntField(primary_key=True)
     customer = fields.ForeignKeyField("models.Customer", related_name="notes", on_delete=fields.RESTRICT)
     complaint = fields.ForeignKeyField("models.Complaint", related_name="notes", null=True, on_delete=fields.RESTRICT)

@@ -1,12 +1,10 @@
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable, Sequence
 
 from strawberry.types import Info
 from tortoise.models import Model
 
-from core.db import on_commit
 from schema.base import Connection
 from services.access import Caller
 from services.pagination import OrderKey, Page, cursor_of, page_size, paginate, tortoise_order
@@ -14,21 +12,6 @@ from services.pagination import OrderKey, Page, cursor_of, page_size, paginate, 
 
 async def caller_of(info: Info) -> Caller:
     return await info.context.caller()
-
-
-def publish_complaint(info: Info, complaint_id: int) -> None:
-    """Tell `complaintUpdated` subscribers, once the mutation's transaction has committed."""
-    from services.complaints import channel_for, channel_for_all
-
-    pubsub = info.context.pubsub
-    loop = asyncio.get_running_loop()
-    message = {"id": complaint_id}
-
-    def send() -> None:
-        for channel in (channel_for(complaint_id), channel_for_all()):
-            loop.create_task(pubsub.publish(channel, message))
-
-    on_commit(send)
 
 
 async def customer_children(

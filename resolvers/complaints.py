@@ -1,11 +1,14 @@
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncGenerator
 
 import strawberry
 from strawberry.types import Info
 
-from resolvers.common import caller_of, publish_complaint
+from core.db import on_commit
+from resolvers.common import caller_of
+from resolvers.filters import FilterMapping, GlobalId
 from schema.base import Connection, DateRange, SortDirection, api_error, int_pk, require_pk, unauthenticated
 from schema.complaints import (
     AcknowledgeComplaintInput,
@@ -27,31 +30,39 @@ from schema.complaints import (
     StartComplaintInput,
     WithdrawComplaintInput,
 )
+from schema.conventions import mutation
 from schema.jobs import Job, JobPayload
-from services import complaint_stats
-from services import complaints as complaint_service
+from schema.permissions import allow
+from services import access, complaint_stats, complaints as complaint_service
 from services.pagination import OrderKey, paginate
 
 DEFAULT_ORDER = ComplaintOrder(field=ComplaintOrderField.RECEIVED_AT, direction=SortDirection.DESC)
 
 
-def _domain_filter(given: ComplaintFilter | None) -> complaint_service.ComplaintFilter:
-    if given is None:
-        return complaint_service.ComplaintFilter()
-    return complaint_service.ComplaintFilter(
-        customer_id=require_pk(given.customer_id, "Customer", ["filter", "customerId"]) if given.customer_id else None,
-        status=given.status,
-        category=given.category,
-        reason=given.reason,
-        priority=given.priority,
-        sla_state=[s.value for s in given.sla_state] if given.sla_state else None,
-        department=given.department,
-        handler_id=require_pk(given.handler_id, "Staff", ["filter", "handlerId"]) if given.handler_id else None,
-        branch=given.branch,
-        received_after=given.received_after,
-        received_before=given.received_before,
-        search=given.search,
-    )
+COMPLAINT_FILTER = FilterMapping(
+    ComplaintFilter,
+    complaint_service.ComplaintFilter,
+    ids={"customer_id": GlobalId("Customer"), "handler_id": GlobalId("Staff")},
+)
+
+
+# Publications under way (the event loop keeps only weak references to tasks).
+_publishing: set[asyncio.Task] = set()
+
+
+def publish_complaint(info: Info, complaint_id: int) -> None:
+    """Tell `complaintUpdated` subscribers, once the mutation's transaction has committed."""
+    pubsub = info.context.pubsub
+    loop = asyncio.get_running_loop()
+    message = {"id": complaint_id}
+
+    def send() -> None:
+        for channel in (complaint_service.channel_for(complaint_id), complaint_service.channel_for_all()):
+            task = loop.create_task(pubsub.publish(channel, message))
+            _publishing.add(task)
+            task.add_done_callback(_publishing.discard)
+
+    on_commit(send)
 
 
 async def complaint(info: Info, id: strawberry.ID | None = None, reference_no: str | None = None) -> Complaint | None:
@@ -77,7 +88,9 @@ async def complaints(
 ) -> Connection[Complaint]:
     order = order_by or DEFAULT_ORDER
     descending = order.direction == SortDirection.DESC
-    qs = complaint_service.apply_filter(complaint_service.visible(await caller_of(info)), _domain_filter(filter))
+    qs = complaint_service.apply_filter(
+        complaint_service.visible(await caller_of(info)), COMPLAINT_FILTER.to_service(filter)
+    )
     keys = [OrderKey(order.field.value, descending), OrderKey("id", descending)]
     page = await paginate(qs, keys, first=first, after=after, last=last, before=before)
     return Connection.of(page, Complaint.from_model)
@@ -207,3 +220,54 @@ async def complaint_updated(info: Info, id: strawberry.ID | None = None) -> Asyn
             if found is not None:  # others' branches stay invisible
                 info.context.fresh_loaders()  # a connection lives long: each message reads anew
                 yield Complaint.from_model(found)
+
+
+@strawberry.type
+class Query:
+    complaint: Complaint | None = strawberry.field(resolver=complaint, extensions=allow(access.ALL_ROLES))
+    complaints: Connection[Complaint] = strawberry.field(resolver=complaints, extensions=allow(access.ALL_ROLES))
+    complaint_stats: list[ComplaintStatBucket] = strawberry.field(
+        resolver=complaint_stats_resolver, extensions=allow(access.COMPLAINT_STATS_READERS)
+    )
+
+
+@strawberry.type
+class Mutation:
+    file_complaint: ComplaintPayload = mutation("complaint.file", access.COMPLAINT_FILERS, resolver=file_complaint)
+    acknowledge_complaint: ComplaintPayload = mutation(
+        "complaint.acknowledge", access.COMPLAINT_HANDLERS, resolver=acknowledge_complaint
+    )
+    assign_complaint: ComplaintPayload = mutation(
+        "complaint.assign", access.COMPLAINT_HANDLERS, resolver=assign_complaint
+    )
+    start_complaint: ComplaintPayload = mutation("complaint.start", access.COMPLAINT_HANDLERS, resolver=start_complaint)
+    escalate_complaint: ComplaintPayload = mutation(
+        "complaint.escalate", access.COMPLAINT_HANDLERS, resolver=escalate_complaint
+    )
+    extend_complaint_deadline: ComplaintPayload = mutation(
+        "complaint.extend", access.COMPLAINT_HANDLERS, resolver=extend_complaint_deadline
+    )
+    resolve_complaint: ComplaintPayload = mutation(
+        "complaint.resolve", access.COMPLAINT_HANDLERS, resolver=resolve_complaint
+    )
+    close_complaint: ComplaintPayload = mutation("complaint.close", access.COMPLAINT_HANDLERS, resolver=close_complaint)
+    reopen_complaint: ComplaintPayload = mutation(
+        "complaint.reopen", access.COMPLAINT_HANDLERS, resolver=reopen_complaint
+    )
+    withdraw_complaint: ComplaintPayload = mutation(
+        "complaint.withdraw", access.COMPLAINT_HANDLERS, resolver=withdraw_complaint
+    )
+    export_complaint_report: JobPayload = mutation(
+        "complaint.report",
+        access.COMPLAINT_STATS_READERS,
+        resolver=export_complaint_report,
+        description="Regulatory statistics for a period as a CSV file, built by a worker; the job's result holds it.",
+    )
+
+
+@strawberry.type
+class Subscription:
+    complaint_updated: Complaint = strawberry.subscription(
+        resolver=complaint_updated,
+        description="Each change of one complaint, or of every complaint the viewer may see.",
+    )

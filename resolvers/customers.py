@@ -8,7 +8,9 @@ from strawberry.types import Info
 
 from core.db import atomic
 from resolvers.common import caller_of
+from resolvers.filters import FilterMapping, GlobalId
 from schema.base import Connection, SortDirection, api_error, int_pk, require_pk
+from schema.conventions import mutation
 from schema.customers import (
     CreateCustomerInput,
     Customer,
@@ -27,8 +29,16 @@ from schema.customers import (
     UpsertHoldingInput,
 )
 from schema.jobs import Job, JobPayload
-from services import customer_import, customer_records
-from services import customers as customer_service
+from schema.permissions import allow
+from services import (
+    access,
+    consents as consent_service,
+    customer_erasure,
+    customer_export,
+    customer_import,
+    customer_merge,
+    customers as customer_service,
+)
 from services.errors import not_found
 from services.pagination import OrderKey, paginate
 
@@ -39,31 +49,11 @@ def _staff_pk(global_id: str | None, field: str | list[str]) -> int | None:
     return None if global_id is None else require_pk(global_id, "Staff", field)
 
 
-def _domain_filter(given: CustomerFilter | None) -> customer_service.CustomerFilter:
-    if given is None:
-        return customer_service.CustomerFilter()
-    manager = None
-    if given.relationship_manager_id is not None:
-        manager = int_pk(given.relationship_manager_id, "Staff")
-        if manager is None:
-            raise not_found("Relationship manager", ["filter", "relationshipManagerId"])
-    return customer_service.CustomerFilter(
-        search=given.search,
-        status=given.status,
-        kind=given.kind,
-        branch=given.branch,
-        relationship_manager_id=manager,
-        tags=given.tags,
-        risk_level=given.risk_level,
-        value_tier=[t.value for t in given.value_tier] if given.value_tier else None,
-        min_aum=given.min_aum,
-        max_aum=given.max_aum,
-        min_churn_risk=given.min_churn_risk,
-        holds_product=given.holds_product,
-        lacks_product=given.lacks_product,
-        created_after=given.created_after,
-        created_before=given.created_before,
-    )
+CUSTOMER_FILTER = FilterMapping(
+    CustomerFilter,
+    customer_service.CustomerFilter,
+    ids={"relationship_manager_id": GlobalId("Staff", "Relationship manager")},
+)
 
 
 async def customer(info: Info, id: strawberry.ID | None = None, customer_no: str | None = None) -> Customer | None:
@@ -89,7 +79,9 @@ async def customers(
 ) -> Connection[Customer]:
     order = order_by or DEFAULT_ORDER
     descending = order.direction == SortDirection.DESC
-    qs = customer_service.apply_filter(customer_service.visible(await caller_of(info)), _domain_filter(filter))
+    qs = customer_service.apply_filter(
+        customer_service.visible(await caller_of(info)), CUSTOMER_FILTER.to_service(filter)
+    )
     keys = [OrderKey(order.field.value, descending), OrderKey("id", descending)]
     page = await paginate(qs, keys, first=first, after=after, last=last, before=before)
     return Connection.of(page, Customer.from_model)
@@ -101,7 +93,7 @@ async def export_customer_data(info: Info, id: strawberry.ID) -> JSON:
         raise not_found("Customer")
     # Reading is audited (customer.export) like a mutation, in one transaction with the read.
     async with atomic():
-        document = await customer_records.export(await caller_of(info), pk)
+        document = await customer_export.export(await caller_of(info), pk)
     # The whole record leaves unmasked: that is a personal-data read too.
     info.context.pii_reads.setdefault(pk, set()).add("*")
     return document
@@ -137,26 +129,12 @@ async def create_customer(info: Info, input: CreateCustomerInput) -> CustomerPay
     return CustomerPayload(customer=Customer.from_model(created))
 
 
-UPDATE_FIELDS = (
-    "name",
-    "gender",
-    "birth_date",
-    "id_type",
-    "id_number",
-    "phone",
-    "email",
-    "address",
-    "occupation",
-    "risk_level",
-    "kyc_status",
-    "status",
-    "branch",
-    "preferred_channel",
-)
+# updateCustomer's fields as given (the relationship manager, a global id, is decoded below).
+PLAIN_UPDATES = tuple(f for f in customer_service.UPDATABLE if f != "relationship_manager_id")
 
 
 async def update_customer(info: Info, input: UpdateCustomerInput) -> CustomerPayload:
-    changes = {name: getattr(input, name) for name in UPDATE_FIELDS if getattr(input, name) is not strawberry.UNSET}
+    changes = {name: getattr(input, name) for name in PLAIN_UPDATES if getattr(input, name) is not strawberry.UNSET}
     if input.relationship_manager_id is not strawberry.UNSET:
         changes["relationship_manager_id"] = _staff_pk(input.relationship_manager_id, "relationshipManagerId")
     tags = None if input.tags is strawberry.UNSET else (input.tags or [])
@@ -167,14 +145,14 @@ async def update_customer(info: Info, input: UpdateCustomerInput) -> CustomerPay
 
 
 async def set_consents(info: Info, input: SetConsentsInput) -> CustomerPayload:
-    updated = await customer_service.set_consents(
+    updated = await consent_service.set_consents(
         await caller_of(info), require_pk(input.customer_id, "Customer", "customerId"), _consents(input.consents)
     )
     return CustomerPayload(customer=Customer.from_model(updated))
 
 
 async def merge_customers(info: Info, input: MergeCustomersInput) -> MergeCustomersPayload:
-    survivor, moved = await customer_records.merge(
+    survivor, moved = await customer_merge.merge(
         await caller_of(info),
         require_pk(input.survivor_id, "Customer", "survivorId"),
         require_pk(input.duplicate_id, "Customer", "duplicateId"),
@@ -184,7 +162,7 @@ async def merge_customers(info: Info, input: MergeCustomersInput) -> MergeCustom
 
 
 async def erase_customer(info: Info, input: EraseCustomerInput) -> CustomerPayload:
-    erased = await customer_records.erase(await caller_of(info), require_pk(input.id, "Customer"), input.reason)
+    erased = await customer_erasure.erase(await caller_of(info), require_pk(input.id, "Customer"), input.reason)
     return CustomerPayload(customer=Customer.from_model(erased))
 
 
@@ -217,3 +195,37 @@ async def import_customers(info: Info, input: ImportCustomersInput) -> JobPayloa
         enqueue=info.context.enqueue("run_job"),
     )
     return JobPayload(job=Job.from_model(job))
+
+
+@strawberry.type
+class Query:
+    customer: Customer | None = strawberry.field(
+        resolver=customer,
+        extensions=allow(access.ALL_ROLES),
+        description="One customer by id or customer number; null when it does not exist or is hidden from you.",
+    )
+    customers: Connection[Customer] = strawberry.field(resolver=customers, extensions=allow(access.ALL_ROLES))
+    export_customer_data: JSON = strawberry.field(
+        resolver=export_customer_data,
+        extensions=allow(access.CUSTOMER_EXPORTERS),
+        description="Everything held about one customer, as one JSON document (PIPL access request).",
+    )
+
+
+@strawberry.type
+class Mutation:
+    create_customer: CustomerPayload = mutation("customer.create", access.CUSTOMER_WRITERS, resolver=create_customer)
+    update_customer: CustomerPayload = mutation("customer.update", access.CUSTOMER_WRITERS, resolver=update_customer)
+    set_consents: CustomerPayload = mutation("customer.consents", access.CONSENT_WRITERS, resolver=set_consents)
+    merge_customers: MergeCustomersPayload = mutation(
+        "customer.merge", access.CUSTOMER_MERGERS, service_audits=True, resolver=merge_customers
+    )
+    erase_customer: CustomerPayload = mutation(
+        "customer.erase",
+        access.CUSTOMER_ERASERS,
+        service_audits=True,
+        resolver=erase_customer,
+        description="PIPL erasure: personal data is anonymised; records the bank must keep stay, unlinked.",
+    )
+    upsert_holding: HoldingPayload = mutation("holding.upsert", access.CUSTOMER_WRITERS, resolver=upsert_holding)
+    import_customers: JobPayload = mutation("customer.import", access.CUSTOMER_WRITERS, resolver=import_customers)

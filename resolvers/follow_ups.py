@@ -4,27 +4,22 @@ import strawberry
 from strawberry.types import Info
 
 from resolvers.common import caller_of
+from resolvers.filters import FilterMapping, GlobalId
 from schema.base import Connection, require_pk
+from schema.conventions import mutation
 from schema.follow_ups import CreateFollowUpInput, FollowUp, FollowUpFilter, FollowUpPayload, UpdateFollowUpInput
-from services import follow_ups as follow_up_service
+from schema.permissions import allow
+from services import access, follow_ups as follow_up_service
 from services.pagination import OrderKey, paginate
 
 NEWEST_FIRST = [OrderKey("created_at", descending=True), OrderKey("id", descending=True)]
 
 
-def _domain_filter(given: FollowUpFilter | None) -> follow_up_service.FollowUpFilter:
-    if given is None:
-        return follow_up_service.FollowUpFilter()
-    return follow_up_service.FollowUpFilter(
-        assignee_id=require_pk(given.assignee_id, "Staff", ["filter", "assigneeId"]) if given.assignee_id else None,
-        department=given.department,
-        status=given.status,
-        customer_id=require_pk(given.customer_id, "Customer", ["filter", "customerId"]) if given.customer_id else None,
-        complaint_id=require_pk(given.complaint_id, "Complaint", ["filter", "complaintId"])
-        if given.complaint_id
-        else None,
-        overdue=given.overdue,
-    )
+FOLLOW_UP_FILTER = FilterMapping(
+    FollowUpFilter,
+    follow_up_service.FollowUpFilter,
+    ids={"assignee_id": GlobalId("Staff"), "customer_id": GlobalId("Customer"), "complaint_id": GlobalId("Complaint")},
+)
 
 
 async def follow_ups(
@@ -35,7 +30,9 @@ async def follow_ups(
     last: int | None = None,
     before: str | None = None,
 ) -> Connection[FollowUp]:
-    qs = follow_up_service.apply_filter(follow_up_service.visible(await caller_of(info)), _domain_filter(filter))
+    qs = follow_up_service.apply_filter(
+        follow_up_service.visible(await caller_of(info)), FOLLOW_UP_FILTER.to_service(filter)
+    )
     page = await paginate(qs, NEWEST_FIRST, first=first, after=after, last=last, before=before)
     return Connection.of(page, FollowUp.from_model)
 
@@ -72,3 +69,18 @@ async def update_follow_up(info: Info, input: UpdateFollowUpInput) -> FollowUpPa
         due_at=_given(input.due_at),
     )
     return FollowUpPayload(follow_up=FollowUp.from_model(updated))
+
+
+@strawberry.type
+class Query:
+    follow_ups: Connection[FollowUp] = strawberry.field(resolver=follow_ups, extensions=allow(access.ALL_ROLES))
+
+
+@strawberry.type
+class Mutation:
+    create_follow_up: FollowUpPayload = mutation(
+        "follow_up.create", access.FOLLOW_UP_WRITERS, resolver=create_follow_up
+    )
+    update_follow_up: FollowUpPayload = mutation(
+        "follow_up.update", access.FOLLOW_UP_WRITERS, resolver=update_follow_up
+    )

@@ -1,9 +1,12 @@
 from __future__ import annotations
 
+import strawberry
 from strawberry.types import Info
 
 from resolvers.common import caller_of
+from resolvers.filters import FilterMapping, GlobalId
 from schema.base import Connection, require_pk
+from schema.conventions import mutation
 from schema.interactions import (
     Interaction,
     InteractionFilter,
@@ -11,25 +14,18 @@ from schema.interactions import (
     LogInteractionInput,
     ResolveInteractionInput,
 )
-from services import interactions as interaction_service
+from schema.permissions import allow
+from services import access, interactions as interaction_service
 from services.pagination import OrderKey, paginate
 
 NEWEST_FIRST = [OrderKey("occurred_at", descending=True), OrderKey("id", descending=True)]
 
 
-def _domain_filter(given: InteractionFilter | None) -> interaction_service.InteractionFilter:
-    if given is None:
-        return interaction_service.InteractionFilter()
-    return interaction_service.InteractionFilter(
-        customer_id=require_pk(given.customer_id, "Customer", ["filter", "customerId"]) if given.customer_id else None,
-        staff_id=require_pk(given.staff_id, "Staff", ["filter", "staffId"]) if given.staff_id else None,
-        channel=given.channel,
-        kind=given.kind,
-        status=given.status,
-        occurred_after=given.occurred_after,
-        occurred_before=given.occurred_before,
-        search=given.search,
-    )
+INTERACTION_FILTER = FilterMapping(
+    InteractionFilter,
+    interaction_service.InteractionFilter,
+    ids={"customer_id": GlobalId("Customer"), "staff_id": GlobalId("Staff")},
+)
 
 
 async def interactions(
@@ -40,7 +36,9 @@ async def interactions(
     last: int | None = None,
     before: str | None = None,
 ) -> Connection[Interaction]:
-    qs = interaction_service.apply_filter(interaction_service.visible(await caller_of(info)), _domain_filter(filter))
+    qs = interaction_service.apply_filter(
+        interaction_service.visible(await caller_of(info)), INTERACTION_FILTER.to_service(filter)
+    )
     page = await paginate(qs, NEWEST_FIRST, first=first, after=after, last=last, before=before)
     return Connection.of(page, Interaction.from_model)
 
@@ -67,3 +65,18 @@ async def resolve_interaction(info: Info, input: ResolveInteractionInput) -> Int
         await caller_of(info), require_pk(input.id, "Interaction"), input.outcome
     )
     return InteractionPayload(interaction=Interaction.from_model(resolved))
+
+
+@strawberry.type
+class Query:
+    interactions: Connection[Interaction] = strawberry.field(resolver=interactions, extensions=allow(access.ALL_ROLES))
+
+
+@strawberry.type
+class Mutation:
+    log_interaction: InteractionPayload = mutation(
+        "interaction.log", access.INTERACTION_WRITERS, resolver=log_interaction
+    )
+    resolve_interaction: InteractionPayload = mutation(
+        "interaction.resolve", access.INTERACTION_WRITERS, resolver=resolve_interaction
+    )

@@ -5,11 +5,12 @@ from collections.abc import AsyncGenerator
 import strawberry
 from strawberry.types import Info
 
-from models.jobs import JobKind, JobStatus
+from models.jobs import JobStatus
 from resolvers.common import caller_of
 from schema.base import Connection, api_error, int_pk, unauthenticated
-from schema.jobs import Job
-from services import jobs as job_service
+from schema.jobs import Job, JobKind
+from schema.permissions import allow
+from services import access, jobs as job_service
 from services.pagination import OrderKey, paginate
 
 NEWEST_FIRST = [OrderKey("id", descending=True)]
@@ -32,7 +33,7 @@ async def jobs(
 ) -> Connection[Job]:
     qs = job_service.visible(await caller_of(info))
     if kind is not None:
-        qs = qs.filter(kind=kind)
+        qs = qs.filter(kind=kind.value)
     if status:
         qs = qs.filter(status__in=status)
     page = await paginate(qs, NEWEST_FIRST, first=first, after=after, last=last, before=before)
@@ -59,3 +60,16 @@ async def job_progress(info: Info, id: strawberry.ID) -> AsyncGenerator[Job, Non
             yield Job.from_model(current)
             if current.status.finished:
                 return
+
+
+@strawberry.type
+class Query:
+    job: Job | None = strawberry.field(resolver=job, extensions=allow(access.ALL_ROLES))
+    jobs: Connection[Job] = strawberry.field(resolver=jobs, extensions=allow(access.ALL_ROLES))
+
+
+@strawberry.type
+class Subscription:
+    job_progress: Job = strawberry.subscription(
+        resolver=job_progress, description="Progress of one job until it finishes."
+    )

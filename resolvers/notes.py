@@ -1,12 +1,15 @@
 from __future__ import annotations
 
+import strawberry
 from strawberry.types import Info
 
 from models.notes import NoteVisibility as NoteVisibilityEnum
-from resolvers.common import caller_of, publish_complaint
+from resolvers.common import caller_of
+from resolvers.complaints import publish_complaint
 from schema.base import from_global_id
+from schema.conventions import mutation
 from schema.notes import AddNoteInput, Note, NotePayload
-from services import notes as note_service
+from services import access, notes as note_service
 from services.errors import not_found
 
 
@@ -23,3 +26,8 @@ async def add_note(info: Info, input: AddNoteInput) -> NotePayload:
 
 # What a note may be attached to.
 ADD_TO = {"Customer": note_service.add_to_customer, "Complaint": note_service.add_to_complaint}
+
+
+@strawberry.type
+class Mutation:
+    add_note: NotePayload = mutation("note.add", access.NOTE_WRITERS, resolver=add_note)

@@ -7,9 +7,10 @@ from strawberry.types import Info
 
 from resolvers.common import caller_of
 from schema.base import Connection, require_pk
+from schema.conventions import mutation
+from schema.permissions import allow
 from schema.staff import CreateStaffInput, LoginInput, LoginPayload, Staff, StaffPayload, UpdateStaffInput
-from services import auth
-from services import staff as staff_service
+from services import access, auth, staff as staff_service
 from services.pagination import OrderKey, paginate
 
 STAFF_ORDER = [OrderKey("username"), OrderKey("id")]
@@ -73,3 +74,18 @@ async def update_staff(info: Info, input: UpdateStaffInput) -> StaffPayload:
     )
     updated = await staff_service.update(await caller_of(info), require_pk(input.id, "Staff"), changes)
     return StaffPayload(staff=Staff.from_model(updated))
+
+
+@strawberry.type
+class Query:
+    me: Staff | None = strawberry.field(
+        resolver=me, description="The signed-in staff member; null without a valid token."
+    )
+    staff: Connection[Staff] = strawberry.field(resolver=staff_list, extensions=allow(access.ALL_ROLES))
+
+
+@strawberry.type
+class Mutation:
+    login: LoginPayload = mutation(None, None, public=True, resolver=login)
+    create_staff: StaffPayload = mutation("staff.create", access.STAFF_ADMINS, resolver=create_staff)
+    update_staff: StaffPayload = mutation("staff.update", access.STAFF_ADMINS, resolver=update_staff)

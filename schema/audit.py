@@ -9,6 +9,7 @@ from strawberry.types import Info
 from models.audit import AuditEntry as AuditEntryModel
 from schema.base import Node, to_global_id
 from schema.staff import Staff, load_staff
+from services.access import AUDIT_READERS, Caller
 
 
 @strawberry.type(description="One append-only audit record: who did what, when, from where.")
@@ -35,6 +36,12 @@ class AuditEntry(Node):
         return await load_staff(info, self.actor_id)
 
     @classmethod
+    async def resolve_nodes(cls, caller: Caller, pks: list[int]) -> dict[int, AuditEntry]:
+        if caller.role not in AUDIT_READERS:
+            return {}
+        return await cls.nodes_in(AuditEntryModel.all(), pks)
+
+    @classmethod
     def from_model(cls, m: AuditEntryModel) -> AuditEntry:
         return cls(
             id=to_global_id("AuditEntry", m.id),
@@ -55,8 +62,9 @@ class AuditFilter:
     actor_id: strawberry.ID | None = None
     action: str | None = None
     subject_id: strawberry.ID | None = None
-    from_: datetime | None = strawberry.field(name="from", default=None)
-    to: datetime | None = None
+    # Python names as in services.audit.AuditFilter (resolvers.filters maps by name); GraphQL names from/to.
+    start: datetime | None = strawberry.field(name="from", default=None)
+    end: datetime | None = strawberry.field(name="to", default=None)
 
 
 @strawberry.input

@@ -4,16 +4,21 @@ from __future__ import annotations
 
 import base64
 import binascii
+import inspect
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from enum import Enum
+from functools import cache
 from typing import Generic, TypeVar
 
 import strawberry
 from graphql import GraphQLError
+from tortoise.queryset import QuerySet
 
-from services.errors import DomainError
-from services.errors import ErrorCode as DomainErrorCode
+from core import domains
+from services import clock
+from services.access import Caller
+from services.errors import DomainError, ErrorCode as DomainErrorCode
 from services.pagination import Page
 
 T = TypeVar("T")
@@ -22,17 +27,8 @@ ErrorCode = strawberry.enum(DomainErrorCode, name="ErrorCode")
 
 
 def _parse_datetime(value: object) -> datetime:
-    """Times must carry their offset; every one is turned into UTC at the edge, so that services and
-    the database (SQLite compares times as text) only ever see UTC."""
-    if not isinstance(value, str):
-        raise ValueError("DateTime must be an ISO-8601 string such as 2026-11-28T09:30:00+08:00")
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise ValueError(f"{value!r} is not an ISO-8601 date and time") from None
-    if parsed.tzinfo is None:
-        raise ValueError(f"{value!r} has no UTC offset: add one, e.g. +08:00 or Z")
-    return parsed.astimezone(UTC)
+    """Times must carry their offset; every one is turned into UTC at the edge."""
+    return clock.parse(value)
 
 
 def _serialize_datetime(value: datetime) -> str:
@@ -62,6 +58,16 @@ class DateRange:
 @strawberry.interface(description="An object with a global id, fetchable with `node(id:)`.")
 class Node:
     id: strawberry.ID
+
+    @classmethod
+    async def resolve_nodes(cls, caller: Caller, pks: list[int]) -> dict[int, Node]:
+        """Each Node type fetches its own ids, keeping only what `caller` may see (the rest is null)."""
+        raise NotImplementedError(f"{cls.__name__} does not say how to fetch it by id")
+
+    @classmethod
+    async def nodes_in(cls, queryset: QuerySet, pks: list[int]) -> dict[int, Node]:
+        """The common case: the rows of a visibility-scoped queryset, converted with `from_model`."""
+        return {row.pk: cls.from_model(row) for row in await queryset.filter(id__in=pks)}
 
 
 def to_global_id(type_name: str, pk: int | str) -> strawberry.ID:
@@ -151,5 +157,17 @@ def unauthenticated() -> GraphQLError:
     return api_error("UNAUTHENTICATED", "Sign in first: send an Authorization: Bearer <token> header")
 
 
-def forbidden() -> GraphQLError:
-    return api_error("FORBIDDEN", "You are not allowed to do this")
+def forbidden(message: str = "You are not allowed to do this") -> GraphQLError:
+    return api_error("FORBIDDEN", message)
+
+
+@cache
+def node_types() -> dict[str, type[Node]]:
+    """GraphQL type name -> Node type, for every Node type declared in a domain's schema module."""
+    found: dict[str, type[Node]] = {}
+    for module in domains.modules("schema"):
+        for value in vars(module).values():
+            declared_here = inspect.isclass(value) and value.__module__ == module.__name__
+            if declared_here and issubclass(value, Node) and value is not Node:
+                found[value.__strawberry_definition__.name] = value
+    return found

@@ -6,19 +6,10 @@ import strawberry
 from strawberry.extensions import DisableIntrospection, MaxAliasesLimiter, MaxTokensLimiter, QueryDepthLimiter
 from strawberry.schema.config import StrawberryConfig
 
-from schema.audit import AuditEntry
-from schema.base import DATETIME_SCALAR
-from schema.complaints import Complaint
-from schema.customers import Customer, ProductHolding
-from schema.follow_ups import FollowUp
-from schema.interactions import Interaction
-from schema.jobs import Job
-from schema.notes import Note
+from schema.base import DATETIME_SCALAR, node_types
 from schema.protection import CostLimiter, ErrorCodes, MaskUnexpectedErrors, PiiReadAudit
 from schema.root import Mutation, Query, Subscription
-from schema.staff import Staff
 
-NODE_TYPES = [Staff, Job, AuditEntry, Customer, ProductHolding, Interaction, FollowUp, Note, Complaint]
 LIMITS = {"depth": 10, "aliases": 30, "tokens": 5_000, "batch": 20}
 
 
@@ -42,7 +33,7 @@ def build_schema(production: bool = False) -> strawberry.Schema:
         query=Query,
         mutation=Mutation,
         subscription=Subscription,
-        types=NODE_TYPES,
+        types=list(node_types().values()),
         extensions=protection_extensions(production),
         config=StrawberryConfig(
             batching_config={"max_operations": LIMITS["batch"]},

@@ -10,28 +10,20 @@ from strawberry.types import Info
 
 from models.complaints import (
     Complaint as ComplaintModel,
-)
-from models.complaints import (
     ComplaintCategory as ComplaintCategoryEnum,
-)
-from models.complaints import (
     ComplaintEvent as ComplaintEventModel,
-)
-from models.complaints import (
     ComplaintEventType as ComplaintEventTypeEnum,
-)
-from models.complaints import (
     ComplaintReason as ComplaintReasonEnum,
-)
-from models.complaints import (
     ComplaintStatus as ComplaintStatusEnum,
 )
+from schema import loaders
 from schema.base import DateRange, Node, SortDirection, UserError, to_global_id
 from schema.customers import Channel
 from schema.follow_ups import FollowUp, Priority
 from schema.notes import Note
 from schema.staff import Department, Staff, load_staff
 from services import complaints as complaint_service
+from services.access import Caller
 
 if TYPE_CHECKING:
     from schema.customers import Customer
@@ -131,6 +123,10 @@ class Complaint(Node):
     @strawberry.field
     async def follow_ups(self, info: Info) -> list[FollowUp]:
         return [FollowUp.from_model(f) for f in await info.context.loaders.complaint_follow_ups.load(self._m.id)]
+
+    @classmethod
+    async def resolve_nodes(cls, caller: Caller, pks: list[int]) -> dict[int, Complaint]:
+        return await cls.nodes_in(complaint_service.visible(caller), pks)
 
     @classmethod
     def from_model(cls, m: ComplaintModel) -> Complaint:
@@ -311,3 +307,7 @@ class ComplaintStatBucket:
 @strawberry.input
 class ComplaintReportInput:
     period: DateRange
+
+
+loaders.register("complaint", loaders.by_id(ComplaintModel))
+loaders.register("complaint_events", loaders.grouped(ComplaintEventModel, "id", parent="complaint_id"))

@@ -14,6 +14,7 @@ from core.db import atomic
 from models.staff import Role
 from schema.base import Node, UserError, from_global_id, unauthenticated
 from services import audit
+from services.access import not_allowed
 from services.errors import DomainError, forbidden
 
 SECRET_INPUTS = frozenset({"password", "token"})
@@ -40,7 +41,7 @@ class MutationConventions(FieldExtension):
         detail = {"input": _provided_fields(kwargs.get("input"))}
         try:
             if self.roles is not None and caller.role not in self.roles:
-                raise forbidden()
+                raise forbidden(not_allowed(self.roles))
             if self.action is None:
                 return await next_(source, info, **kwargs)
             async with atomic():

@@ -7,50 +7,30 @@ from typing import TYPE_CHECKING, Annotated
 
 import strawberry
 from strawberry.types import Info
+from tortoise.expressions import Subquery
 
 from models.customers import (
     ChangeEntry as ChangeEntryModel,
-)
-from models.customers import (
     Channel as ChannelEnum,
-)
-from models.customers import (
+    Consent as ConsentModel,
     ConsentPurpose as ConsentPurposeEnum,
-)
-from models.customers import (
     Customer as CustomerModel,
-)
-from models.customers import (
     CustomerKind as CustomerKindEnum,
-)
-from models.customers import (
     CustomerStatus as CustomerStatusEnum,
-)
-from models.customers import (
+    CustomerTag as CustomerTagModel,
     Gender as GenderEnum,
-)
-from models.customers import (
     HoldingStatus as HoldingStatusEnum,
-)
-from models.customers import (
     IdType as IdTypeEnum,
-)
-from models.customers import (
     KycStatus as KycStatusEnum,
-)
-from models.customers import (
     ProductHolding as ProductHoldingModel,
-)
-from models.customers import (
     ProductType as ProductTypeEnum,
-)
-from models.customers import (
     RiskLevel as RiskLevelEnum,
 )
+from schema import loaders
 from schema.base import Connection, Node, SortDirection, UserError, to_global_id
 from schema.staff import Staff, load_staff
-from services import customer_rules as rules
-from services import customers as customer_service
+from services import consents as consent_service, customer_rules as rules, customers as customer_service
+from services.access import Caller
 from services.pagination import OrderKey, paginate
 
 if TYPE_CHECKING:
@@ -161,6 +141,11 @@ class ProductHolding(Node):
         return Customer.from_model(await info.context.loaders.customer.load(self._m.customer_id))
 
     @classmethod
+    async def resolve_nodes(cls, caller: Caller, pks: list[int]) -> dict[int, ProductHolding]:
+        visible = Subquery(customer_service.visible(caller).values("id"))
+        return await cls.nodes_in(ProductHoldingModel.filter(customer_id__in=visible), pks)
+
+    @classmethod
     def from_model(cls, m: ProductHoldingModel) -> ProductHolding:
         return cls(
             id=to_global_id("ProductHolding", m.id),
@@ -230,7 +215,7 @@ class Customer(Node):
         records = await info.context.loaders.consents.load(self._m.id)
         return [
             Consent(purpose=v.purpose, channel=v.channel, granted=v.granted, source=v.source, updated_at=v.updated_at)
-            for v in customer_service.consents_view(records, self._m.created_at)
+            for v in consent_service.consents_view(records, self._m.created_at)
         ]
 
     @strawberry.field(description="Fields that are missing or fail validation (ID checksum, phone format, ...).")
@@ -329,15 +314,17 @@ class Customer(Node):
         from schema.timeline import TimelineConnection, TimelineItem
         from services import timeline
 
-        page = await timeline.page(
-            await info.context.caller(), self._m.id, first=first, after=after, last=last, before=before
-        )
+        page = await timeline.page(self._m.id, first=first, after=after, last=last, before=before)
         return TimelineConnection.of(page, TimelineItem.from_entry)
 
     @strawberry.field
     async def possible_duplicates(self, info: Info) -> list[Customer]:
         found = await customer_service.possible_duplicates(await info.context.caller(), self._m)
         return [Customer.from_model(c) for c in found]
+
+    @classmethod
+    async def resolve_nodes(cls, caller: Caller, pks: list[int]) -> dict[int, Customer]:
+        return await cls.nodes_in(customer_service.visible(caller), pks)
 
     @classmethod
     def from_model(cls, m: CustomerModel) -> Customer:
@@ -366,6 +353,11 @@ class Customer(Node):
             _m=m,
         )
 
+
+loaders.register("customer", loaders.by_id(CustomerModel))
+loaders.register("holdings", loaders.grouped(ProductHoldingModel, "opened_at"))
+loaders.register("tags", loaders.grouped(CustomerTagModel, "id", lambda row: row.tag))
+loaders.register("consents", loaders.grouped(ConsentModel, "id"))
 
 NEWEST_FIRST = [OrderKey("at", descending=True), OrderKey("id", descending=True)]
 INTERACTION_ORDER = [OrderKey("occurred_at", descending=True), OrderKey("id", descending=True)]

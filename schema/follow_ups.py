@@ -8,15 +8,14 @@ from strawberry.types import Info
 
 from models.follow_ups import (
     FollowUp as FollowUpModel,
-)
-from models.follow_ups import (
     FollowUpStatus as FollowUpStatusEnum,
-)
-from models.follow_ups import (
     Priority as PriorityEnum,
 )
+from schema import loaders
 from schema.base import Node, UserError, to_global_id
 from schema.staff import Department, Staff, load_staff
+from services import follow_ups as follow_ups_service
+from services.access import Caller
 from services.follow_ups import is_overdue
 
 if TYPE_CHECKING:
@@ -66,6 +65,10 @@ class FollowUp(Node):
     @strawberry.field
     async def created_by(self, info: Info) -> Staff | None:
         return await load_staff(info, self._m.created_by_id)
+
+    @classmethod
+    async def resolve_nodes(cls, caller: Caller, pks: list[int]) -> dict[int, FollowUp]:
+        return await cls.nodes_in(follow_ups_service.visible(caller), pks)
 
     @classmethod
     def from_model(cls, m: FollowUpModel) -> FollowUp:
@@ -120,3 +123,6 @@ class UpdateFollowUpInput:
 class FollowUpPayload:
     follow_up: FollowUp | None = None
     errors: list[UserError] = strawberry.field(default_factory=list)
+
+
+loaders.register("complaint_follow_ups", loaders.grouped(FollowUpModel, "-created_at", parent="complaint_id"))

@@ -8,19 +8,15 @@ from strawberry.types import Info
 
 from models.interactions import (
     Direction as DirectionEnum,
-)
-from models.interactions import (
     Interaction as InteractionModel,
-)
-from models.interactions import (
     InteractionKind as InteractionKindEnum,
-)
-from models.interactions import (
     InteractionStatus as InteractionStatusEnum,
 )
 from schema.base import Node, UserError, to_global_id
 from schema.customers import Channel
 from schema.staff import Staff, load_staff
+from services import interactions as interactions_service
+from services.access import Caller
 
 if TYPE_CHECKING:
     from schema.customers import Customer
@@ -55,6 +51,10 @@ class Interaction(Node):
     @strawberry.field
     async def staff(self, info: Info) -> Staff | None:
         return await load_staff(info, self._m.staff_id)
+
+    @classmethod
+    async def resolve_nodes(cls, caller: Caller, pks: list[int]) -> dict[int, Interaction]:
+        return await cls.nodes_in(interactions_service.visible(caller), pks)
 
     @classmethod
     def from_model(cls, m: InteractionModel) -> Interaction:

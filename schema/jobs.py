@@ -1,19 +1,34 @@
 from __future__ import annotations
 
 from datetime import datetime
+from enum import Enum
 
 import strawberry
 from strawberry.scalars import JSON
 from strawberry.types import Info
 
-from models.jobs import Job as JobModel
-from models.jobs import JobKind as JobKindEnum
-from models.jobs import JobStatus as JobStatusEnum
+from core import domains
+from models.jobs import Job as JobModel, JobStatus as JobStatusEnum
 from schema.base import Node, UserError, to_global_id
 from schema.staff import Staff, load_staff
-from services.jobs import progress_of
+from services import jobs as job_service
+from services.access import Caller
 
-JobKind = strawberry.enum(JobKindEnum, name="JobKind")
+# Kinds of the API contract whose domains have not landed yet; each goes when its domain registers it.
+CONTRACT_KINDS_NOT_BUILT = ("RECOMPUTE_PORTRAITS", "SURVEY_CAMPAIGN")
+
+
+def _job_kinds() -> type[Enum]:
+    """Every job kind the domains register (their tasks modules), as the API's JobKind enum."""
+    domains.modules("tasks")
+    built = set(job_service.kinds()) & set(CONTRACT_KINDS_NOT_BUILT)
+    if built:
+        raise RuntimeError(f"job kinds {sorted(built)} are registered now: delete them from CONTRACT_KINDS_NOT_BUILT")
+    names = sorted([*job_service.kinds(), *CONTRACT_KINDS_NOT_BUILT])
+    return strawberry.enum(Enum("JobKind", {name: name for name in names}), name="JobKind")
+
+
+JobKind = _job_kinds()
 JobStatus = strawberry.enum(JobStatusEnum, name="JobStatus")
 
 
@@ -45,12 +60,16 @@ class Job(Node):
         return await load_staff(info, self.created_by_id)
 
     @classmethod
+    async def resolve_nodes(cls, caller: Caller, pks: list[int]) -> dict[int, Job]:
+        return await cls.nodes_in(job_service.visible(caller), pks)
+
+    @classmethod
     def from_model(cls, m: JobModel) -> Job:
         return cls(
             id=to_global_id("Job", m.id),
-            kind=m.kind,
+            kind=JobKind(m.kind),
             status=m.status,
-            progress=progress_of(m),
+            progress=job_service.progress_of(m),
             total=m.total,
             processed=m.processed,
             failed=m.failed,

@@ -6,10 +6,12 @@ from enum import Enum
 import strawberry
 from strawberry.types import Info
 
-from models.notes import Note as NoteModel
-from models.notes import NoteVisibility as NoteVisibilityEnum
+from models.notes import Note as NoteModel, NoteVisibility as NoteVisibilityEnum
+from schema import loaders
 from schema.base import Node, UserError, to_global_id
 from schema.staff import Staff, load_staff
+from services import notes as notes_service
+from services.access import Caller
 
 
 @strawberry.enum
@@ -33,6 +35,10 @@ class Note(Node):
         return await load_staff(info, self._m.author_id)
 
     @classmethod
+    async def resolve_nodes(cls, caller: Caller, pks: list[int]) -> dict[int, Note]:
+        return await cls.nodes_in(notes_service.visible(caller), pks)
+
+    @classmethod
     def from_model(cls, m: NoteModel) -> Note:
         return cls(
             id=to_global_id("Note", m.id),
@@ -54,3 +60,7 @@ class AddNoteInput:
 class NotePayload:
     note: Note | None = None
     errors: list[UserError] = strawberry.field(default_factory=list)
+
+
+loaders.register("notes", loaders.grouped(NoteModel, "-created_at"))
+loaders.register("complaint_notes", loaders.grouped(NoteModel, "-created_at", parent="complaint_id"))

@@ -1,4 +1,4 @@
-"""Role checks declared on fields, after the role table in DOMAIN.md."""
+"""Role checks declared on fields, with the named role sets of services/access.py."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from strawberry.types import Info
 
 from models.staff import Role
 from schema.base import forbidden, unauthenticated
+from services.access import not_allowed
 
 
 class RolesAllowed(BasePermission):
@@ -22,7 +23,7 @@ class RolesAllowed(BasePermission):
         if caller.staff is None:
             raise unauthenticated()
         if caller.staff.role not in self.roles:
-            raise forbidden()
+            raise forbidden(not_allowed(self.roles))
         return True
 
 

@@ -5,10 +5,10 @@ from datetime import datetime
 import strawberry
 from strawberry.types import Info
 
-from models.staff import Department as DepartmentEnum
-from models.staff import Role as RoleEnum
-from models.staff import Staff as StaffModel
+from models.staff import Department as DepartmentEnum, Role as RoleEnum, Staff as StaffModel
+from schema import loaders
 from schema.base import Node, UserError, to_global_id
+from services.access import Caller
 
 Role = strawberry.enum(RoleEnum, name="Role")
 Department = strawberry.enum(DepartmentEnum, name="Department")
@@ -26,6 +26,10 @@ class Staff(Node):
     created_at: datetime
 
     @classmethod
+    async def resolve_nodes(cls, caller: Caller, pks: list[int]) -> dict[int, Staff]:
+        return await cls.nodes_in(StaffModel.all(), pks)
+
+    @classmethod
     def from_model(cls, m: StaffModel) -> Staff:
         return cls(
             id=to_global_id("Staff", m.id),
@@ -37,6 +41,9 @@ class Staff(Node):
             active=m.active,
             created_at=m.created_at,
         )
+
+
+loaders.register("staff", loaders.by_id(StaffModel))
 
 
 async def load_staff(info: Info, staff_id: int | None) -> Staff | None:

@@ -5,38 +5,26 @@ from enum import Enum
 
 import strawberry
 
-from schema.base import Connection, Node
-from schema.complaints import Complaint
-from schema.customers import ProductHolding
-from schema.follow_ups import FollowUp
-from schema.interactions import Interaction
-from schema.notes import Note
+from schema.base import Connection, Node, node_types
+from services import timeline
 from services.timeline import Entry
 
-
-@strawberry.enum
-class TimelineKind(Enum):
-    INTERACTION = "INTERACTION"
-    COMPLAINT = "COMPLAINT"
-    COMPLAINT_EVENT = "COMPLAINT_EVENT"
-    SURVEY_INVITATION = "SURVEY_INVITATION"
-    SURVEY_RESPONSE = "SURVEY_RESPONSE"
-    FOLLOW_UP = "FOLLOW_UP"
-    NOTE = "NOTE"
-    CHANGE = "CHANGE"
-    HOLDING = "HOLDING"
+# Kinds of the API contract whose domain (surveys) has not landed yet; they go when it registers them.
+CONTRACT_KINDS_NOT_BUILT = ("SURVEY_INVITATION", "SURVEY_RESPONSE")
 
 
-# How each kind's row becomes the Node a timeline item points at (None: the kind has no Node).
-SUBJECTS = {
-    "COMPLAINT": Complaint.from_model,
-    "COMPLAINT_EVENT": None,
-    "INTERACTION": Interaction.from_model,
-    "FOLLOW_UP": FollowUp.from_model,
-    "NOTE": Note.from_model,
-    "HOLDING": ProductHolding.from_model,
-    "CHANGE": None,
-}
+def _timeline_kinds() -> type[Enum]:
+    """Every kind the domains register (their services modules), as the API's TimelineKind enum."""
+    built = set(timeline.kinds()) & set(CONTRACT_KINDS_NOT_BUILT)
+    if built:
+        raise RuntimeError(
+            f"timeline kinds {sorted(built)} are registered now: delete them from CONTRACT_KINDS_NOT_BUILT"
+        )
+    names = sorted([*timeline.kinds(), *CONTRACT_KINDS_NOT_BUILT])
+    return strawberry.enum(Enum("TimelineKind", {name: name for name in names}), name="TimelineKind")
+
+
+TimelineKind = _timeline_kinds()
 
 
 @strawberry.type
@@ -49,13 +37,13 @@ class TimelineItem:
 
     @classmethod
     def from_entry(cls, entry: Entry) -> TimelineItem:
-        convert = SUBJECTS.get(entry.kind)
+        node_type = node_types()[entry.node] if entry.node else None
         return cls(
             kind=TimelineKind(entry.kind),
             at=entry.at,
             title=entry.title,
             detail=entry.detail,
-            subject=convert(entry.row) if convert else None,
+            subject=node_type.from_model(entry.row) if node_type else None,
         )
 
 

@@ -14,6 +14,7 @@ from tortoise.queryset import QuerySet
 from models.audit import AuditEntry
 from services.access import AUDIT_READERS, Caller, require_role
 from services.errors import invalid
+from services.filters import FilterParams
 
 EXPORT_BATCH = 500
 
@@ -41,37 +42,15 @@ async def record(
 
 
 @dataclass(frozen=True)
-class AuditFilter:
+class AuditFilter(FilterParams):
+    """What the audit log can be filtered by; an export job's params are its `to_params()`."""
+
     actor_id: int | None = None
     action: str | None = None
     subject_type: str | None = None
     subject_id: str | None = None
     start: datetime | None = None
     end: datetime | None = None
-
-    def to_params(self) -> dict:
-        return {
-            "actor_id": self.actor_id,
-            "action": self.action,
-            "subject_type": self.subject_type,
-            "subject_id": self.subject_id,
-            "start": self.start.isoformat() if self.start else None,
-            "end": self.end.isoformat() if self.end else None,
-        }
-
-    @classmethod
-    def from_params(cls, params: dict) -> AuditFilter:
-        def when(value: str | None) -> datetime | None:
-            return datetime.fromisoformat(value) if value else None
-
-        return cls(
-            params.get("actor_id"),
-            params.get("action"),
-            params.get("subject_type"),
-            params.get("subject_id"),
-            when(params.get("start")),
-            when(params.get("end")),
-        )
 
 
 def entries(caller: Caller, audit_filter: AuditFilter) -> QuerySet[AuditEntry]:
@@ -99,6 +78,7 @@ def _filtered(audit_filter: AuditFilter) -> QuerySet[AuditEntry]:
     return qs
 
 
+EXPORT_JOB = "AUDIT_EXPORT"  # the job kind of exportAuditLog
 CSV_COLUMNS = ["id", "at", "actor", "action", "subject_type", "subject_id", "detail", "request_id", "ip"]
 
 

@@ -43,10 +43,6 @@ def hash_token(token: str, secret_key: str) -> str:
     return hmac.new(secret_key.encode(), token.encode(), hashlib.sha256).hexdigest()
 
 
-def now() -> datetime:
-    return clock.now()
-
-
 @dataclass(frozen=True)
 class Session:
     token: str
@@ -61,7 +57,7 @@ async def login(caller: Caller, username: str, password: str, *, secret_key: str
     """Every attempt is audited; the error never says which part was wrong."""
     if (
         caller.ip
-        and await AuditEntry.filter(action="login.failed", ip=caller.ip, at__gte=now() - LOCKOUT).count()
+        and await AuditEntry.filter(action="login.failed", ip=caller.ip, at__gte=clock.now() - LOCKOUT).count()
         >= MAX_FAILURES_PER_IP
     ):
         await audit.record(caller, "login.failed", actor_name=username[:64], detail={"reason": "address_limited"})
@@ -73,7 +69,7 @@ async def login(caller: Caller, username: str, password: str, *, secret_key: str
     if staff is None:
         _verify(_DUMMY_HASH, password)
         reason = "unknown_user"
-    elif staff.locked_until and staff.locked_until > now():
+    elif staff.locked_until and staff.locked_until > clock.now():
         reason = "locked"
     elif not _verify(staff.password_hash, password):
         reason = "bad_password"
@@ -94,7 +90,7 @@ async def login(caller: Caller, username: str, password: str, *, secret_key: str
         raise DomainError(ErrorCode.INVALID, LOGIN_FAILED, ["password"])
 
     token = secrets.token_urlsafe(32)
-    expires_at = now() + ttl
+    expires_at = clock.now() + ttl
     async with atomic():
         if staff.failed_logins or staff.locked_until:
             await Staff.filter(id=staff.id).update(failed_logins=0, locked_until=None)
@@ -109,7 +105,7 @@ async def _count_failure(staff: Staff) -> None:
     # Counted in the database so that concurrent attempts on several API processes all add up.
     await Staff.filter(id=staff.id).update(failed_logins=F("failed_logins") + 1)
     await Staff.filter(id=staff.id, failed_logins__gte=MAX_FAILED_LOGINS).update(
-        failed_logins=0, locked_until=now() + LOCKOUT
+        failed_logins=0, locked_until=clock.now() + LOCKOUT
     )
 
 
@@ -117,7 +113,10 @@ async def authenticate(token: str, *, secret_key: str) -> Staff | None:
     """The active staff member a live token belongs to, in one query; None otherwise."""
     row = (
         await StaffToken.filter(
-            token_hash=hash_token(token, secret_key), revoked_at__isnull=True, expires_at__gt=now(), staff__active=True
+            token_hash=hash_token(token, secret_key),
+            revoked_at__isnull=True,
+            expires_at__gt=clock.now(),
+            staff__active=True,
         )
         .select_related("staff")
         .first()
@@ -126,10 +125,10 @@ async def authenticate(token: str, *, secret_key: str) -> Staff | None:
 
 
 async def revoke_tokens(staff_id: int) -> int:
-    return await StaffToken.filter(staff_id=staff_id, revoked_at__isnull=True).update(revoked_at=now())
+    return await StaffToken.filter(staff_id=staff_id, revoked_at__isnull=True).update(revoked_at=clock.now())
 
 
 async def purge_expired_tokens(older_than: timedelta = timedelta(days=30)) -> int:
     """Scheduled housekeeping: expired or revoked tokens are useless after a while."""
-    cutoff = now() - older_than
+    cutoff = clock.now() - older_than
     return await StaffToken.filter(expires_at__lt=cutoff).delete()

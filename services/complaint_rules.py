@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from functools import cache
 from pathlib import Path
+from typing import Literal
 from zoneinfo import ZoneInfo
 
 from models.complaints import ComplaintCategory, ComplaintEventType, ComplaintReason, ComplaintStatus
@@ -56,6 +57,7 @@ BASE_DAYS, EXTENDED_DAYS, MAX_DAYS = 15, 30, 60
 AT_RISK_WITHIN = timedelta(days=3)
 URGENT_AMOUNT = Decimal(50_000)
 RECENT = timedelta(days=90)
+SlaStateName = Literal["ON_TRACK", "AT_RISK", "BREACHED", "MET", "MISSED"]  # what sla_state answers
 
 
 def allowed(move: str, status: ComplaintStatus) -> bool:

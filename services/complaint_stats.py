@@ -28,25 +28,23 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from enum import Enum
 
-from tortoise import Tortoise
+from tortoise.connection import get_connection
 
 from models.complaints import ComplaintCategory, ComplaintReason, ComplaintStatus
-from models.jobs import Job, JobKind
-from models.staff import Role
-from services import clock, complaints, jobs
-from services import complaint_rules as rules
+from models.jobs import Job
+from services import access, clock, complaint_rules as rules, complaints, jobs
 from services.access import Caller, require_role
 from services.errors import DomainError, ErrorCode, invalid
 
 # DOMAIN.md role table: complaints "all" (ADMIN, MANAGER), the full workflow (COMPLAINT_HANDLER),
 # "read, stats" (ANALYST), "read" (AUDITOR: a compliance auditor inspects the figures too).
-STATS_READERS = frozenset({Role.ADMIN, Role.MANAGER, Role.COMPLAINT_HANDLER, Role.ANALYST, Role.AUDITOR})
 MAX_YEARS = 3
 UNASSIGNED = "UNASSIGNED"
 CENT = Decimal("0.01")
 
 # The bank's calendar (Asia/Shanghai) has had no daylight saving time since 1991: a fixed shift from UTC.
 BANK_OFFSET_HOURS = int(rules.BANK_TIME.utcoffset(datetime(2000, 1, 1)).total_seconds() // 3600)
+REPORT_JOB = "COMPLAINT_REPORT"  # the job kind of exportComplaintReport
 
 
 def _quote(values) -> str:
@@ -307,7 +305,7 @@ async def _aggregate(
     caller: Caller, start: datetime, end: datetime, keys: list[Grouping]
 ) -> list[tuple[tuple[str, ...], Figures]]:
     """One statement: the caller's complaints received in [start, end), grouped by `keys`."""
-    connection = Tortoise.get_connection("default")
+    connection = get_connection("default")
     dialect = connection.capabilities.dialect
     scoped = (
         complaints.visible(caller)
@@ -327,8 +325,9 @@ async def _aggregate(
             "compensation_amount",
         )
     )
-    scoped._choose_db_if_not_chosen()
-    scoped._make_query()
+    # QuerySet.sql() (public) binds the query to its connection and builds it; `scoped.query` is then the
+    # pypika query whose text and bound parameters Tortoise itself would send.
+    scoped.sql()
     inner_sql, params = scoped.query.get_parameterized_sql()
     selected, grouped, joins = [], [], []
     for i, key in enumerate(keys):
@@ -354,7 +353,7 @@ async def _aggregate(
 
 async def stats(caller: Caller, start: datetime, end: datetime, group_by: str) -> list[Bucket]:
     """complaintStats: one bucket per key present in the period, sorted by key."""
-    require_role(caller, STATS_READERS)
+    require_role(caller, access.COMPLAINT_STATS_READERS)
     start, end = check_period(start, end)
     grouping = _grouping(group_by)
     rows = await _aggregate(caller, start, end, [grouping])
@@ -461,7 +460,7 @@ async def complaint_report(params: dict, progress) -> dict:
 
     Idempotent: it only reads, so a re-delivered job simply computes the report again."""
     job = progress.job
-    caller = await jobs.requester(job, STATS_READERS, "this report")
+    caller = await jobs.requester(job, access.COMPLAINT_STATS_READERS, "this report")
     start, end = check_period(datetime.fromisoformat(params["start"]), datetime.fromisoformat(params["end"]))
     rows = await _aggregate(caller, start, end, [GROUPINGS["CATEGORY"], GROUPINGS["REASON"]])
     await progress.set_total(len(rows))
@@ -478,7 +477,7 @@ async def complaint_report(params: dict, progress) -> dict:
 
 async def start_report(caller: Caller, start: datetime, end: datetime, enqueue: jobs.Enqueue) -> Job:
     """exportComplaintReport: the same roles and period rules as `stats`; a worker builds the CSV."""
-    require_role(caller, STATS_READERS)
+    require_role(caller, access.COMPLAINT_STATS_READERS)
     start, end = check_period(start, end)
     params = {"start": start.isoformat(), "end": end.isoformat()}
-    return await jobs.create(caller, JobKind.COMPLAINT_REPORT, params, enqueue)
+    return await jobs.create(caller, REPORT_JOB, params, enqueue)

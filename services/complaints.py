@@ -13,6 +13,7 @@ from tortoise.expressions import F, Q, Subquery
 from tortoise.queryset import QuerySet
 
 from core.db import atomic
+from core.settings import SettingsError, section
 from models.complaints import (
     Complaint,
     ComplaintCategory,
@@ -26,15 +27,22 @@ from models.complaints import (
 from models.customers import Channel, CustomerStatus
 from models.follow_ups import FollowUp, Priority
 from models.staff import Department, Role, Staff
-from services import clock, customers, portraits
-from services import complaint_rules as rules
+from services import access, clock, complaint_rules as rules, customers, portraits, timeline
 from services.access import ALL_ROLES, Caller, require_role
 from services.errors import DomainError, ErrorCode, invalid, not_found
+from services.filters import FilterParams
 
-FILERS = frozenset({Role.ADMIN, Role.MANAGER, Role.RELATIONSHIP_MANAGER, Role.SERVICE_AGENT, Role.COMPLAINT_HANDLER})
-HANDLERS = frozenset({Role.ADMIN, Role.MANAGER, Role.COMPLAINT_HANDLER})
-APPROVERS = frozenset({Role.ADMIN, Role.MANAGER})
 MAX_SUMMARY, MAX_TEXT = 200, 20_000
+
+
+@section
+@dataclass(frozen=True)
+class ComplaintSettings:
+    sla_monitor_minutes: int = 5  # CRM_SLA_MONITOR_MINUTES: how often the SLA monitor runs
+
+    def check(self) -> None:
+        if not 1 <= self.sla_monitor_minutes <= 24 * 60:
+            raise SettingsError("CRM_SLA_MONITOR_MINUTES must be between 1 and 1440")
 
 
 def channel_for_all() -> str:
@@ -127,7 +135,7 @@ async def file(
     amount_in_dispute: Decimal | None = None,
     received_at: datetime | None = None,
 ) -> Complaint:
-    staff = require_role(caller, FILERS)
+    staff = require_role(caller, access.COMPLAINT_FILERS)
     customer = await customers.get(caller, customer_id, "customerId")
     if customer.status == CustomerStatus.ERASED:
         raise invalid("customerId", "An erased customer cannot file new complaints")
@@ -180,7 +188,7 @@ async def _move(
     complaint_id: int,
     move: str,
     *,
-    roles: frozenset[Role] = HANDLERS,
+    roles: frozenset[Role] = access.COMPLAINT_HANDLERS,
     message: str | None = None,
     changes: dict[str, Any] | None = None,
     version: int | None = None,
@@ -226,7 +234,7 @@ async def assign(
     handler = None
     if handler_id is not None:
         handler = await Staff.get_or_none(id=handler_id, active=True)
-        if handler is None or handler.role not in HANDLERS:
+        if handler is None or handler.role not in access.COMPLAINT_HANDLERS:
             raise invalid("handlerId", "handlerId must be an active complaint handler, manager or admin")
     note = _text(message, "message", MAX_TEXT)
     text = (
@@ -260,7 +268,7 @@ async def extend_deadline(
 ) -> Complaint:
     """15 → 30 days for a complex case; 30 → 60 only with a MANAGER's or ADMIN's approval; never further."""
     text = _text(reason, "reason", MAX_TEXT, required=True)
-    require_role(caller, HANDLERS)
+    require_role(caller, access.COMPLAINT_HANDLERS)
     current = await get(caller, complaint_id)
     if not rules.allowed("extend", current.status):
         raise DomainError(
@@ -274,7 +282,7 @@ async def extend_deadline(
             raise DomainError(
                 ErrorCode.REQUIRED, "A second extension needs a MANAGER's or ADMIN's approval", "approvedById"
             )
-        if approver.role not in APPROVERS:
+        if approver.role not in access.EXTENSION_APPROVERS:
             raise invalid("approvedById", "Only a MANAGER or ADMIN may approve a second extension")
         text = f"{text} (approved by {approver.username})"
     count = current.extension_count + 1
@@ -443,13 +451,13 @@ async def monitor_sla() -> MonitorReport:
 
 
 @dataclass
-class ComplaintFilter:
+class ComplaintFilter(FilterParams):
     customer_id: int | None = None
     status: list[ComplaintStatus] | None = None
     category: list[ComplaintCategory] | None = None
     reason: list[ComplaintReason] | None = None
     priority: list[Priority] | None = None
-    sla_state: list[str] | None = None
+    sla_state: list[rules.SlaStateName] | None = None
     department: Department | None = None
     handler_id: int | None = None
     branch: str | None = None
@@ -502,3 +510,23 @@ def apply_filter(qs: QuerySet[Complaint], f: ComplaintFilter) -> QuerySet[Compla
         text = f.search.strip()
         qs = qs.filter(Q(summary__icontains=text) | Q(description__icontains=text) | Q(reference_no__icontains=text))
     return qs
+
+
+timeline.register(
+    timeline.Source(
+        "COMPLAINT",
+        Complaint,
+        "received_at",
+        lambda r: (f"{r.reference_no} {r.summary}", f"{r.category.value} / {r.reason.value}"),
+        node="Complaint",
+    )
+)
+timeline.register(
+    timeline.Source(
+        "COMPLAINT_EVENT",
+        ComplaintEvent,
+        "at",
+        lambda r: (f"Complaint {r.type.value.lower().replace('_', ' ')}", timeline.short(r.message)),
+        customer_field="complaint__customer_id",
+    )
+)

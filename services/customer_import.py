@@ -1,25 +1,25 @@
 """Bulk customer import (DOMAIN.md "importCustomers"): a CSV upload becomes one IMPORT_CUSTOMERS job.
 
-`start_import` stores the upload as ordered UploadChunk rows (never the whole file in memory) and
-creates the job; `import_csv` is the job handler. It streams the chunks back a few at a time, decodes
-them incrementally and parses them with the csv module, validates every row exactly like createCustomer
-(`customer_rules.validate_new`) or, with `update_existing`, like updateCustomer, and writes the good
-rows in batches with bulk inserts. Each batch commits in ONE transaction together with the job's
-checkpoint, so a re-delivered message resumes after the last committed batch and never imports a row
-twice.
+`start_import` creates the job and stores the upload (`services.uploads.store`: ordered UploadChunk
+rows, never the whole file in memory); `import_csv` is the job handler. It reads the stored file back
+as CSV records (`services.uploads.records`), validates every row exactly like createCustomer
+(`customer_rules.validate_new`) or, with `update_existing`, like updateCustomer
+(`customers.merge_changes`), and writes the good rows in batches with bulk inserts. Each batch commits
+in ONE transaction together with the job's checkpoint, so a re-delivered message resumes after the last
+committed batch and never imports a row twice.
 
 The file
 --------
-* UTF-8, with or without a byte-order mark. A file that is not UTF-8 (e.g. saved as GBK by Excel)
-  fails the whole job before anything is imported, with a message giving the byte offset and line:
-  a wrong encoding concerns the whole file, not one row, and a per-row error would flood the job.
+* UTF-8, with or without a byte-order mark; fields may be quoted and contain commas, quotes and line
+  breaks; line ends may be LF or CRLF (services.uploads reads it). A file that is not UTF-8 (e.g. saved
+  as GBK by Excel) or not CSV fails the whole job before anything is imported (FileRejected, with the
+  byte offset and line).
 * The first non-blank line is the header. Columns are CreateCustomerInput fields in snake_case or
   camelCase (case, `_`, `-` and spaces are ignored): customer_no, kind, name, gender, birth_date,
   id_type, id_number, phone, email, address, occupation, risk_level, branch, preferred_channel, tags.
   An unknown, unnamed or repeated column fails the job at once, naming it; so does a missing `name`
   column when the import only creates customers.
-* Blank lines (and rows of empty cells) are skipped. Fields may be quoted and contain commas, quotes
-  and line breaks; line ends may be LF or CRLF.
+* Blank lines (and rows of empty cells) are skipped.
 * An empty cell is "not given". Enum values are case-insensitive (`resident_id`, `Resident ID`);
   `kind` defaults to INDIVIDUAL; dates are YYYY-MM-DD (also YYYY/M/D and YYYYMMDD); tags are separated
   by `;` or `|`.
@@ -27,9 +27,9 @@ The file
 Row numbers
 -----------
 Every JobError `row` is a 1-based *data* row number: the physical line of the file on which the
-record starts, counted from the header line (the header is row 0 and is not a data row). Blank lines
-and the extra lines of quoted multi-line fields are counted, so row N is always on line N + 1 of a
-file whose header is on line 1, whatever an editor shows.
+record starts (as `services.uploads.records` counts them: blank lines and the extra lines of quoted
+multi-line fields included), counted from the header line (the header is row 0 and is not a data row).
+So row N is always on line N + 1 of a file whose header is on line 1, whatever an editor shows.
 
 Errors
 ------
@@ -46,12 +46,8 @@ Result: {"created", "updated", "unchanged", "failed", "rows"} where rows = the d
 
 from __future__ import annotations
 
-import codecs
-import csv
 import re
-import secrets
-from collections import deque
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field, replace
 from datetime import date
 from typing import Any
@@ -70,35 +66,16 @@ from models.customers import (
     IdType,
     RiskLevel,
 )
-from models.jobs import Job, JobKind, UploadChunk
-from services import customer_rules as rules
-from services import customers, jobs
+from models.jobs import Job
+from services import access, clock, customer_rules as rules, customers, jobs, uploads
 from services.access import Caller, require_role
-from services.auth import now
-from services.errors import DomainError, DomainErrors, ErrorCode
+from services.errors import DomainError, DomainErrors
+from services.uploads import FileRejected
 
-CHUNK_SIZE = 256 * 1024
+IMPORT_JOB = "IMPORT_CUSTOMERS"  # the job kind
 MAX_FILE_BYTES = 64 * 1024 * 1024
 BATCH_ROWS = 1000
-CHUNKS_PER_QUERY = 4
 
-COLUMNS = (
-    "customer_no",
-    "kind",
-    "name",
-    "gender",
-    "birth_date",
-    "id_type",
-    "id_number",
-    "phone",
-    "email",
-    "address",
-    "occupation",
-    "risk_level",
-    "branch",
-    "preferred_channel",
-    "tags",
-)
 ENUMS: dict[str, type] = {
     "kind": CustomerKind,
     "gender": Gender,
@@ -106,31 +83,16 @@ ENUMS: dict[str, type] = {
     "risk_level": RiskLevel,
     "preferred_channel": Channel,
 }
-# What an import may change on an existing customer (kind and customerNo identify it; status, KYC and the
-# relationship manager are not import columns).
-UPDATE_FIELDS = (
-    "name",
-    "gender",
-    "birth_date",
-    "id_type",
-    "id_number",
-    "phone",
-    "email",
-    "address",
-    "occupation",
-    "risk_level",
-    "branch",
-    "preferred_channel",
-)
+# What an import may change on an existing customer: kind and customerNo identify it; status, KYC and the
+# relationship manager are not import columns.
+IMPORTABLE = tuple(f for f in customers.UPDATABLE if f not in {"status", "kyc_status", "relationship_manager_id"})
+# The file's columns: what identifies the row, what an import may set, and the tags.
+COLUMNS = ("customer_no", "kind", *IMPORTABLE, "tags")
 _HEADER_KEY = re.compile(r"[\s_\-]")
 _ALIASES = {c.replace("_", ""): c for c in COLUMNS}
 _DATE = re.compile(r"^(\d{4})[-/.](\d{1,2})[-/.](\d{1,2})$|^(\d{4})(\d{2})(\d{2})$")
 _TAG_SPLIT = re.compile(r"[;|]")
 _ID_KEY = re.compile(r"[\s\-]")
-
-
-class FileRejected(Exception):
-    """The file as a whole cannot be imported (encoding, CSV structure, header): the job FAILS."""
 
 
 class Superseded(BaseException):
@@ -145,153 +107,20 @@ class Superseded(BaseException):
 async def start_import(
     caller: Caller, chunks: AsyncIterator[bytes], *, filename: str | None, update_existing: bool, enqueue: jobs.Enqueue
 ) -> Job:
-    """Creates the IMPORT_CUSTOMERS job and stores the upload in ordered ~256 KiB UploadChunk rows.
+    """Creates the IMPORT_CUSTOMERS job and stores the upload (`services.uploads.store`).
 
     Streams `chunks` (of any size); never holds more than one stored chunk in memory. An empty file is
-    REQUIRED on field `file`, one over 64 MiB LIMIT_EXCEEDED. The job's message is sent only once the
+    REQUIRED on field `file`, one over 64 MiB (MAX_FILE_BYTES) LIMIT_EXCEEDED. The job's message is sent only once the
     surrounding transaction commits (the mutation wraps this call in one)."""
-    require_role(caller, customers.WRITERS)
+    require_role(caller, access.CUSTOMER_WRITERS)
     params = {"filename": filename, "update_existing": bool(update_existing)}
     async with atomic():
-        job = await jobs.create(caller, JobKind.IMPORT_CUSTOMERS, params, enqueue)
-        buffer = bytearray()
-        size = seq = 0
-        has_content = False
-
-        async def store(data: bytes) -> None:
-            nonlocal seq
-            await UploadChunk.create(job_id=job.id, seq=seq, data=data)
-            seq += 1
-
-        async for data in chunks:
-            if not data:
-                continue
-            size += len(data)
-            if size > MAX_FILE_BYTES:
-                raise DomainError(
-                    ErrorCode.LIMIT_EXCEEDED,
-                    f"The file is larger than {MAX_FILE_BYTES // (1024 * 1024)} MiB; split it",
-                    "file",
-                )
-            if not has_content:
-                has_content = bool(bytes(data).strip(b" \t\r\n\xef\xbb\xbf"))
-            buffer += data
-            while len(buffer) >= CHUNK_SIZE:
-                await store(bytes(buffer[:CHUNK_SIZE]))
-                del buffer[:CHUNK_SIZE]
-        if not has_content:
-            raise DomainError(ErrorCode.REQUIRED, "The file is empty", "file")
-        if buffer:
-            await store(bytes(buffer))
+        job = await jobs.create(caller, IMPORT_JOB, params, enqueue)
+        await uploads.store(job.id, chunks, MAX_FILE_BYTES)
     return job
 
 
-# ---------------------------------------------------------------- reading the stored file
-
-
-async def _stored_chunks(job_id: int) -> AsyncIterator[bytes]:
-    """The upload in order, CHUNKS_PER_QUERY chunks per query (never the whole file at once)."""
-    after = -1
-    while True:
-        rows = (
-            await UploadChunk.filter(job_id=job_id, seq__gt=after)
-            .order_by("seq")
-            .limit(CHUNKS_PER_QUERY)
-            .values_list("seq", "data")
-        )
-        if not rows:
-            return
-        for seq, data in rows:
-            yield bytes(data)
-            after = seq
-
-
-class _NeedMore(Exception):
-    pass
-
-
-class _Lines:
-    """Physical lines for csv.reader. When it runs dry before the end of the file it raises _NeedMore,
-    and the lines of the unfinished record are put back so that the record is parsed again, whole, once
-    more text has arrived (csv.reader keeps no state between records)."""
-
-    def __init__(self) -> None:
-        self.lines: deque[str] = deque()
-        self.taken: list[str] = []
-        self.eof = False
-
-    def __iter__(self) -> Iterator[str]:
-        return self
-
-    def __next__(self) -> str:
-        if self.lines:
-            line = self.lines.popleft()
-            self.taken.append(line)
-            return line
-        if self.eof:
-            raise StopIteration
-        raise _NeedMore
-
-    def unread(self) -> None:
-        self.lines.extendleft(reversed(self.taken))
-        self.taken.clear()
-
-
-async def _records(job_id: int) -> AsyncIterator[tuple[int, list[str]]]:
-    """(physical line on which the record starts, its fields) for every CSV record, blank ones included.
-
-    Decodes UTF-8 incrementally (a leading BOM is dropped); FileRejected on bytes that are not UTF-8 or
-    on text that is not CSV."""
-    decoder = codecs.getincrementaldecoder("utf-8-sig")("strict")
-    feed = _Lines()
-    reader = csv.reader(feed, strict=False)
-    partial = ""
-    line = 0  # physical lines consumed by finished records
-    offset = 0  # bytes decoded so far
-
-    def decode(data: bytes, final: bool = False) -> str:
-        pending = decoder.getstate()[0]  # the start of a character cut by the previous chunk
-        try:
-            return decoder.decode(data, final)
-        except UnicodeDecodeError as exc:
-            before = (pending + data)[: exc.start]
-            at_line = line + len(feed.lines) + len(feed.taken) + before.count(b"\n") + 1
-            raise FileRejected(
-                f"The file is not UTF-8 text (invalid byte at offset {offset - len(pending) + exc.start}, "
-                f'line {at_line}); save it as "CSV UTF-8" and upload it again'
-            ) from None
-
-    def parsed() -> Iterator[tuple[int, list[str]]]:
-        nonlocal line
-        while True:
-            try:
-                record = next(reader)
-            except _NeedMore:
-                feed.unread()
-                return
-            except StopIteration:
-                return
-            except csv.Error as exc:
-                raise FileRejected(f"The file is not valid CSV at line {line + 1}: {exc}") from None
-            start = line + 1
-            line += len(feed.taken)
-            feed.taken.clear()
-            yield start, record
-
-    async for data in _stored_chunks(job_id):
-        text = partial + decode(data)
-        offset += len(data)
-        parts = text.split("\n")
-        partial = parts.pop()
-        feed.lines.extend(part + "\n" for part in parts)
-        for item in parsed():
-            yield item
-    tail = partial + decode(b"", final=True)
-    if tail:
-        feed.lines.append(tail)
-    feed.eof = True
-    for item in parsed():
-        yield item
+# ---------------------------------------------------------------- the header
 
 
 def _blank(record: list[str]) -> bool:
@@ -332,7 +161,7 @@ async def _scan(job_id: int, update_existing: bool) -> _Scan:
     """A cheap first pass: the whole file decodes and parses, its header is good; counts the data rows."""
     columns: list[str] | None = None
     header_line = rows = 0
-    async for line, record in _records(job_id):
+    async for line, record in uploads.records(job_id):
         if _blank(record):
             continue
         if columns is None:
@@ -582,7 +411,7 @@ class _Importer:
             row.fail(error)
             return None
         try:
-            clean["branch"] = customers._check_branch(self.caller, clean["branch"])
+            clean["branch"] = customers.check_branch(self.caller, clean["branch"])
         except DomainError as error:
             row.errors.append(("branch", f"{error.code.value}: {error.message}"))
         if row.errors:
@@ -590,7 +419,8 @@ class _Importer:
         return _Create(row, clean, clean.pop("tags"))
 
     def _plan_update(self, row: _Row, customer: Customer, old_tags: list[str]) -> _Update | None:
-        """The same rules as services.customers.update, for the cells given (an empty cell changes nothing)."""
+        """The rules of services.customers.update (`customers.merge_changes`), for the cells given (an empty
+        cell changes nothing)."""
         data = row.data
         if customer.status == CustomerStatus.ERASED:
             row.errors.append(("customerNo", "INVALID: An erased customer cannot be changed"))
@@ -599,55 +429,30 @@ class _Importer:
             if "kind" in data:
                 row.errors.append(("kind", "INVALID: kind cannot be changed by an import"))
             return None
-        changes = {f: data[f] for f in UPDATE_FIELDS if f in data}
-        merged = {f: getattr(customer, f) for f in UPDATE_FIELDS}
-        merged.update(changes)
+        changes = {f: data[f] for f in IMPORTABLE if f in data}
         errors: list[DomainError] = []
-        ident = rules.check_identity(
-            customer.kind, merged["id_type"], merged["id_number"], merged["birth_date"], merged["gender"], errors
-        )
-        merged.update(
-            id_type=ident.id_type, id_number=ident.id_number, birth_date=ident.birth_date, gender=ident.gender
-        )
-        merged["phone"], merged["email"] = rules.check_contact(merged["phone"], merged["email"], errors)
-        for text_field in ("name", "address", "occupation", "branch"):
-            if text_field in changes:
-                merged[text_field] = rules.clean_text(text_field, changes[text_field], errors, text_field == "name")
-        new_tags = rules.check_tags(data["tags"], errors) if "tags" in data else None
+        merged, new_tags = customers.merge_changes(customer, changes, data.get("tags"), errors)
         if errors:
             row.fail(DomainErrors(errors))
         if "branch" in changes:
             try:
-                merged["branch"] = customers._check_branch(self.caller, merged["branch"])
+                merged["branch"] = customers.check_branch(self.caller, merged["branch"])
             except DomainError as error:
                 row.errors.append(("branch", f"{error.code.value}: {error.message}"))
         if row.errors:
             return None
-        changed = {f: v for f, v in merged.items() if v != getattr(customer, f)}
+        changed = customers.changed_values(customer, merged)
         if new_tags is not None and new_tags == old_tags:
             new_tags = None
         return _Update(row, customer, changed, {f: getattr(customer, f) for f in changed}, new_tags, old_tags)
 
     # -- writing (inside the batch transaction) --
 
-    async def _new_numbers(self, count: int, avoid: set[str]) -> list[str]:
-        """`count` unused customer numbers, checked against the database one query per round, not per row."""
-        numbers: list[str] = []
-        while len(numbers) < count:
-            candidates = {f"C{secrets.randbelow(10**10):010d}" for _ in range(count - len(numbers))}
-            candidates -= avoid
-            candidates -= set(numbers)
-            if not candidates:
-                continue
-            taken = set(await Customer.filter(customer_no__in=sorted(candidates)).values_list("customer_no", flat=True))
-            numbers.extend(sorted(candidates - taken))
-        return numbers
-
     async def _write_creates(self, creates: list[_Create], careful: bool) -> list[_Create]:
         if not creates:
             return []
         avoid = set(self.keys.numbers) | {c.clean["customer_no"] for c in creates if c.clean["customer_no"]}
-        fresh = iter(await self._new_numbers(sum(1 for c in creates if not c.clean["customer_no"]), avoid))
+        fresh = iter(await customers.new_customer_numbers(sum(1 for c in creates if not c.clean["customer_no"]), avoid))
         objects = []
         for c in creates:
             if not c.clean["customer_no"]:
@@ -686,7 +491,7 @@ class _Importer:
         done: list[_Update] = []
         entries: list[ChangeEntry] = []
         retagged: list[_Update] = []
-        stamp = now()
+        stamp = clock.now()
         for u in updates:
             customer = u.customer
             version = customer.version
@@ -709,27 +514,10 @@ class _Importer:
                 )
                 continue
             done.append(u)
-            entries.extend(
-                ChangeEntry(
-                    customer_id=customer.id,
-                    field=rules.camel(name),
-                    old_value=customers._as_text(u.before[name]),
-                    new_value=customers._as_text(value),
-                    actor=self.actor,
-                )
-                for name, value in u.changed.items()
-            )
+            entries.extend(customers.change_entries(customer.id, u.before, u.changed, self.actor))
             if u.new_tags is not None:
                 retagged.append(u)
-                entries.append(
-                    ChangeEntry(
-                        customer_id=customer.id,
-                        field="tags",
-                        old_value=", ".join(u.old_tags),
-                        new_value=", ".join(u.new_tags),
-                        actor=self.actor,
-                    )
-                )
+                entries.append(customers.tags_entry(customer.id, u.old_tags, u.new_tags, self.actor))
         if retagged:
             await CustomerTag.filter(customer_id__in=[u.customer.id for u in retagged]).delete()
             await CustomerTag.bulk_create(
@@ -803,12 +591,12 @@ async def import_csv(params: dict, progress: jobs.Progress) -> dict:
     Resumes after `job.checkpoint` data rows when a message is re-delivered; deletes the stored upload
     once every row is done. Returns {"created", "updated", "unchanged", "failed", "rows"}."""
     job = progress.job
-    if not await UploadChunk.exists(job_id=job.id):
+    if not await uploads.exists(job.id):
         if job.result and "rows" in job.result:  # finished, but the worker died before it could say so
             return job.result
         raise FileRejected("The uploaded file is no longer stored; upload it again")
     try:
-        caller = await jobs.requester(job, customers.WRITERS, "this import")
+        caller = await jobs.requester(job, access.CUSTOMER_WRITERS, "this import")
     except jobs.RequesterGone as exc:
         raise FileRejected(str(exc)) from None
     update_existing = bool(params.get("update_existing"))
@@ -820,7 +608,7 @@ async def import_csv(params: dict, progress: jobs.Progress) -> dict:
     seen = 0
     batch: list[_Row] = []
     header_seen = False
-    async for line, record in _records(job.id):
+    async for line, record in uploads.records(job.id):
         if _blank(record):
             continue
         if not header_seen:
@@ -839,7 +627,7 @@ async def import_csv(params: dict, progress: jobs.Progress) -> dict:
 
     result = {**importer.counts.as_dict(), "rows": seen}
     async with atomic():
-        await UploadChunk.filter(job_id=job.id).delete()
+        await uploads.delete(job.id)
         job.result = result
         await job.save(update_fields=["result"])
         await progress.checkpoint(seen)

@@ -9,11 +9,11 @@ import re
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
-from typing import Any
+from typing import Any, Literal
 
 from models.customers import CustomerKind, Gender, IdType, ProductType
 from models.staff import Role
-from services import identity
+from services import access, clock, identity
 from services.errors import DomainError, DomainErrors, ErrorCode, invalid
 
 CUSTOMER_NO = re.compile(r"^C\d{10}$")
@@ -41,9 +41,7 @@ TIER_FLOORS = (
     ("AFFLUENT", Decimal(50_000)),
     ("MASS", Decimal(0)),
 )
-
-# Roles that see personal data unmasked (DOMAIN.md role table).
-UNMASKED_ROLES = frozenset({Role.ADMIN, Role.MANAGER, Role.RELATIONSHIP_MANAGER, Role.COMPLAINT_HANDLER})
+TierName = Literal["PRIVATE_BANKING", "WEALTH", "AFFLUENT", "MASS"]  # the names in TIER_FLOORS
 
 
 def camel(name: str) -> str:
@@ -102,7 +100,7 @@ def check_identity(
         missing = "idNumber" if id_number is None else "idType"
         errors.append(DomainError(ErrorCode.REQUIRED, "idType and idNumber go together", missing))
         return Identity(id_type, id_number, birth_date, gender)
-    if birth_date is not None and (birth_date > (today or date.today()) or birth_date < date(1900, 1, 1)):
+    if birth_date is not None and (birth_date > (today or clock.today()) or birth_date < date(1900, 1, 1)):
         errors.append(invalid("birthDate", "birthDate must be a real date of birth"))
     if id_type is None:
         return Identity(None, None, birth_date, gender)
@@ -240,7 +238,7 @@ def assess(customer: Any, today: date | None = None) -> tuple[float, list[Issue]
 
 
 def sees_pii(role: Role | None) -> bool:
-    return role in UNMASKED_ROLES
+    return role in access.PII_READERS
 
 
 def mask_address(value: str | None) -> str | None:

@@ -1,9 +1,10 @@
 """The customer file: who may see and change which customers, creation, optimistic updates with
-field-level history, holdings, consents, duplicates and list filters."""
+field-level history, holdings, duplicates and list filters (consents: services.consents)."""
 
 from __future__ import annotations
 
 import secrets
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
@@ -16,10 +17,6 @@ from tortoise.queryset import QuerySet
 
 from models.customers import (
     ChangeEntry,
-    Channel,
-    Consent,
-    ConsentChange,
-    ConsentPurpose,
     Customer,
     CustomerKind,
     CustomerStatus,
@@ -27,25 +24,16 @@ from models.customers import (
     HoldingStatus,
     ProductHolding,
     ProductType,
+    RiskLevel,
 )
 from models.staff import Role, Staff
-from services import customer_rules as rules
+from services import access, clock, consents as consent_service, customer_rules as rules, timeline
 from services.access import ALL_ROLES, Caller, require_role
 from services.errors import DomainError, ErrorCode, forbidden, invalid, not_found
+from services.filters import FilterParams
+from services.identity import mask_account
 
-WRITERS = frozenset({Role.ADMIN, Role.MANAGER, Role.RELATIONSHIP_MANAGER})
-CONSENT_WRITERS = WRITERS | {Role.SERVICE_AGENT}
-MERGERS = frozenset({Role.ADMIN, Role.MANAGER})
-ERASERS = frozenset({Role.ADMIN})
-EXPORTERS = WRITERS
-BRANCH_BOUND = frozenset({Role.RELATIONSHIP_MANAGER, Role.SERVICE_AGENT})
-# No record means: not granted, except SURVEY (service follow-up), granted until revoked (DOMAIN.md).
-CONSENT_DEFAULTS = {
-    ConsentPurpose.MARKETING: False,
-    ConsentPurpose.SURVEY: True,
-    ConsentPurpose.PROFILING: False,
-    ConsentPurpose.THIRD_PARTY_SHARING: False,
-}
+# What updateCustomer may change (the one list: the resolver and the import derive theirs from it).
 UPDATABLE = (
     "name",
     "gender",
@@ -69,7 +57,7 @@ MAX_AMOUNT = Decimal("999999999999999999.99")
 def home_branch(caller: Caller) -> str | None:
     """The branch a branch-bound staff member is limited to, or None for bank-wide staff."""
     staff = caller.staff
-    if staff is not None and staff.role in BRANCH_BOUND and staff.branch:
+    if staff is not None and staff.role in access.BRANCH_BOUND and staff.branch:
         return staff.branch
     return None
 
@@ -88,15 +76,23 @@ async def get(caller: Caller, customer_id: int, field: str | list[str] = "id") -
     return customer
 
 
-def _require_writer(caller: Caller, roles: frozenset[Role] = WRITERS) -> Staff | None:
+def _require_writer(caller: Caller, roles: frozenset[Role] = access.CUSTOMER_WRITERS) -> Staff | None:
     return require_role(caller, roles)
 
 
-async def _new_customer_no() -> str:
-    while True:
-        candidate = f"C{secrets.randbelow(10**10):010d}"
-        if not await Customer.exists(customer_no=candidate):
-            return candidate
+async def new_customer_numbers(count: int, avoid: Collection[str] = ()) -> list[str]:
+    """`count` unused customer numbers (none of them in `avoid`), checked against the database one query
+    per round, not per number."""
+    numbers: list[str] = []
+    while len(numbers) < count:
+        candidates = {f"C{secrets.randbelow(10**10):010d}" for _ in range(count - len(numbers))}
+        candidates -= set(avoid)
+        candidates -= set(numbers)
+        if not candidates:
+            continue
+        taken = set(await Customer.filter(customer_no__in=sorted(candidates)).values_list("customer_no", flat=True))
+        numbers.extend(sorted(candidates - taken))
+    return numbers
 
 
 async def _check_relationship_manager(staff_id: int | None) -> None:
@@ -118,7 +114,8 @@ async def _check_unique(data: dict[str, Any], exclude_id: int | None = None) -> 
         raise DomainError(ErrorCode.DUPLICATE, "Another customer has this customer number", "customerNo")
 
 
-def _check_branch(caller: Caller, branch: str | None) -> str | None:
+def check_branch(caller: Caller, branch: str | None) -> str | None:
+    """The branch a customer kept by `caller` ends up in: a branch-bound caller's own (FORBIDDEN for another)."""
     own = home_branch(caller)
     if own is None:
         return branch
@@ -130,11 +127,11 @@ def _check_branch(caller: Caller, branch: str | None) -> str | None:
 async def create(caller: Caller, data: dict[str, Any], consents: list[dict] | None = None) -> Customer:
     _require_writer(caller)
     clean = rules.validate_new(data)
-    clean["branch"] = _check_branch(caller, clean["branch"])
+    clean["branch"] = check_branch(caller, clean["branch"])
     await _check_relationship_manager(data.get("relationship_manager_id"))
     await _check_unique(clean)
     tags = clean.pop("tags")
-    clean["customer_no"] = clean["customer_no"] or await _new_customer_no()
+    clean["customer_no"] = clean["customer_no"] or (await new_customer_numbers(1))[0]
     customer = Customer(**clean, relationship_manager_id=data.get("relationship_manager_id"))
     customer.completeness = rules.assess(customer)[0]
     try:
@@ -145,11 +142,12 @@ async def create(caller: Caller, data: dict[str, Any], consents: list[dict] | No
         ) from None
     await CustomerTag.bulk_create([CustomerTag(customer=customer, tag=t) for t in tags])
     if consents:
-        await _apply_consents(caller, customer, consents)
+        await consent_service.apply(caller, customer, consents)
     return customer
 
 
-def _as_text(value: Any) -> str | None:
+def as_text(value: Any) -> str | None:
+    """A field's value as the change history stores it (enums by value, dates ISO-8601)."""
     if value is None:
         return None
     if hasattr(value, "value"):
@@ -176,27 +174,17 @@ async def update(
     if "name" in changes and changes["name"] is None:
         raise DomainError(ErrorCode.REQUIRED, "name is required", "name")
 
-    merged = {f: getattr(customer, f) for f in UPDATABLE}
-    merged.update(changes)
     errors: list[DomainError] = []
-    ident = rules.check_identity(
-        customer.kind, merged["id_type"], merged["id_number"], merged["birth_date"], merged["gender"], errors
-    )
-    merged.update(id_type=ident.id_type, id_number=ident.id_number, birth_date=ident.birth_date, gender=ident.gender)
-    merged["phone"], merged["email"] = rules.check_contact(merged["phone"], merged["email"], errors)
-    for text_field in ("name", "address", "occupation", "branch"):
-        if text_field in changes:
-            merged[text_field] = rules.clean_text(text_field, changes[text_field], errors, text_field == "name")
-    new_tags = rules.check_tags(tags, errors) if tags is not None else None
+    merged, new_tags = merge_changes(customer, changes, tags, errors)
     rules.raise_if(errors)
     if "branch" in changes:
-        merged["branch"] = _check_branch(caller, merged["branch"])
+        merged["branch"] = check_branch(caller, merged["branch"])
     if "relationship_manager_id" in changes:
         await _check_relationship_manager(merged["relationship_manager_id"])
     if "id_type" in changes or "id_number" in changes:
         await _check_unique(merged, exclude_id=customer.id)
 
-    changed = {f: v for f, v in merged.items() if v != getattr(customer, f)}
+    changed = changed_values(customer, merged)
     old_tags = await tags_of(customer.id)
     tags_changed = new_tags is not None and new_tags != old_tags
     if not changed and not tags_changed:
@@ -215,30 +203,62 @@ async def update(
         raise DomainError(
             ErrorCode.STALE_VERSION, f"The customer changed since version {version}; reload it", "version"
         )
-    entries = [
-        ChangeEntry(
-            customer_id=customer.id,
-            field=rules.camel(name.removesuffix("_id")),
-            old_value=_as_text(before[name]),
-            new_value=_as_text(value),
-            actor=actor,
-        )
-        for name, value in changed.items()
-    ]
+    entries = change_entries(customer.id, before, changed, actor)
     if tags_changed:
         await CustomerTag.filter(customer_id=customer.id).delete()
         await CustomerTag.bulk_create([CustomerTag(customer_id=customer.id, tag=t) for t in new_tags])
-        entries.append(
-            ChangeEntry(
-                customer_id=customer.id,
-                field="tags",
-                old_value=", ".join(old_tags),
-                new_value=", ".join(new_tags),
-                actor=actor,
-            )
-        )
+        entries.append(tags_entry(customer.id, old_tags, new_tags, actor))
     await ChangeEntry.bulk_create(entries)
     return await Customer.get(id=customer.id)
+
+
+def merge_changes(
+    customer: Customer, changes: dict[str, Any], tags: list[str] | None, errors: list[DomainError]
+) -> tuple[dict[str, Any], list[str] | None]:
+    """The rules of updateCustomer for `changes` (only the fields given; None clears one) and `tags` (None:
+    not given) on the stored `customer`, without the database: appends every problem to `errors` and
+    returns (every UPDATABLE field with the changes applied and cleaned, the cleaned tags or None).
+    The branch (`check_branch`), the relationship manager and uniqueness are the caller's to check."""
+    merged = {f: getattr(customer, f) for f in UPDATABLE}
+    merged.update(changes)
+    ident = rules.check_identity(
+        customer.kind, merged["id_type"], merged["id_number"], merged["birth_date"], merged["gender"], errors
+    )
+    merged.update(id_type=ident.id_type, id_number=ident.id_number, birth_date=ident.birth_date, gender=ident.gender)
+    merged["phone"], merged["email"] = rules.check_contact(merged["phone"], merged["email"], errors)
+    for text_field in ("name", "address", "occupation", "branch"):
+        if text_field in changes:
+            merged[text_field] = rules.clean_text(text_field, changes[text_field], errors, text_field == "name")
+    new_tags = rules.check_tags(tags, errors) if tags is not None else None
+    return merged, new_tags
+
+
+def changed_values(customer: Customer, merged: dict[str, Any]) -> dict[str, Any]:
+    """The fields of `merged` whose value differs from the stored customer's."""
+    return {f: v for f, v in merged.items() if v != getattr(customer, f)}
+
+
+def change_entries(
+    customer_id: int, before: dict[str, Any], after: dict[str, Any], actor: Staff | None
+) -> list[ChangeEntry]:
+    """The change history (unsaved) of the fields of `after`: one entry per field, old value from `before`."""
+    return [
+        ChangeEntry(
+            customer_id=customer_id,
+            field=rules.camel(name.removesuffix("_id")),
+            old_value=as_text(before[name]),
+            new_value=as_text(value),
+            actor=actor,
+        )
+        for name, value in after.items()
+    ]
+
+
+def tags_entry(customer_id: int, old_tags: list[str], new_tags: list[str], actor: Staff | None) -> ChangeEntry:
+    """The change history entry (unsaved) of a new set of tags."""
+    return ChangeEntry(
+        customer_id=customer_id, field="tags", old_value=", ".join(old_tags), new_value=", ".join(new_tags), actor=actor
+    )
 
 
 async def tags_of(customer_id: int) -> list[str]:
@@ -283,7 +303,7 @@ async def upsert_holding(
         raise invalid("currency", "currency is a three-letter ISO 4217 code")
     if closed_at is not None and closed_at < opened_at:
         raise invalid("closedAt", "closedAt must not be before openedAt")
-    if opened_at > date.today():
+    if opened_at > clock.today():
         raise invalid("openedAt", "openedAt must not be in the future")
     status = HoldingStatus.CLOSED if closed_at else HoldingStatus.ACTIVE
     holding = await ProductHolding.get_or_none(account_no=account_no)
@@ -329,70 +349,6 @@ async def refresh_balances(customer_ids: list[int]) -> None:
         await Customer.filter(id=customer_id).update(aum=aum, debt=debt)
 
 
-# ---------------------------------------------------------------- consents
-
-
-@dataclass(frozen=True)
-class ConsentView:
-    purpose: ConsentPurpose
-    channel: Channel | None
-    granted: bool
-    source: str | None
-    updated_at: datetime | None  # None: the default, never recorded
-
-
-def consents_view(records: list[Consent], created_at: datetime) -> list[ConsentView]:
-    """Recorded answers, plus the default for every purpose with no record."""
-    views = [ConsentView(c.purpose, c.channel, c.granted, c.source, c.updated_at) for c in records]
-    answered = {c.purpose for c in records if c.channel is None}
-    for purpose, granted in CONSENT_DEFAULTS.items():
-        if purpose not in answered:
-            views.append(ConsentView(purpose, None, granted, "default", created_at))
-    order = list(ConsentPurpose)
-    return sorted(views, key=lambda v: (order.index(v.purpose), v.channel.value if v.channel else ""))
-
-
-async def _apply_consents(caller: Caller, customer: Customer, consents: list[dict]) -> None:
-    for item in consents:
-        source = (item.get("source") or "").strip()[:64] or None
-        await Consent.update_or_create(
-            defaults={"granted": item["granted"], "source": source},
-            customer=customer,
-            purpose=item["purpose"],
-            channel=item.get("channel"),
-        )
-        await ConsentChange.create(
-            customer=customer,
-            purpose=item["purpose"],
-            channel=item.get("channel"),
-            granted=item["granted"],
-            source=source,
-            actor=caller.staff,
-        )
-
-
-async def set_consents(caller: Caller, customer_id: int, consents: list[dict]) -> Customer:
-    _require_writer(caller, CONSENT_WRITERS)
-    customer = await get(caller, customer_id, "customerId")
-    if customer.status == CustomerStatus.ERASED:
-        raise invalid("customerId", "An erased customer has no consents to change")
-    if not consents:
-        raise DomainError(ErrorCode.REQUIRED, "Give at least one consent", "consents")
-    keys = [(c["purpose"], c.get("channel")) for c in consents]
-    if len(set(keys)) != len(keys):
-        raise invalid("consents", "Each purpose and channel may appear once")
-    await _apply_consents(caller, customer, consents)
-    return customer
-
-
-async def consent_granted(customer_id: int, purpose: ConsentPurpose, channel: Channel | None = None) -> bool:
-    """A channel-specific answer wins over the general one, which wins over the default."""
-    records = {c.channel: c.granted for c in await Consent.filter(customer_id=customer_id, purpose=purpose)}
-    if channel is not None and channel in records:
-        return records[channel]
-    return records.get(None, CONSENT_DEFAULTS[purpose])
-
-
 # ---------------------------------------------------------------- duplicates
 
 
@@ -421,15 +377,17 @@ async def possible_duplicates(caller: Caller, customer: Customer) -> list[Custom
 
 
 @dataclass
-class CustomerFilter:
+class CustomerFilter(FilterParams):
+    """What a customer list can be filtered by (the customers query; saved segments store it as params)."""
+
     search: str | None = None
     status: list[CustomerStatus] | None = None
     kind: CustomerKind | None = None
     branch: str | None = None
     relationship_manager_id: int | None = None
     tags: list[str] | None = None
-    risk_level: list | None = None
-    value_tier: list[str] | None = None
+    risk_level: list[RiskLevel] | None = None
+    value_tier: list[rules.TierName] | None = None
     min_aum: Decimal | None = None
     max_aum: Decimal | None = None
     min_churn_risk: float | None = None
@@ -488,3 +446,15 @@ def apply_filter(qs: QuerySet[Customer], f: CustomerFilter) -> QuerySet[Customer
     if f.created_before:
         qs = qs.filter(created_at__lt=f.created_before)
     return qs
+
+
+timeline.register(timeline.Source("CHANGE", ChangeEntry, "at", lambda r: (f"{r.field} changed", None)))
+timeline.register(
+    timeline.Source(
+        "HOLDING",
+        ProductHolding,
+        "created_at",
+        lambda r: (f"{r.product.value} account {mask_account(r.account_no)}", r.status.value),
+        node="ProductHolding",
+    )
+)

@@ -9,13 +9,12 @@ from tortoise.expressions import Q, Subquery
 from tortoise.queryset import QuerySet
 
 from models.follow_ups import FollowUp, FollowUpStatus, Priority
-from models.staff import Department, Role, Staff
-from services import clock, customers
+from models.staff import Department, Staff
+from services import access, clock, customers, timeline
 from services.access import ALL_ROLES, Caller, require_role
 from services.errors import DomainError, ErrorCode, forbidden, invalid, not_found
+from services.filters import FilterParams
 
-WRITERS = frozenset({Role.ADMIN, Role.MANAGER, Role.RELATIONSHIP_MANAGER, Role.SERVICE_AGENT, Role.COMPLAINT_HANDLER})
-SUPERVISORS = frozenset({Role.ADMIN, Role.MANAGER})
 UNSET = object()
 
 
@@ -63,7 +62,7 @@ async def create(
     priority: Priority | None = None,
     due_at: datetime | None = None,
 ) -> FollowUp:
-    require_role(caller, WRITERS)
+    require_role(caller, access.FOLLOW_UP_WRITERS)
     clean_title = _title(title)
     customer = await customers.get(caller, customer_id, "customerId") if customer_id is not None else None
     complaint = None
@@ -97,7 +96,7 @@ def may_complete(staff: Staff | None, follow_up: FollowUp) -> bool:
     if staff is None:  # the command-line operator
         return True
     return (
-        staff.role in SUPERVISORS
+        staff.role in access.FOLLOW_UP_SUPERVISORS
         or follow_up.assignee_id == staff.id
         or (follow_up.department is not None and follow_up.department == staff.department)
     )
@@ -113,7 +112,7 @@ async def update(
     priority: Priority | None = None,
     due_at: object = UNSET,
 ) -> FollowUp:
-    staff = require_role(caller, WRITERS)
+    staff = require_role(caller, access.FOLLOW_UP_WRITERS)
     follow_up = await visible(caller).get_or_none(id=follow_up_id)
     if follow_up is None:
         raise not_found("Follow-up")
@@ -153,7 +152,7 @@ async def update(
 
 
 @dataclass
-class FollowUpFilter:
+class FollowUpFilter(FilterParams):
     assignee_id: int | None = None
     department: Department | None = None
     status: list[FollowUpStatus] | None = None
@@ -178,3 +177,10 @@ def apply_filter(qs: QuerySet[FollowUp], f: FollowUpFilter) -> QuerySet[FollowUp
     elif f.overdue is False:
         qs = qs.filter(Q(status__not=FollowUpStatus.OPEN) | Q(due_at__isnull=True) | Q(due_at__gte=clock.now()))
     return qs
+
+
+timeline.register(
+    timeline.Source(
+        "FOLLOW_UP", FollowUp, "created_at", lambda r: (r.title, timeline.short(r.description)), node="FollowUp"
+    )
+)

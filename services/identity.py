@@ -1,6 +1,6 @@
 """Validation and masking rules for customer identity data.
 
-Pure functions, standard library only, no I/O.  Error messages never echo the
+Pure functions, standard library only (and services.clock for today's date), no I/O.  Error messages never echo the
 offending value, so they are safe to log and to return to API clients.
 """
 
@@ -10,6 +10,8 @@ import re
 from dataclasses import dataclass
 from datetime import date
 from typing import Literal, overload
+
+from services import clock
 
 __all__ = [
     "Gender",
@@ -65,7 +67,7 @@ def parse_resident_id(value: str, *, today: date | None = None) -> ResidentId:
     """Validate an 18-character resident ID number and decode it.
 
     Surrounding whitespace is ignored and a trailing ``x`` is upper-cased.
-    ``today`` (default: ``date.today()``) bounds the birth date.
+    ``today`` (default: ``clock.today()``, the UTC date) bounds the birth date.
     """
     number = value.strip().upper()
     if len(number) != 18:
@@ -78,7 +80,7 @@ def parse_resident_id(value: str, *, today: date | None = None) -> ResidentId:
         raise IdentityError("resident ID contains an impossible birth date") from None
     if birth_date < EARLIEST_BIRTH_DATE:
         raise IdentityError("resident ID birth date is before 1900-01-01")
-    if birth_date > (today or date.today()):
+    if birth_date > (today or clock.today()):
         raise IdentityError("resident ID birth date is in the future")
     if resident_id_check_char(number[:17]) != number[17]:
         raise IdentityError("resident ID check character is wrong")

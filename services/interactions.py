@@ -10,12 +10,11 @@ from tortoise.queryset import QuerySet
 
 from models.customers import Channel, CustomerStatus
 from models.interactions import Direction, Interaction, InteractionKind, InteractionStatus
-from models.staff import Role
-from services import clock, customers, portraits
+from services import access, clock, customers, portraits, timeline
 from services.access import ALL_ROLES, Caller, require_role
 from services.errors import DomainError, ErrorCode, invalid, not_found
+from services.filters import FilterParams
 
-WRITERS = frozenset({Role.ADMIN, Role.MANAGER, Role.RELATIONSHIP_MANAGER, Role.SERVICE_AGENT})
 MAX_SUBJECT, MAX_TEXT = 200, 20_000
 MAX_DURATION = 24 * 60 * 60
 
@@ -49,7 +48,7 @@ async def log(
     occurred_at: datetime | None = None,
     duration_seconds: int | None = None,
 ) -> Interaction:
-    require_role(caller, WRITERS)
+    require_role(caller, access.INTERACTION_WRITERS)
     customer = await customers.get(caller, customer_id, "customerId")
     if customer.status == CustomerStatus.ERASED:
         raise invalid("customerId", "An erased customer has no new interactions")
@@ -88,7 +87,7 @@ async def log(
 
 
 async def resolve(caller: Caller, interaction_id: int, outcome: str) -> Interaction:
-    require_role(caller, WRITERS)
+    require_role(caller, access.INTERACTION_WRITERS)
     interaction = await visible(caller).get_or_none(id=interaction_id)
     if interaction is None:
         raise not_found("Interaction")
@@ -106,7 +105,7 @@ async def resolve(caller: Caller, interaction_id: int, outcome: str) -> Interact
 
 
 @dataclass
-class InteractionFilter:
+class InteractionFilter(FilterParams):
     customer_id: int | None = None
     staff_id: int | None = None
     channel: list[Channel] | None = None
@@ -136,3 +135,14 @@ def apply_filter(qs: QuerySet[Interaction], f: InteractionFilter) -> QuerySet[In
         text = f.search.strip()
         qs = qs.filter(Q(subject__icontains=text) | Q(content__icontains=text))
     return qs
+
+
+timeline.register(
+    timeline.Source(
+        "INTERACTION",
+        Interaction,
+        "occurred_at",
+        lambda r: (r.subject, timeline.short(r.outcome or r.content)),
+        node="Interaction",
+    )
+)

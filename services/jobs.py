@@ -10,10 +10,10 @@ from datetime import timedelta
 from tortoise.queryset import QuerySet
 
 from core.db import atomic, on_commit
-from models.jobs import Job, JobKind, JobStatus
+from models.jobs import Job, JobStatus
 from models.staff import Role, Staff
+from services import clock
 from services.access import ALL_ROLES, COMMAND_LINE, JOB_OVERSEERS, Caller, require_role
-from services.auth import now
 from services.errors import not_found
 
 log = logging.getLogger(__name__)
@@ -28,7 +28,7 @@ def channel(job_id: int) -> str:
     return f"job:{job_id}"
 
 
-async def create(caller: Caller, kind: JobKind, params: dict, enqueue: Enqueue) -> Job:
+async def create(caller: Caller, kind: str, params: dict, enqueue: Enqueue) -> Job:
     """Writes the job; its message is sent only once the surrounding transaction has committed."""
     job = await Job.create(kind=kind, params=params, created_by=caller.staff)
     on_commit(lambda: enqueue(job.id))
@@ -94,24 +94,38 @@ class Progress:
 
 
 Handler = Callable[[dict, Progress], Awaitable[dict]]
+_HANDLERS: dict[str, Handler] = {}
 
 
-async def run(job_id: int, handlers: Mapping[JobKind, Handler], publish: Publish) -> None:
+def register_kind(kind: str, handler: Handler) -> None:
+    """A domain declares a kind of job and the handler a worker runs for it (from its tasks module)."""
+    if _HANDLERS.get(kind, handler) is not handler:
+        raise ValueError(f"job kind {kind} is registered already")
+    _HANDLERS[kind] = handler
+
+
+def kinds() -> list[str]:
+    """The registered job kinds, in registration order."""
+    return list(_HANDLERS)
+
+
+async def run(job_id: int, publish: Publish, *, handlers: Mapping[str, Handler] | None = None) -> None:
     """Run one job to its end. Idempotent: a finished job is left alone; a re-delivered one resumes after
-    its checkpoint when its handler keeps one, and otherwise restarts from scratch."""
+    its checkpoint when its handler keeps one, and otherwise restarts from scratch. `handlers` replaces
+    the registered ones (tests)."""
     job = await Job.get_or_none(id=job_id)
     if job is None or job.status.finished:
         log.info("job %s is finished or gone; nothing to do", job_id)
         return
     fresh = {} if job.checkpoint else {"processed": 0, "failed": 0, "errors": [], "total": None, "result": None}
     claimed = await Job.filter(id=job_id, status__in=[JobStatus.QUEUED, JobStatus.RUNNING]).update(
-        status=JobStatus.RUNNING, started_at=job.started_at or now(), attempts=job.attempts + 1, **fresh
+        status=JobStatus.RUNNING, started_at=job.started_at or clock.now(), attempts=job.attempts + 1, **fresh
     )
     if not claimed:
         return
     job = await Job.get(id=job_id)
     await publish(channel(job.id), {"id": job.id, "status": job.status.value})
-    handler = handlers.get(job.kind)
+    handler = (_HANDLERS if handlers is None else handlers).get(job.kind)
     progress = Progress(job, publish)
     try:
         if handler is None:
@@ -122,7 +136,7 @@ async def run(job_id: int, handlers: Mapping[JobKind, Handler], publish: Publish
         log.exception("job %s (%s) failed", job.id, job.kind)
         job.status = JobStatus.FAILED
         job.errors = [*job.errors, {"row": None, "field": None, "message": f"{type(exc).__name__}: {exc}"}]
-    job.finished_at = now()
+    job.finished_at = clock.now()
     async with atomic():
         await job.save()
     await publish(channel(job.id), {"id": job.id, "status": job.status.value})
@@ -154,4 +168,6 @@ async def unfinished() -> list[int]:
 
 async def stale_queued(older_than: timedelta = timedelta(minutes=2)) -> list[int]:
     """Queued jobs whose message may have been lost (the process died between commit and send)."""
-    return await Job.filter(status=JobStatus.QUEUED, created_at__lt=now() - older_than).values_list("id", flat=True)
+    return await Job.filter(status=JobStatus.QUEUED, created_at__lt=clock.now() - older_than).values_list(
+        "id", flat=True
+    )

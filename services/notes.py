@@ -7,12 +7,10 @@ from tortoise.queryset import QuerySet
 
 from models.customers import CustomerStatus
 from models.notes import Note, NoteVisibility
-from models.staff import Role
-from services import customers
+from services import access, customers, timeline
 from services.access import ALL_ROLES, Caller, require_role
 from services.errors import DomainError, ErrorCode, invalid
 
-WRITERS = frozenset({Role.ADMIN, Role.MANAGER, Role.RELATIONSHIP_MANAGER, Role.SERVICE_AGENT, Role.COMPLAINT_HANDLER})
 MAX_BODY = 10_000
 
 
@@ -26,7 +24,7 @@ def visible(caller: Caller) -> QuerySet[Note]:
 async def add_to_customer(
     caller: Caller, customer_id: int, body: str, visibility: NoteVisibility | None = None
 ) -> Note:
-    require_role(caller, WRITERS)
+    require_role(caller, access.NOTE_WRITERS)
     customer = await customers.get(caller, customer_id, "subjectId")
     if customer.status == CustomerStatus.ERASED:
         raise invalid("subjectId", "An erased customer takes no new notes")
@@ -43,7 +41,7 @@ async def add_to_complaint(
     from models.complaints import ComplaintEventType
     from services import complaints
 
-    require_role(caller, WRITERS)
+    require_role(caller, access.NOTE_WRITERS)
     complaint = await complaints.get(caller, complaint_id, "subjectId")
     text = _body(body)
     note = await Note.create(
@@ -66,3 +64,14 @@ def _body(body: str) -> str:
     if len(text) > MAX_BODY:
         raise invalid("body", f"body must be at most {MAX_BODY} characters")
     return text
+
+
+timeline.register(
+    timeline.Source(
+        "NOTE",
+        Note,
+        "created_at",
+        lambda r: (f"Note ({r.visibility.value.lower()})", timeline.short(r.body)),
+        node="Note",
+    )
+)

@@ -23,7 +23,7 @@ from models.customers import (
     RiskLevel,
 )
 from models.staff import Department, Role, Staff
-from services import audit, customer_rules, customers, staff
+from services import audit, clock, customer_rules, customers, staff
 from services.access import COMMAND_LINE
 from services.demo_data import BRANCHES, fake_company, fake_person
 
@@ -117,7 +117,7 @@ def _holdings(rng: random.Random, customer_id: int, opened_after: date, today: d
 
 
 async def _seed_customers(count: int, rng: random.Random) -> str:
-    today = date.today()
+    today = clock.today()
     managers = {s.branch: s.id for s in await Staff.filter(role=Role.RELATIONSHIP_MANAGER, branch__isnull=False)}
     made = 0
     while made < count:

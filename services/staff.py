@@ -15,8 +15,6 @@ from services.errors import DomainError, DomainErrors, ErrorCode, invalid, not_f
 
 USERNAME = re.compile(r"^[a-z0-9][a-z0-9._-]{2,63}$")
 MIN_PASSWORD, MAX_PASSWORD = 12, 128
-# Branch-bound roles see only their branch's customers when a branch is set (DOMAIN.md).
-BRANCH_SCOPED_ROLES = frozenset({Role.RELATIONSHIP_MANAGER, Role.SERVICE_AGENT})
 UNSET = object()
 
 

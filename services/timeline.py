@@ -2,7 +2,7 @@
 
 Each source is sliced in the database (LIMIT on its own index) and the slices are merged; the cursor
 holds (time, kind, id), so items with equal times are neither skipped nor repeated across pages.
-Adding a kind is one `register(...)` call.
+A domain adds its kinds with one `register(Source(...))` call each, in its own services module.
 """
 
 from __future__ import annotations
@@ -16,14 +16,7 @@ from typing import Any
 from tortoise.expressions import Q
 from tortoise.models import Model
 
-from models.complaints import Complaint, ComplaintEvent
-from models.customers import ChangeEntry, ProductHolding
-from models.follow_ups import FollowUp
-from models.interactions import Interaction
-from models.notes import Note
-from services import customers
-from services.access import Caller
-from services.identity import mask_account
+from core import domains
 from services.pagination import Page, decode_cursor, encode_cursor, page_size
 
 
@@ -34,6 +27,7 @@ class Source:
     time_field: str
     describe: Callable[[Any], tuple[str, str | None]]  # (title, detail)
     customer_field: str = "customer_id"
+    node: str | None = None  # the GraphQL Node type a row of this kind is shown as (None: it has none)
 
 
 @dataclass(frozen=True)
@@ -44,6 +38,7 @@ class Entry:
     title: str
     detail: str | None
     row: Any
+    node: str | None = None
 
     def key(self, rank: int) -> tuple:
         return (self.at, rank, self.id)
@@ -56,6 +51,14 @@ def register(source: Source) -> None:
     if any(s.kind == source.kind for s in SOURCES):
         raise ValueError(f"timeline kind {source.kind} is registered already")
     SOURCES.append(source)
+    # The rank (the order of kinds at equal times) must not depend on which module was imported first.
+    SOURCES.sort(key=lambda s: s.kind)
+
+
+def sources() -> list[Source]:
+    """Every kind's source; the domains register them in their services modules."""
+    domains.modules("services")
+    return SOURCES
 
 
 def _rank(kind: str) -> int:
@@ -88,11 +91,10 @@ async def _slice(
         qs = qs.filter(_beyond(source, rank, before, forward=False))
     direction = "-" if forward else ""
     rows = await qs.order_by(f"{direction}{source.time_field}", f"{direction}id").limit(size)
-    return [Entry(source.kind, getattr(r, source.time_field), r.id, *source.describe(r), r) for r in rows]
+    return [Entry(source.kind, getattr(r, source.time_field), r.id, *source.describe(r), r, source.node) for r in rows]
 
 
 async def page(
-    caller: Caller,
     customer_id: int,
     *,
     first: int | None = None,
@@ -100,7 +102,9 @@ async def page(
     last: int | None = None,
     before: str | None = None,
 ) -> Page[Entry]:
-    await customers.get(caller, customer_id)
+    """One page of a customer's timeline. The caller has fetched the customer through the customers
+    service already, which is where its visibility is checked."""
+    sources()
     size, from_end = page_size(first, last)
     after_key = _decode(after, "after") if after else None
     before_key = _decode(before, "before") if before else None
@@ -131,42 +135,12 @@ async def page(
     return Page(items, cursors, has_next, has_previous, count)
 
 
-def _short(text: str | None, limit: int = 200) -> str | None:
+def short(text: str | None, limit: int = 200) -> str | None:
+    """A detail line: free text cut to `limit` characters."""
     if text is None:
         return None
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-register(Source("INTERACTION", Interaction, "occurred_at", lambda r: (r.subject, _short(r.outcome or r.content))))
-register(Source("FOLLOW_UP", FollowUp, "created_at", lambda r: (r.title, _short(r.description))))
-register(Source("NOTE", Note, "created_at", lambda r: (f"Note ({r.visibility.value.lower()})", _short(r.body))))
-register(
-    Source(
-        "COMPLAINT",
-        Complaint,
-        "received_at",
-        lambda r: (f"{r.reference_no} {r.summary}", f"{r.category.value} / {r.reason.value}"),
-    )
-)
-register(
-    Source(
-        "COMPLAINT_EVENT",
-        ComplaintEvent,
-        "at",
-        lambda r: (f"Complaint {r.type.value.lower().replace('_', ' ')}", _short(r.message)),
-        customer_field="complaint__customer_id",
-    )
-)
-register(Source("CHANGE", ChangeEntry, "at", lambda r: (f"{r.field} changed", None)))
-register(
-    Source(
-        "HOLDING",
-        ProductHolding,
-        "created_at",
-        lambda r: (f"{r.product.value} account {mask_account(r.account_no)}", r.status.value),
-    )
-)
-
-
 def kinds() -> Sequence[str]:
-    return [s.kind for s in SOURCES]
+    return [s.kind for s in sources()]

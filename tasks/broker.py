@@ -10,28 +10,62 @@ from dataclasses import dataclass
 from typing import Any
 
 import dramatiq
+from apscheduler.triggers.base import BaseTrigger
+from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
 from dramatiq.asyncio import EventLoopThread, get_event_loop_thread, set_event_loop_thread
 from dramatiq.brokers.redis import RedisBroker
 from dramatiq.brokers.stub import StubBroker
 from dramatiq.middleware import AsyncIO
 
-from core import db
+from core import db, domains
 from core.pubsub import InProcessPubSub, RedisPubSub, make_pubsub
 from core.settings import Settings
 
 log = logging.getLogger(__name__)
 
 _definitions: dict[str, tuple[Callable[..., Any], dict[str, Any]]] = {}
+# When the scheduler sends each periodic actor: a trigger made from the settings.
+Schedule = Callable[[Settings], BaseTrigger]
+_schedules: dict[str, Schedule] = {}
 
 
-def actor(*, queue_name: str = "default", **options: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Declare an actor; it is bound to a broker when a TaskQueue is built from the settings."""
+def actor(
+    *, queue_name: str = "default", schedule: Schedule | None = None, **options: Any
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Declare an actor in its domain's tasks module; it is bound to a broker when a TaskQueue is built.
+    With `schedule`, the scheduler sends it periodically (see `every` and `daily`)."""
 
     def register(fn: Callable[..., Any]) -> Callable[..., Any]:
+        if fn.__name__ in _definitions:
+            raise ValueError(f"an actor named {fn.__name__} is declared already")
         _definitions[fn.__name__] = (fn, {"queue_name": queue_name, **options})
+        if schedule is not None:
+            _schedules[fn.__name__] = schedule
         return fn
 
     return register
+
+
+def every(*, minutes: int | Callable[[Settings], int]) -> Schedule:
+    """Every N minutes; N may be read from the settings."""
+    return lambda settings: IntervalTrigger(minutes=minutes(settings) if callable(minutes) else minutes)
+
+
+def daily(*, hour: int, minute: int) -> Schedule:
+    """Once a day at hour:minute UTC."""
+    return lambda settings: CronTrigger(hour=hour, minute=minute)
+
+
+def declare_all() -> None:
+    """Import every domain's tasks module, which declares its actors, schedules and job kinds."""
+    domains.modules("tasks")
+
+
+def schedules(settings: Settings) -> list[tuple[str, BaseTrigger]]:
+    """(actor name, trigger) of every periodic actor."""
+    declare_all()
+    return [(name, make(settings)) for name, make in _schedules.items()]
 
 
 @dataclass
@@ -114,9 +148,7 @@ class TaskQueue:
     """A broker with every declared actor bound to it."""
 
     def __init__(self, settings: Settings) -> None:
-        # Importing the actor modules declares them.
-        from tasks import complaints, jobs, maintenance  # noqa: F401
-
+        declare_all()
         self.settings = settings
         self.broker = StubBroker() if settings.embedded_broker else RedisBroker(url=settings.redis_url)
         self.actors: dict[str, dramatiq.Actor] = {}

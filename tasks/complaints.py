@@ -1,8 +1,14 @@
-from services import complaints
-from tasks.broker import actor, runtime
+from services import complaint_stats, complaints, jobs
+from tasks.broker import actor, every, runtime
+
+jobs.register_kind(complaint_stats.REPORT_JOB, complaint_stats.complaint_report)
 
 
-@actor(queue_name="default", max_retries=3)
+@actor(
+    queue_name="default",
+    max_retries=3,
+    schedule=every(minutes=lambda settings: settings.of(complaints.ComplaintSettings).sla_monitor_minutes),
+)
 async def monitor_complaint_sla() -> None:
     """The periodic SLA monitor; it records each event once however often or concurrently it runs."""
     report = await complaints.monitor_sla()

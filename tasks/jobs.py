@@ -1,20 +1,13 @@
-from models.jobs import JobKind
-from services import audit, complaint_stats, customer_import, jobs
-from tasks.broker import actor, runtime
-
-JOB_HANDLERS: dict[JobKind, jobs.Handler] = {
-    JobKind.AUDIT_EXPORT: audit.export_csv,
-    JobKind.IMPORT_CUSTOMERS: customer_import.import_csv,
-    JobKind.COMPLAINT_REPORT: complaint_stats.complaint_report,
-}
+from services import jobs
+from tasks.broker import actor, every, runtime
 
 
 @actor(queue_name="jobs", max_retries=5, time_limit=4 * 60 * 60 * 1000)
 async def run_job(job_id: int) -> None:
-    await jobs.run(job_id, JOB_HANDLERS, runtime().pubsub.publish)
+    await jobs.run(job_id, runtime().pubsub.publish)
 
 
-@actor(queue_name="default", max_retries=0)
+@actor(queue_name="default", max_retries=0, schedule=every(minutes=1))
 async def requeue_stale_jobs() -> None:
     """Queued jobs whose message was lost (a crash between commit and send) are sent again."""
     queue = runtime().queue

@@ -9,6 +9,7 @@ from __future__ import annotations
 import itertools
 import os
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import replace
 from urllib.parse import urlparse
 
@@ -24,13 +25,19 @@ from app import create_app
 from core import db
 from core.settings import Settings
 from models.staff import Department, Role, Staff
-from services import auth
-from services import staff as staff_service
+from services import auth, staff as staff_service
 from services.access import COMMAND_LINE
+from tasks.broker import declare_all
 
 TEST_DATABASE_URL = os.environ.get("CRM_TEST_DATABASE_URL")
 TEST_REDIS_URL = os.environ.get("CRM_TEST_REDIS_URL")
 PASSWORD = "correct-horse-42"
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _every_domain_declared() -> None:
+    # As in a running process: every domain's actors, schedules and job kinds are declared.
+    declare_all()
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -65,12 +72,39 @@ def settings(migrated_database: str) -> Settings:
     return Settings(env="test", database_url=migrated_database, log_json=False, worker_threads=2).validated()
 
 
+class RunningApp:
+    """The app after its lifespan started: an ASGI app whose requests carry the lifespan state, as a
+    server gives it, and that state's `runtime` for tests that reach the queue or pub/sub."""
+
+    def __init__(self, application) -> None:
+        self._application = application
+        self._asgi = None
+        self._lifespan_state: dict = {}
+
+    @asynccontextmanager
+    async def running(self):
+        async with LifespanManager(self._keep_state, startup_timeout=30, shutdown_timeout=30) as manager:
+            self._asgi = manager.app
+            yield self
+
+    async def _keep_state(self, scope, receive, send) -> None:
+        if scope["type"] == "lifespan":
+            self._lifespan_state = scope["state"]  # filled with what the lifespan yields
+        await self._application(scope, receive, send)
+
+    @property
+    def runtime(self):
+        return self._lifespan_state["runtime"]
+
+    async def __call__(self, scope, receive, send) -> None:
+        await self._asgi(scope, receive, send)
+
+
 @pytest_asyncio.fixture
 async def app(settings: Settings):
-    application = create_app(settings)
-    async with LifespanManager(application, startup_timeout=30, shutdown_timeout=30):
+    async with RunningApp(create_app(settings)).running() as running:
         await truncate_all_models()
-        yield application
+        yield running
 
 
 @pytest_asyncio.fixture

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import itertools
-from datetime import UTC, datetime
 
 from schema.base import from_global_id, to_global_id
 from tests.customers.helpers import create, resident_id
@@ -83,38 +82,3 @@ def staff_gid(member) -> str:
 
 def codes(payload: dict) -> list[str]:
     return [e["code"] for e in payload["errors"]]
-
-
-class frozen_clock:
-    """Stops the wall clock behind services.clock at `at`; clock.travel still moves it. Use as a context
-    manager or call .start()/.stop(); it always resets the travel offset when it stops."""
-
-    def __init__(self, at: datetime) -> None:
-        self.at = at
-
-    def start(self) -> frozen_clock:
-        from services import clock
-
-        at = self.at
-
-        class _Frozen(datetime):
-            @classmethod
-            def now(cls, tz=None):
-                return at.astimezone(tz) if tz else at.astimezone(UTC).replace(tzinfo=None)
-
-        self._saved = clock.datetime
-        clock.datetime = _Frozen
-        clock.reset()
-        return self
-
-    def stop(self) -> None:
-        from services import clock
-
-        clock.datetime = self._saved
-        clock.reset()
-
-    def __enter__(self) -> frozen_clock:
-        return self.start()
-
-    def __exit__(self, *exc) -> None:
-        self.stop()

@@ -13,8 +13,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from models.complaints import Complaint as ComplaintModel
-from models.complaints import ComplaintDaySequence
+from models.complaints import Complaint as ComplaintModel, ComplaintDaySequence
 from models.customers import Customer as CustomerModel
 from models.staff import Role
 from schema.base import to_global_id
@@ -25,7 +24,6 @@ from tests.complaints.helpers import (
     fetch,
     file,
     file_raw,
-    frozen_clock,
     new_customer,
     pk,
     staff_gid,
@@ -247,7 +245,7 @@ def bank_day(moment: datetime) -> str:
 async def test_reference_numbers_follow_the_bank_day_in_shanghai(gql, admin_token, customer):
     # 23:58 in Shanghai, 15:58 UTC: the same UTC day continues after Shanghai's midnight.
     evening = datetime.now(UTC).replace(hour=15, minute=58, second=0, microsecond=0)
-    with frozen_clock(evening):
+    with clock.freeze(evening):
         today = bank_day(evening)
         numbers = [(await file(gql, admin_token, customer["id"]))["referenceNo"] for _ in range(3)]
         assert numbers == [f"CMP-{today}-00000{n}" for n in (1, 2, 3)]

@@ -1,7 +1,7 @@
 """The regulatory SLA clock: 15 days, extended to 30 and (approved) 60; slaState over time; the SLA monitor.
 
-The wall clock behind services.clock is frozen at the start of each test (so "exactly due" is exact) and
-moved with clock.travel; the fixture always puts it back.
+services.clock is frozen at T0 for each test (clock.freeze, so "exactly due" is exact) and moved with
+clock.travel; the fixture always puts it back.
 """
 
 from __future__ import annotations
@@ -11,15 +11,14 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from models.complaints import ComplaintEvent as ComplaintEventModel
-from models.complaints import Notification, NotificationStatus
+from models.complaints import ComplaintEvent as ComplaintEventModel, Notification, NotificationStatus
 from models.follow_ups import FollowUp
 from models.staff import Role
-from services import clock
-from services import complaints as complaint_service
+from services import clock, complaints as complaint_service
 from tasks import complaints as complaint_tasks
-from tests.complaints.helpers import codes, do, fetch, file, frozen_clock, new_customer, pk, staff_gid
+from tests.complaints.helpers import codes, do, fetch, file, new_customer, pk, staff_gid
 from tests.conftest import with_overrides
+from tests.jobs.helpers import drain
 
 T0 = datetime.now(UTC).replace(microsecond=0)
 DAY = timedelta(days=1)
@@ -38,12 +37,8 @@ def settings(settings):
 
 @pytest.fixture(autouse=True)
 def frozen():
-    freezer = frozen_clock(T0).start()
-    try:
-        yield freezer
-    finally:
-        freezer.stop()
-        clock.reset()
+    with clock.freeze(T0):
+        yield
 
 
 @pytest.fixture
@@ -60,8 +55,7 @@ def at(value: str) -> datetime:
 
 def travel_to(moment: datetime) -> None:
     """Put the (frozen) clock at `moment`."""
-    clock.reset()
-    clock.travel(moment - T0)
+    clock.travel(moment - clock.now())
 
 
 async def listed(gql, token: str, state: str | list[str]) -> list[str]:
@@ -365,14 +359,10 @@ async def test_the_monitor_through_the_queue_of_the_app(app, desk):
     gql, token = desk["gql"], desk["token"]
     complaint = await file(gql, desk["admin"], desk["customer"]["id"])
     clock.travel(16 * DAY)
-    queue = app.state.runtime.queue
+    queue = app.runtime.queue
     queue.send("monitor_complaint_sla")
     queue.send("monitor_complaint_sla")
-    for _ in range(200):
-        if await events_of(complaint["id"], "SLA_BREACHED"):
-            break
-        await asyncio.sleep(0.05)
-    await asyncio.sleep(0.5)  # let the second run finish too
+    await drain(queue)  # both runs have finished
     assert await events_of(complaint["id"], "SLA_BREACHED") == 1
     assert await FollowUp.filter(complaint_id=pk(complaint["id"])).count() == 1
     assert (await fetch(gql, token, complaint["id"]))["escalationLevel"] == 1
@@ -408,7 +398,7 @@ async def test_the_monitor_leaves_ended_and_extended_complaints_alone(desk):
 
 async def test_the_monitor_publishes_to_subscribers(app, desk):
     complaint = await file(desk["gql"], desk["admin"], desk["customer"]["id"])
-    pubsub = app.state.runtime.pubsub
+    pubsub = app.runtime.pubsub
     clock.travel(16 * DAY)
     async with (
         pubsub.subscribe(complaint_service.channel_for(pk(complaint["id"]))) as one,

@@ -17,12 +17,11 @@ from core.db import atomic
 from models.complaints import Complaint, ComplaintCategory, ComplaintReason, ComplaintStatus
 from models.customers import Channel, Customer, CustomerKind
 from models.follow_ups import Priority
-from models.jobs import Job, JobKind, JobStatus
+from models.jobs import Job, JobStatus
 from models.staff import Department, Role
-from services import clock, complaint_stats, customers, jobs
+from services import access, clock, complaint_stats, jobs
 from services.access import COMMAND_LINE, Caller
 from services.errors import DomainError, ErrorCode
-from tasks.jobs import JOB_HANDLERS
 from tests.conftest import QueryCounter, make_staff
 
 UTC = UTC
@@ -436,7 +435,7 @@ async def test_the_figures_follow_the_callers_scope(app, monkeypatch):
     """Statistics go through complaints.visible: were analysts branch-bound, they would count their branch only
     (by the customer's branch, like every other read)."""
     rows = await seed(count=60)
-    monkeypatch.setattr(customers, "BRANCH_BOUND", customers.BRANCH_BOUND | {Role.ANALYST})
+    monkeypatch.setattr(access, "BRANCH_BOUND", access.BRANCH_BOUND | {Role.ANALYST})
     analyst = await _caller(Role.ANALYST, branch=BRANCHES[1])
     mine = [r for r in rows if r.customer_branch == BRANCHES[1]]
     buckets = await complaint_stats.stats(analyst, START, END, "CATEGORY")
@@ -523,10 +522,10 @@ async def test_the_report_job_end_to_end(app):
     sent: list[int] = []
     job = await complaint_stats.start_report(analyst, START, END, sent.append)
     assert sent == [job.id]
-    assert job.kind == JobKind.COMPLAINT_REPORT and job.status == JobStatus.QUEUED
+    assert job.kind == "COMPLAINT_REPORT" and job.status == JobStatus.QUEUED
     assert job.created_by_id == analyst.staff.id
 
-    await jobs.run(job.id, JOB_HANDLERS, _no_publish)
+    await jobs.run(job.id, _no_publish)
     job = await Job.get(id=job.id)
     assert job.status == JobStatus.SUCCEEDED, job.errors
     result = job.result
@@ -583,7 +582,7 @@ async def test_an_empty_report_has_its_header_and_a_zero_total(app):
     job = await complaint_stats.start_report(
         COMMAND_LINE, datetime(2024, 1, 1, tzinfo=BANK), datetime(2024, 1, 1, tzinfo=BANK), lambda job_id: None
     )
-    await jobs.run(job.id, JOB_HANDLERS, _no_publish)
+    await jobs.run(job.id, _no_publish)
     job = await Job.get(id=job.id)
     assert job.status == JobStatus.SUCCEEDED, job.errors
     assert job.result["rows"] == 0 and job.result["filename"] == "complaints-20240101-20240101.csv"
@@ -598,7 +597,7 @@ async def test_the_report_runs_as_its_requester_is_now(app):
     job = await complaint_stats.start_report(Caller(staff=staff), START, END, lambda job_id: None)
     staff.active = False
     await staff.save(update_fields=["active"])
-    await jobs.run(job.id, JOB_HANDLERS, _no_publish)
+    await jobs.run(job.id, _no_publish)
     job = await Job.get(id=job.id)
     assert job.status == JobStatus.FAILED
     assert "no longer active" in job.errors[-1]["message"]
@@ -608,5 +607,5 @@ async def test_the_report_runs_as_its_requester_is_now(app):
     job = await complaint_stats.start_report(COMMAND_LINE, START, END, lambda job_id: None)
     job.created_by_id = staff.id
     await job.save(update_fields=["created_by_id"])
-    await jobs.run(job.id, JOB_HANDLERS, _no_publish)
+    await jobs.run(job.id, _no_publish)
     assert (await Job.get(id=job.id)).status == JobStatus.FAILED

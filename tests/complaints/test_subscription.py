@@ -203,7 +203,7 @@ async def test_one_complaint_streams_each_change_made_on_the_same_server(setting
             other = await admin.file(customer["id"], summary="手机银行闪退")
             channel = complaint_service.channel_for(pk(complaint["id"]))
             async with Subscription(address, tokens["handler"], ONE, {"id": complaint["id"]}) as sub:
-                await wait_listening(application.state.runtime.pubsub, channel)
+                await wait_listening(application.runtime.pubsub, channel)
                 await handler.do("acknowledge", id=complaint["id"])
                 first = (await sub.next())["data"]["complaintUpdated"]
                 assert (first["id"], first["status"], first["version"]) == (complaint["id"], "ACKNOWLEDGED", 2)
@@ -237,7 +237,7 @@ async def test_subscribe_n_collects_the_events_of_several_moves(settings):
             complaint = await admin.file(customer["id"])
             channel = complaint_service.channel_for(pk(complaint["id"]))
             listening = asyncio.create_task(subscribe_n(address, tokens["handler"], ONE, {"id": complaint["id"]}, 3))
-            await wait_listening(application.state.runtime.pubsub, channel)
+            await wait_listening(application.runtime.pubsub, channel)
             await handler.do("escalate", id=complaint["id"], reason="客户要求")
             await handler.do("start", id=complaint["id"])
             await handler.do("extend", id=complaint["id"], reason="复杂")
@@ -258,7 +258,7 @@ async def test_each_update_carries_the_current_events_and_notes(settings):
             complaint = await admin.file(customer["id"])
             channel = complaint_service.channel_for(pk(complaint["id"]))
             async with Subscription(address, tokens["handler"], query, {"id": complaint["id"]}) as sub:
-                await wait_listening(application.state.runtime.pubsub, channel)
+                await wait_listening(application.runtime.pubsub, channel)
                 await handler.do("acknowledge", id=complaint["id"])
                 first = (await sub.next())["data"]["complaintUpdated"]
                 assert [e["type"] for e in first["events"]] == ["RECEIVED", "ACKNOWLEDGED"]
@@ -278,7 +278,7 @@ async def test_all_complaints_stream_filings_and_moves(settings):
         async with api(address, tokens["admin"]) as admin, api(address, tokens["handler"]) as handler:
             customer = await admin.customer(203)
             async with Subscription(address, tokens["handler"], ALL) as sub:
-                await wait_listening(application.state.runtime.pubsub, complaint_service.channel_for_all())
+                await wait_listening(application.runtime.pubsub, complaint_service.channel_for_all())
                 filed = await admin.file(customer["id"])
                 update = (await sub.next())["data"]["complaintUpdated"]
                 assert (update["id"], update["referenceNo"], update["status"]) == (
@@ -306,7 +306,7 @@ async def test_a_branch_bound_subscriber_of_all_sees_only_its_branch(settings):
                 Subscription(address, rm_token, ALL) as sub,
                 Subscription(address, tokens["handler"], ALL) as everything,
             ):
-                await wait_listening(application.state.runtime.pubsub, complaint_service.channel_for_all(), 2)
+                await wait_listening(application.runtime.pubsub, complaint_service.channel_for_all(), 2)
                 await admin.file(theirs["id"], summary="另一个分行的投诉")
                 await handler.do("acknowledge", id=hidden["id"])
                 visible = await admin.file(ours["id"])
@@ -406,7 +406,7 @@ async def _flush(url: str) -> None:
 async def test_a_change_made_on_another_server_process_reaches_the_subscriber(redis_settings):
     await _flush(redis_settings.redis_url)
     async with live_server(redis_settings) as (application, address):
-        assert isinstance(application.state.runtime.pubsub, RedisPubSub)
+        assert isinstance(application.runtime.pubsub, RedisPubSub)
         tokens = await people(redis_settings)
         async with (
             second_server(redis_settings) as other_address,
@@ -415,7 +415,7 @@ async def test_a_change_made_on_another_server_process_reaches_the_subscriber(re
         ):
             customer = await admin.customer(206)
             complaint = await admin.file(customer["id"])
-            pubsub = application.state.runtime.pubsub
+            pubsub = application.runtime.pubsub
             async with (
                 Subscription(address, tokens["handler"], ONE, {"id": complaint["id"]}) as one,
                 Subscription(address, tokens["handler"], ALL) as every,

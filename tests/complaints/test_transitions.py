@@ -12,8 +12,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from models.complaints import Complaint as ComplaintModel
-from models.complaints import ComplaintEvent as ComplaintEventModel
+from models.complaints import Complaint as ComplaintModel, ComplaintEvent as ComplaintEventModel
 from models.staff import Role, Staff
 from schema.base import to_global_id
 from tests.complaints.helpers import codes, do, fetch, file, new_customer, pk

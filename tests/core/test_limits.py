@@ -86,7 +86,7 @@ async def test_validation_and_syntax_errors_carry_codes(gql, admin):
     assert (await gql.errors("{ me { ", token=token))[0]["extensions"]["code"] == "GRAPHQL_PARSE_FAILED"
 
 
-# The cost limit needs nested connections, which later domains bring; check it on a small schema.
+# The cost limit, checked on a small schema whose connections nest as deep as the limits allow.
 @strawberry.type
 class Leaf:
     id: int

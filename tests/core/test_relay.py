@@ -1,6 +1,6 @@
 import pytest
 
-from models.jobs import Job, JobKind, JobStatus
+from models.jobs import Job, JobStatus
 from models.staff import Role, Staff
 from schema.base import to_global_id
 from tests.conftest import make_staff
@@ -17,7 +17,7 @@ PAGE = """query($first: Int, $after: String, $last: Int, $before: String) {
 
 async def test_node_round_trip_for_staff_and_job(gql, admin):
     member, token = admin
-    job = await Job.create(kind=JobKind.AUDIT_EXPORT, created_by=member)
+    job = await Job.create(kind="AUDIT_EXPORT", created_by=member)
     me = (await gql("{ me { id } }", token=token))["me"]
     assert (await gql(NODE, {"id": me["id"]}, token=token))["node"] == {
         "__typename": "Staff",
@@ -52,7 +52,7 @@ async def test_jobs_of_others_are_hidden_from_node_unless_overseer(gql, staff_fa
     owner, owner_token = await staff_factory(Role.ANALYST)
     _, other_token = await staff_factory(Role.ANALYST)
     _, auditor_token = await staff_factory(Role.AUDITOR)
-    job = await Job.create(kind=JobKind.AUDIT_EXPORT, created_by=owner)
+    job = await Job.create(kind="AUDIT_EXPORT", created_by=owner)
     gid = to_global_id("Job", job.id)
     assert (await gql(NODE, {"id": gid}, token=owner_token))["node"]["kind"] == "AUDIT_EXPORT"
     assert (await gql(NODE, {"id": gid}, token=other_token))["node"] is None
@@ -153,9 +153,9 @@ async def test_first_100_is_allowed(gql, admin):
 
 async def test_jobs_connection_filters_and_orders_newest_first(gql, admin):
     member, token = admin
-    done = await Job.create(kind=JobKind.AUDIT_EXPORT, status=JobStatus.SUCCEEDED, created_by=member)
-    queued = await Job.create(kind=JobKind.AUDIT_EXPORT, created_by=member)
-    other = await Job.create(kind=JobKind.COMPLAINT_REPORT, created_by=member)
+    done = await Job.create(kind="AUDIT_EXPORT", status=JobStatus.SUCCEEDED, created_by=member)
+    queued = await Job.create(kind="AUDIT_EXPORT", created_by=member)
+    other = await Job.create(kind="COMPLAINT_REPORT", created_by=member)
     query = """query($kind: JobKind, $status: [JobStatus!]) { jobs(kind: $kind, status: $status) {
         totalCount edges { node { id createdBy { username } } } } }"""
     everything = (await gql(query, token=token))["jobs"]

@@ -1,6 +1,7 @@
 import pytest
 
-from core.settings import DEFAULT_DATABASE_URL, Settings, SettingsError
+from core.settings import DEFAULT_DATABASE_URL, Settings, SettingsError, section
+from services.complaints import ComplaintSettings
 
 
 def test_defaults_are_the_embedded_setup():
@@ -39,6 +40,8 @@ def test_values_are_read_and_typed():
         ({"CRM_ADMIN_USERNAME": "root"}, "must be set together"),
         ({"CRM_ADMIN_USERNAME": "root", "CRM_ADMIN_PASSWORD": "short"}, "at least 12"),
         ({"CRM_WORKER_THREADS": "0"}, "CRM_WORKER_THREADS"),
+        ({"CRM_SLA_MONITOR_MINUTES": "0"}, "CRM_SLA_MONITOR_MINUTES must be between 1 and 1440"),
+        ({"CRM_SLA_MONITOR_MINUTES": "often"}, "CRM_SLA_MONITOR_MINUTES must be a whole number"),
     ],
 )
 def test_bad_settings_stop_start_up_with_one_line(environ, fragment):
@@ -56,3 +59,24 @@ def test_secrets_stay_out_of_repr():
         }
     )
     assert "super-secret-value" not in repr(settings) and "very-secret-password" not in repr(settings)
+
+
+def test_a_domain_declares_its_own_settings_next_to_its_code():
+    assert Settings.from_env({}).of(ComplaintSettings).sla_monitor_minutes == 5
+    assert Settings.from_env({"CRM_SLA_MONITOR_MINUTES": "7"}).of(ComplaintSettings).sla_monitor_minutes == 7
+    # Settings made in code (tests) without the section get its defaults.
+    assert Settings().of(ComplaintSettings) == ComplaintSettings()
+    with pytest.raises(SettingsError) as error:
+        Settings.from_env({"CRM_NO_SUCH": "1"})
+    assert "CRM_SLA_MONITOR_MINUTES" in str(error.value)  # the known settings include every domain's
+
+
+def test_two_domains_cannot_declare_the_same_setting():
+    from dataclasses import dataclass
+
+    @dataclass(frozen=True)
+    class Clash:
+        sla_monitor_minutes: int = 1
+
+    with pytest.raises(ValueError, match="exists already"):
+        section(Clash)

@@ -4,8 +4,7 @@ import random
 import re
 from datetime import date
 
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from hypothesis import given, settings, strategies as st
 
 from services.demo_data import BRANCHES, DemoCompany, DemoPerson, fake_company, fake_person
 from services.identity import (

@@ -17,13 +17,10 @@ from core.db import atomic
 from models.customers import ChangeEntry, Customer, CustomerTag
 from models.jobs import Job, JobStatus, UploadChunk
 from models.staff import Role
-from services import customer_import
-from services import customers as customer_service
-from services import jobs as job_service
+from services import customer_import, customers as customer_service, jobs as job_service, uploads
 from services.access import COMMAND_LINE, Caller
 from services.demo_data import fake_person
 from services.errors import DomainError
-from tasks.jobs import JOB_HANDLERS
 from tests.conftest import make_staff
 from tests.customers.helpers import resident_id
 
@@ -63,7 +60,7 @@ async def _start(
 
 
 async def _run(job_id: int) -> Job:
-    await job_service.run(job_id, JOB_HANDLERS, _noop_publish)
+    await job_service.run(job_id, _noop_publish)
     return await Job.get(id=job_id)
 
 
@@ -157,8 +154,8 @@ async def test_bom_crlf_blank_lines_and_quoted_fields(writer):
 
 async def test_records_split_anywhere_across_stored_chunks(writer, monkeypatch):
     """Tiny stored chunks: multi-byte characters, CRLF pairs and quoted line breaks fall on chunk edges."""
-    monkeypatch.setattr(customer_import, "CHUNK_SIZE", 7)
-    monkeypatch.setattr(customer_import, "CHUNKS_PER_QUERY", 2)
+    monkeypatch.setattr(uploads, "CHUNK_SIZE", 7)
+    monkeypatch.setattr(uploads, "CHUNKS_PER_QUERY", 2)
     rows = [
         f'"姓名{i}号",RESIDENT_ID,{resident_id(sequence=f"{i:03d}")},"第一行\r\n第二行, 有逗号"' for i in range(1, 40)
     ]
@@ -475,7 +472,7 @@ async def test_a_redelivered_job_resumes_after_its_last_batch_without_duplicates
 
     monkeypatch.setattr(customer_import._Importer, "_write_creates", dies_in_the_second_batch)
     with pytest.raises(WorkerDied):
-        await job_service.run(job.id, JOB_HANDLERS, _noop_publish)
+        await job_service.run(job.id, _noop_publish)
     crashed = await Job.get(id=job.id)
     assert crashed.status == JobStatus.RUNNING and crashed.checkpoint == 10
     assert await Customer.all().count() == crashed.processed == 7  # rows 5, 7 and 10 of the first batch failed
@@ -510,7 +507,7 @@ async def test_a_second_delivery_running_alongside_stops_without_touching_the_jo
 
     monkeypatch.setattr(customer_import._Importer, "import_batch", other_worker_commits_meanwhile)
     with pytest.raises(customer_import.Superseded):
-        await job_service.run(job.id, JOB_HANDLERS, _noop_publish)
+        await job_service.run(job.id, _noop_publish)
     row = await Job.get(id=job.id)
     assert (row.status, row.checkpoint, row.processed) == (JobStatus.RUNNING, 10, 10)
     assert await Customer.all().count() == 5  # this worker's second batch was rolled back
@@ -525,7 +522,7 @@ async def test_a_file_with_only_a_header_imports_nothing_and_succeeds(writer):
 async def test_running_a_finished_import_again_changes_nothing(writer):
     job = await _import(writer, _people_csv(12))
     assert job.status == JobStatus.SUCCEEDED and job.result["created"] == 12
-    await job_service.run(job.id, JOB_HANDLERS, _noop_publish)
+    await job_service.run(job.id, _noop_publish)
     again = await Job.get(id=job.id)
     assert (again.attempts, again.result, again.finished_at) == (job.attempts, job.result, job.finished_at)
     assert await Customer.all().count() == 12

@@ -199,7 +199,7 @@ async def test_consents_with_history_and_channel_specific_answers(gql, admin, st
 
 async def test_consent_rules(gql, admin, staff_factory):
     from models.customers import Channel, ConsentPurpose, Customer
-    from services.customers import consent_granted
+    from services.consents import consent_granted
 
     _, token = admin
     customer = await create(gql, token)

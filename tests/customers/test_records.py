@@ -1,5 +1,5 @@
-"""Merging duplicates, PIPL erasure and PIPL export (services.customer_records), at the service level and
-through HTTP."""
+"""Merging duplicates, PIPL erasure and PIPL export (services.customer_merge, customer_erasure, customer_export,
+all built on services.customer_relations), at the service level and through HTTP."""
 
 from __future__ import annotations
 
@@ -30,8 +30,14 @@ from models.customers import (
 )
 from models.staff import Role
 from schema.base import to_global_id
-from services import customer_records as records
-from services import customers as customer_service
+from services import (
+    consents as consent_service,
+    customer_erasure,
+    customer_export,
+    customer_merge,
+    customer_relations,
+    customers as customer_service,
+)
 from services.access import Caller
 from services.customer_rules import ERASED_NAME
 from services.errors import DomainError, ErrorCode
@@ -88,7 +94,7 @@ async def expect_error(code: ErrorCode, call, field: str | None = None) -> Domai
 
 async def rows_of(customer_id: int) -> dict[str, int]:
     """How many rows of each kind point at the customer, found the same way the service finds them."""
-    return {r.kind: await r.rows(customer_id).count() for r in records.direct_relations()}
+    return {r.kind: await r.rows(customer_id).count() for r in customer_relations.direct_relations()}
 
 
 # ---------------------------------------------------------------- the PII scanner
@@ -153,23 +159,23 @@ def test_discovery_finds_every_foreign_key_to_customer(app) -> None:
         for name, field in model._meta.fields_map.items()
         if isinstance(field, ForeignKeyFieldInstance) and field.related_model is Customer
     }
-    relations = records.direct_relations()
+    relations = customer_relations.direct_relations()
     assert {(r.model, r.field) for r in relations} == expected
-    # Today's (later modules add theirs, e.g. "complaints"), each under a readable plural.
+    # Every domain's relations to a customer, each under a readable plural.
     assert {r.kind for r in relations} >= {"holdings", "consents", "consentChanges", "changes", "tags"}
     assert len({r.kind for r in relations}) == len(relations)
     assert all(r.depth == 1 and r.path == f"{r.field}_id" for r in relations)
     # Indirect relations come after, each model once, none of them also a direct one.
-    everything = records.customer_relations()
+    everything = customer_relations.customer_relations()
     assert everything[: len(relations)] == relations
     indirect = everything[len(relations) :]
     assert all(r.depth > 1 for r in indirect) and not {r.model for r in indirect} & {r.model for r in relations}
     assert len({r.model for r in indirect}) == len(indirect)
     # Each relation's kind is a readable plural, and the hooks only name models that really relate.
     related = {r.model for r in relations}
-    assert set(records.MERGE_RESOLVERS) <= related
-    assert set(records.SCRUBBERS) <= related
-    assert set(records.EXPORT_FORMATTERS) - {Customer} <= related
+    assert set(customer_relations.MERGE_RESOLVERS) <= related
+    assert set(customer_relations.SCRUBBERS) <= related
+    assert set(customer_relations.EXPORT_FORMATTERS) - {Customer} <= related
 
 
 def test_a_new_module_is_merged_erased_and_exported_without_changes_here(tmp_path: Path) -> None:
@@ -236,9 +242,9 @@ def test_a_new_module_is_merged_erased_and_exported_without_changes_here(tmp_pat
             await Tortoise.generate_schemas()
             from later_module import Campaign, Complaint, ComplaintEvent, Portrait
             from models.customers import Customer, CustomerKind
-            from services import customer_records as records
+            from services import customer_erasure, customer_export, customer_merge, customer_relations
             from services.access import COMMAND_LINE as op
-            out = {{"kinds": sorted(r.kind for r in records.customer_relations())}}
+            out = {{"kinds": sorted(r.kind for r in customer_relations.customer_relations())}}
             a = await Customer.create(customer_no="C0000000001", kind=CustomerKind.INDIVIDUAL, name="李娜",
                                       phone="13912345678", branch="b")
             b = await Customer.create(customer_no="C0000000002", kind=CustomerKind.INDIVIDUAL, name="李娜",
@@ -250,15 +256,15 @@ def test_a_new_module_is_merged_erased_and_exported_without_changes_here(tmp_pat
             await Portrait.create(customer=b, churn=0.5)
             campaign = await Campaign.create(title="spring")
             await campaign.audience.add(b)
-            _, dry = await records.merge(op, a.id, b.id, dry_run=True)
-            _, moved = await records.merge(op, a.id, b.id, dry_run=False)
+            _, dry = await customer_merge.merge(op, a.id, b.id, dry_run=True)
+            _, moved = await customer_merge.merge(op, a.id, b.id, dry_run=False)
             out.update(dry=dry, moved=moved, complaints_on_a=await Complaint.filter(customer_id=a.id).count(),
                        portrait_on_a=await Portrait.filter(customer_id=a.id).exists(),
                        campaign_on_a=await a.campaigns.all().count(), campaign_on_b=await b.campaigns.all().count())
-            exported = await records.export(op, a.id)
+            exported = await customer_export.export(op, a.id)
             out["export"] = {{k: exported[k] for k in ("complaints", "complaintEvents", "portrait", "campaigns")}}
             json.dumps(exported)
-            await records.erase(op, a.id, "PIPL art. 47 request")
+            await customer_erasure.erase(op, a.id, "PIPL art. 47 request")
             complaint = await Complaint.get(id=c1.id)
             out["after"] = {{"description": complaint.description, "contact": complaint.contact,
                              "customer": complaint.customer_id, "amount": str(complaint.amount),
@@ -347,7 +353,7 @@ async def test_dry_run_counts_without_changing_anything(pair) -> None:
     manager = caller_of(await make_staff(Role.MANAGER))
     before_survivor, before_duplicate = await rows_of(survivor.id), await rows_of(duplicate.id)
 
-    returned, counts = await records.merge(manager, survivor.id, duplicate.id, dry_run=True)
+    returned, counts = await customer_merge.merge(manager, survivor.id, duplicate.id, dry_run=True)
 
     assert counts == {"holdings": 2, "consents": 2, "consentChanges": 3, "changes": 1, "tags": 1}
     assert returned.id == survivor.id and returned.version == survivor.version
@@ -363,9 +369,9 @@ async def test_merge_moves_everything_fills_the_survivor_and_closes_the_duplicat
     manager_staff = await make_staff(Role.MANAGER, branch=OTHER_BRANCH)  # managers are bank-wide
     manager = caller_of(manager_staff)
     duplicate_rows = await rows_of(duplicate.id)
-    _, dry = await records.merge(manager, survivor.id, duplicate.id, dry_run=True)
+    _, dry = await customer_merge.merge(manager, survivor.id, duplicate.id, dry_run=True)
 
-    merged, moved = await records.merge(manager, survivor.id, duplicate.id, dry_run=False)
+    merged, moved = await customer_merge.merge(manager, survivor.id, duplicate.id, dry_run=False)
 
     assert moved == dry
     # Every row that pointed at the duplicate is on the survivor now (consents and tags resolved).
@@ -419,15 +425,19 @@ async def test_merge_moves_everything_fills_the_survivor_and_closes_the_duplicat
 
     # Merged once: a merged (CLOSED) duplicate cannot be merged again, nor become a survivor.
     third = await new_customer(admin, name="张伟")
-    await expect_error(ErrorCode.INVALID, records.merge(manager, third.id, duplicate.id, dry_run=True), "duplicateId")
-    await expect_error(ErrorCode.INVALID, records.merge(manager, duplicate.id, third.id, dry_run=True), "survivorId")
+    await expect_error(
+        ErrorCode.INVALID, customer_merge.merge(manager, third.id, duplicate.id, dry_run=True), "duplicateId"
+    )
+    await expect_error(
+        ErrorCode.INVALID, customer_merge.merge(manager, duplicate.id, third.id, dry_run=True), "survivorId"
+    )
 
 
 async def test_identity_document_stays_when_the_survivor_has_one(app) -> None:
     admin = caller_of(await make_staff(Role.ADMIN))
     survivor = await new_customer(admin, id_type="PASSPORT", id_number="E12345678")
     duplicate = await new_customer(admin, id_type="RESIDENT_ID", id_number=resident_id(), phone="13812345678")
-    merged, _ = await records.merge(admin, survivor.id, duplicate.id, dry_run=False)
+    merged, _ = await customer_merge.merge(admin, survivor.id, duplicate.id, dry_run=False)
     assert (merged.id_type, merged.id_number, merged.phone) == ("PASSPORT", "E12345678", "13812345678")
     closed = await Customer.get(id=duplicate.id)
     assert (closed.id_type, closed.id_number) == ("RESIDENT_ID", resident_id())
@@ -444,16 +454,24 @@ async def test_merge_refuses_what_cannot_be_merged(app) -> None:
         id_type="UNIFIED_SOCIAL_CREDIT_CODE",
         id_number=credit_code(),
     )
-    await expect_error(ErrorCode.INVALID, records.merge(admin, person.id, person.id, dry_run=True), "duplicateId")
-    await expect_error(ErrorCode.INVALID, records.merge(admin, person.id, company.id, dry_run=True), "duplicateId")
+    await expect_error(
+        ErrorCode.INVALID, customer_merge.merge(admin, person.id, person.id, dry_run=True), "duplicateId"
+    )
+    await expect_error(
+        ErrorCode.INVALID, customer_merge.merge(admin, person.id, company.id, dry_run=True), "duplicateId"
+    )
     # The duplicate's resident ID says another birth date than the survivor's.
-    await expect_error(ErrorCode.INVALID, records.merge(admin, person.id, other.id, dry_run=False), "duplicateId")
-    await expect_error(ErrorCode.NOT_FOUND, records.merge(admin, 999999, other.id, dry_run=True), "survivorId")
-    await expect_error(ErrorCode.NOT_FOUND, records.merge(admin, person.id, 999999, dry_run=True), "duplicateId")
+    await expect_error(
+        ErrorCode.INVALID, customer_merge.merge(admin, person.id, other.id, dry_run=False), "duplicateId"
+    )
+    await expect_error(ErrorCode.NOT_FOUND, customer_merge.merge(admin, 999999, other.id, dry_run=True), "survivorId")
+    await expect_error(ErrorCode.NOT_FOUND, customer_merge.merge(admin, person.id, 999999, dry_run=True), "duplicateId")
     erased = await new_customer(admin)
-    await records.erase(admin, erased.id, "PIPL request 7")
-    await expect_error(ErrorCode.INVALID, records.merge(admin, person.id, erased.id, dry_run=True), "duplicateId")
-    await expect_error(ErrorCode.INVALID, records.merge(admin, erased.id, person.id, dry_run=True), "survivorId")
+    await customer_erasure.erase(admin, erased.id, "PIPL request 7")
+    await expect_error(
+        ErrorCode.INVALID, customer_merge.merge(admin, person.id, erased.id, dry_run=True), "duplicateId"
+    )
+    await expect_error(ErrorCode.INVALID, customer_merge.merge(admin, erased.id, person.id, dry_run=True), "survivorId")
     assert (await Customer.get(id=other.id)).status == CustomerStatus.ACTIVE
     assert not await AuditEntry.filter(action="customer.merge").exists()
 
@@ -465,8 +483,8 @@ async def test_only_managers_and_admins_merge(app, role) -> None:
     admin = caller_of(await make_staff(Role.ADMIN))
     a, b = await new_customer(admin), await new_customer(admin)
     member = caller_of(await make_staff(role, branch=BRANCH))
-    await expect_error(ErrorCode.FORBIDDEN, records.merge(member, a.id, b.id, dry_run=True))
-    await expect_error(ErrorCode.FORBIDDEN, records.merge(member, a.id, b.id, dry_run=False))
+    await expect_error(ErrorCode.FORBIDDEN, customer_merge.merge(member, a.id, b.id, dry_run=True))
+    await expect_error(ErrorCode.FORBIDDEN, customer_merge.merge(member, a.id, b.id, dry_run=False))
     assert (await Customer.get(id=b.id)).status == CustomerStatus.ACTIVE
 
 
@@ -497,7 +515,7 @@ async def full_record(app):
         admin, customer.id, customer.version, {"phone": "13712345678", "email": "nana@example.org"}
     )
     duplicate = await new_customer(admin, name="欧阳娜娜", phone="15012345678", address="上海市浦东新区世纪大道1号")
-    customer, _ = await records.merge(admin, customer.id, duplicate.id, dry_run=False)
+    customer, _ = await customer_merge.merge(admin, customer.id, duplicate.id, dry_run=False)
     bystander = await new_customer(admin, name="王芳", phone="13600001111", email="wang.fang@example.com")
     pii = [
         "欧阳娜娜",
@@ -520,7 +538,7 @@ async def test_erasure_leaves_no_personal_data_anywhere(full_record) -> None:
     found_before = {needle for _, _, needle in await find_traces(*pii)}
     assert found_before == {n.lower() for n in pii}  # the scanner does find them where they are
 
-    erased = await records.erase(admin, customer.id, "PIPL art. 47 request, ticket 2024-118")
+    erased = await customer_erasure.erase(admin, customer.id, "PIPL art. 47 request, ticket 2024-118")
 
     assert await find_traces(*pii) == []
     assert erased.name == ERASED_NAME and erased.status == CustomerStatus.ERASED and erased.status_note == "erased"
@@ -550,7 +568,7 @@ async def test_erasure_leaves_no_personal_data_anywhere(full_record) -> None:
 async def test_erasure_keeps_holdings_and_history_shape_and_revokes_every_consent(full_record) -> None:
     admin, customer, _, _, _ = full_record
     fields_before = await ChangeEntry.filter(customer_id=customer.id).order_by("id").values_list("field", flat=True)
-    await records.erase(admin, customer.id, "PIPL request")
+    await customer_erasure.erase(admin, customer.id, "PIPL request")
 
     holdings = await ProductHolding.filter(customer_id=customer.id).order_by("id")
     assert [(h.product, h.balance) for h in holdings] == [
@@ -564,7 +582,7 @@ async def test_erasure_keeps_holdings_and_history_shape_and_revokes_every_consen
     consents = await Consent.filter(customer_id=customer.id)
     assert {c.purpose for c in consents} == set(ConsentPurpose)
     assert all(not c.granted and c.source == "erasure" for c in consents)
-    assert not await customer_service.consent_granted(customer.id, ConsentPurpose.SURVEY)
+    assert not await consent_service.consent_granted(customer.id, ConsentPurpose.SURVEY)
     revoked = await ConsentChange.filter(customer_id=customer.id, source="erasure").values_list("purpose", "granted")
     assert sorted(revoked) == sorted((p, False) for p in ConsentPurpose)
 
@@ -582,23 +600,23 @@ async def test_erasure_keeps_holdings_and_history_shape_and_revokes_every_consen
 
 async def test_erasure_is_irreversible_and_checked(full_record) -> None:
     admin, customer, _, _, pii = full_record
-    await expect_error(ErrorCode.REQUIRED, records.erase(admin, customer.id, "  "), "reason")
+    await expect_error(ErrorCode.REQUIRED, customer_erasure.erase(admin, customer.id, "  "), "reason")
     # The reason stays in the append-only audit trail: it must not repeat the personal data.
-    await expect_error(ErrorCode.INVALID, records.erase(admin, customer.id, "Request by 欧阳娜娜"), "reason")
-    await expect_error(ErrorCode.INVALID, records.erase(admin, customer.id, "call 13712345678"), "reason")
+    await expect_error(ErrorCode.INVALID, customer_erasure.erase(admin, customer.id, "Request by 欧阳娜娜"), "reason")
+    await expect_error(ErrorCode.INVALID, customer_erasure.erase(admin, customer.id, "call 13712345678"), "reason")
     for role in (Role.MANAGER, Role.RELATIONSHIP_MANAGER, Role.AUDITOR):
         member = caller_of(await make_staff(role))
-        await expect_error(ErrorCode.FORBIDDEN, records.erase(member, customer.id, "PIPL request"))
+        await expect_error(ErrorCode.FORBIDDEN, customer_erasure.erase(member, customer.id, "PIPL request"))
     assert (await Customer.get(id=customer.id)).status == CustomerStatus.ACTIVE
 
-    erased = await records.erase(admin, customer.id, "PIPL request")
-    await expect_error(ErrorCode.INVALID, records.erase(admin, customer.id, "PIPL request"), "id")
+    erased = await customer_erasure.erase(admin, customer.id, "PIPL request")
+    await expect_error(ErrorCode.INVALID, customer_erasure.erase(admin, customer.id, "PIPL request"), "id")
     await expect_error(
         ErrorCode.INVALID, customer_service.update(admin, customer.id, erased.version, {"name": "欧阳娜娜"}), "id"
     )
     await expect_error(
         ErrorCode.INVALID,
-        customer_service.set_consents(admin, customer.id, [{"purpose": ConsentPurpose.MARKETING, "granted": True}]),
+        consent_service.set_consents(admin, customer.id, [{"purpose": ConsentPurpose.MARKETING, "granted": True}]),
         "customerId",
     )
     assert await find_traces(*pii) == []
@@ -610,11 +628,11 @@ async def test_erasure_is_irreversible_and_checked(full_record) -> None:
 async def test_export_holds_everything_about_the_customer(full_record) -> None:
     admin, customer, _duplicate, _, _ = full_record
     admin_staff = admin.staff
-    await customer_service.set_consents(
+    await consent_service.set_consents(
         admin, customer.id, [{"purpose": ConsentPurpose.PROFILING, "granted": False, "source": "branch form"}]
     )
 
-    document = await records.export(admin, customer.id)
+    document = await customer_export.export(admin, customer.id)
 
     assert json.loads(json.dumps(document)) == document  # plain JSON all the way down
     own = document["customer"]
@@ -625,7 +643,7 @@ async def test_export_holds_everything_about_the_customer(full_record) -> None:
     assert own["aum"] == "600000.00" and own["debt"] == "300000.00"
     assert datetime.fromisoformat(own["createdAt"]).tzinfo is not None
     # Every relation found from the foreign keys has its list, under its readable name.
-    assert {r.kind for r in records.customer_relations()} <= document.keys()
+    assert {r.kind for r in customer_relations.customer_relations()} <= document.keys()
     assert document["tags"] == ["vip", "私人银行"]
     consents = {(c["purpose"], c["channel"]): (c["granted"], c["source"]) for c in document["consents"]}
     assert consents == {
@@ -658,12 +676,12 @@ async def test_export_is_scoped_and_limited_to_writers(app) -> None:
     admin = caller_of(await make_staff(Role.ADMIN))
     customer = await new_customer(admin, phone="13812345678")
     stranger = caller_of(await make_staff(Role.RELATIONSHIP_MANAGER, branch=OTHER_BRANCH))
-    await expect_error(ErrorCode.NOT_FOUND, records.export(stranger, customer.id), "id")
+    await expect_error(ErrorCode.NOT_FOUND, customer_export.export(stranger, customer.id), "id")
     local = caller_of(await make_staff(Role.RELATIONSHIP_MANAGER, branch=BRANCH))
-    assert (await records.export(local, customer.id))["customer"]["phone"] == "13812345678"
+    assert (await customer_export.export(local, customer.id))["customer"]["phone"] == "13812345678"
     for role in (Role.SERVICE_AGENT, Role.ANALYST, Role.AUDITOR, Role.COMPLAINT_HANDLER):
         member = caller_of(await make_staff(role))
-        await expect_error(ErrorCode.FORBIDDEN, records.export(member, customer.id))
+        await expect_error(ErrorCode.FORBIDDEN, customer_export.export(member, customer.id))
     assert await AuditEntry.filter(action="customer.export").count() == 1
 
 

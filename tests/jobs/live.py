@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import uvicorn
@@ -13,6 +14,17 @@ from tortoise.contrib.test import truncate_all_models
 
 from app import create_app
 from core.settings import Settings
+
+
+class Served:
+    """A running server's lifespan state: `runtime` for tests that reach its queue or pub/sub."""
+
+    def __init__(self, server: uvicorn.Server) -> None:
+        self._server = server
+
+    @property
+    def runtime(self):
+        return self._server.lifespan.state["runtime"]
 
 
 @asynccontextmanager
@@ -31,16 +43,18 @@ async def live_server(settings: Settings):
             await asyncio.sleep(0.02)
         assert server.started, "the server did not start"
         await truncate_all_models()
-        yield application, f"127.0.0.1:{port}"
+        yield Served(server), f"127.0.0.1:{port}"
     finally:
         server.should_exit = True
         await asyncio.wait_for(task, 30)
         sock.close()
 
 
-async def subscribe(address: str, token: str, query: str, variables: dict, *, timeout: float = 30.0) -> list[dict]:
-    """Every `next` payload until the server completes the subscription."""
-    results = []
+async def stream(
+    address: str, token: str, query: str, variables: dict, *, timeout: float = 30.0
+) -> AsyncIterator[dict]:
+    """Every `next` payload as it arrives, until the server completes the subscription; a refused one yields
+    one {"errors": ...} payload. Close it early with contextlib.aclosing (it holds the websocket)."""
     async with websockets.connect(f"ws://{address}/graphql", subprotocols=["graphql-transport-ws"]) as ws:
         await ws.send(json.dumps({"type": "connection_init", "payload": {"Authorization": f"Bearer {token}"}}))
         assert json.loads(await asyncio.wait_for(ws.recv(), timeout))["type"] == "connection_ack"
@@ -48,8 +62,14 @@ async def subscribe(address: str, token: str, query: str, variables: dict, *, ti
         while True:
             message = json.loads(await asyncio.wait_for(ws.recv(), timeout))
             if message["type"] == "next":
-                results.append(message["payload"])
+                yield message["payload"]
             elif message["type"] == "complete":
-                return results
+                return
             elif message["type"] == "error":
-                return [{"errors": message["payload"]}]
+                yield {"errors": message["payload"]}
+                return
+
+
+async def subscribe(address: str, token: str, query: str, variables: dict, *, timeout: float = 30.0) -> list[dict]:
+    """Every `next` payload until the server completes the subscription."""
+    return [payload async for payload in stream(address, token, query, variables, timeout=timeout)]

@@ -1,14 +1,14 @@
-import asyncio
+from contextlib import aclosing
 
 import httpx
 
-from models.jobs import Job, JobKind
+from models.jobs import Job
 from models.staff import Role
 from schema.base import to_global_id
 from services import audit
 from services.access import Caller
 from tests.conftest import make_staff, token_for
-from tests.jobs.live import live_server, subscribe
+from tests.jobs.live import live_server, stream, subscribe
 
 PROGRESS = "subscription($id: ID!) { jobProgress(id: $id) { id status processed total progress } }"
 
@@ -19,13 +19,14 @@ async def test_job_progress_streams_until_the_job_finishes(settings):
         token = await token_for(member, settings)
         for i in range(50):
             await audit.record(Caller(member), "test.item", detail={"i": i})
-        job = await Job.create(kind=JobKind.AUDIT_EXPORT, params={"action": "test.item"}, created_by=member)
+        job = await Job.create(kind="AUDIT_EXPORT", params={"action": "test.item"}, created_by=member)
         gid = to_global_id("Job", job.id)
 
-        listening = asyncio.create_task(subscribe(address, token, PROGRESS, {"id": gid}))
-        await asyncio.sleep(0.3)  # the subscriber has seen the QUEUED state by now
-        application.state.runtime.queue.send("run_job", job.id)
-        updates = [u["data"]["jobProgress"] for u in await listening]
+        async with aclosing(stream(address, token, PROGRESS, {"id": gid})) as payloads:
+            # The first message is the state read after the server subscribed: from here on it misses nothing.
+            updates = [(await anext(payloads))["data"]["jobProgress"]]
+            application.runtime.queue.send("run_job", job.id)
+            updates += [u["data"]["jobProgress"] async for u in payloads]
 
     assert updates[0]["status"] == "QUEUED"
     assert "RUNNING" in [u["status"] for u in updates]
@@ -51,7 +52,7 @@ async def test_job_progress_needs_a_token_and_hides_other_peoples_jobs(settings)
     async with live_server(settings) as (_, address):
         owner = await make_staff(Role.ANALYST)
         stranger_token = await token_for(await make_staff(Role.ANALYST), settings)
-        job = await Job.create(kind=JobKind.AUDIT_EXPORT, created_by=owner)
+        job = await Job.create(kind="AUDIT_EXPORT", created_by=owner)
         gid = to_global_id("Job", job.id)
         hidden = await subscribe(address, stranger_token, PROGRESS, {"id": gid})
         anonymous = await subscribe(address, "no-such-token", PROGRESS, {"id": gid})

@@ -51,7 +51,7 @@ def _start_worker(settings) -> subprocess.Popen:
 async def test_a_job_runs_on_a_separate_worker_process(redis_settings):
     await _flush(redis_settings.redis_url)
     async with live_server(redis_settings) as (application, address):
-        assert application.state.runtime.worker is None  # nothing runs in the API process
+        assert application.runtime.worker is None  # nothing runs in the API process
         member = await make_staff(Role.AUDITOR)
         token = await token_for(member, redis_settings)
         worker = _start_worker(redis_settings)

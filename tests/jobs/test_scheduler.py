@@ -2,26 +2,27 @@ from datetime import timedelta
 
 from apscheduler.triggers.interval import IntervalTrigger
 
-from models.jobs import Job, JobKind
+from core.settings import Settings
+from models.jobs import Job
 from models.staff import StaffToken
-from services import auth
-from services.auth import now
-from tasks import jobs as job_tasks
-from tasks import maintenance
-from tasks.broker import TaskQueue
-from tasks.scheduler import build_scheduler, schedule
+from services import auth, clock
+from tasks import jobs as job_tasks, staff as staff_tasks
+from tasks.broker import TaskQueue, schedules
+from tasks.scheduler import build_scheduler
 
 
 def test_the_schedule_sends_known_actors(settings):
     queue = TaskQueue(settings)
     try:
         scheduler = build_scheduler(queue)
-        planned = schedule(settings.sla_monitor_minutes)
+        planned = schedules(settings)
         assert {job.id for job in scheduler.get_jobs()} == {name for name, _ in planned}
+        assert {name for name, _ in planned} == {"requeue_stale_jobs", "monitor_complaint_sla", "purge_expired_tokens"}
         assert all(name in queue.actors for name, _ in planned)
         stale = dict(planned)["requeue_stale_jobs"]
         assert isinstance(stale, IntervalTrigger) and stale.interval == timedelta(minutes=1)
-        sla = dict(schedule(7))["monitor_complaint_sla"]
+        every_seven = Settings.from_env({"CRM_SLA_MONITOR_MINUTES": "7"})
+        sla = dict(schedules(every_seven))["monitor_complaint_sla"]
         assert sla.interval == timedelta(minutes=7)
     finally:
         queue.close()
@@ -29,10 +30,10 @@ def test_the_schedule_sends_known_actors(settings):
 
 async def test_requeue_sends_lost_jobs_again(app, admin):
     member, _ = admin
-    lost = await Job.create(kind=JobKind.AUDIT_EXPORT, created_by=member)
-    await Job.filter(id=lost.id).update(created_at=now() - timedelta(minutes=10))
+    lost = await Job.create(kind="AUDIT_EXPORT", created_by=member)
+    await Job.filter(id=lost.id).update(created_at=clock.now() - timedelta(minutes=10))
     sent = []
-    runtime = app.state.runtime
+    runtime = app.runtime
     original = runtime.queue.send
     runtime.queue.send = lambda name, *args: sent.append((name, *args))
     try:
@@ -44,7 +45,7 @@ async def test_requeue_sends_lost_jobs_again(app, admin):
 
 async def test_expired_tokens_are_purged(admin, settings):
     member, token = admin
-    await StaffToken.create(staff=member, token_hash="x" * 64, expires_at=now() - timedelta(days=31))
-    await maintenance.purge_expired_tokens()
+    await StaffToken.create(staff=member, token_hash="x" * 64, expires_at=clock.now() - timedelta(days=31))
+    await staff_tasks.purge_expired_tokens()
     assert await StaffToken.filter(staff_id=member.id).count() == 1
     assert await auth.authenticate(token, secret_key=settings.secret_key) is not None

@@ -2,7 +2,7 @@ from datetime import timedelta
 
 from models.audit import AuditEntry
 from models.staff import Role, Staff, StaffToken
-from services.auth import now
+from services import clock
 from tests.conftest import PASSWORD, make_staff
 
 LOGIN = """mutation($u: String!, $p: String!) {
@@ -26,7 +26,7 @@ async def test_login_gives_a_token_that_works_until_it_expires(gql, app, setting
     stored = await StaffToken.get(staff_id=member.id)
     assert data["token"] not in stored.token_hash and len(stored.token_hash) == 64
 
-    await StaffToken.filter(id=stored.id).update(expires_at=now() - timedelta(seconds=1))
+    await StaffToken.filter(id=stored.id).update(expires_at=clock.now() - timedelta(seconds=1))
     assert (await gql(ME, token=data["token"]))["me"] is None
     errors = await gql.errors("{ staff { totalCount } }", token=data["token"])
     assert errors[0]["extensions"]["code"] == "UNAUTHENTICATED"
@@ -66,10 +66,10 @@ async def test_five_failures_lock_the_account_for_fifteen_minutes(gql, app):
     assert locked["token"] is None
     reloaded = await Staff.get(id=member.id)
     assert reloaded.locked_until is not None
-    assert timedelta(minutes=14) < reloaded.locked_until - now() <= timedelta(minutes=15)
+    assert timedelta(minutes=14) < reloaded.locked_until - clock.now() <= timedelta(minutes=15)
     assert (await AuditEntry.filter(action="login.failed").order_by("-id").first()).detail == {"reason": "locked"}
 
-    await Staff.filter(id=member.id).update(locked_until=now() - timedelta(seconds=1))
+    await Staff.filter(id=member.id).update(locked_until=clock.now() - timedelta(seconds=1))
     unlocked = (await gql(LOGIN, {"u": member.username, "p": PASSWORD}))["login"]
     assert unlocked["token"] and unlocked["errors"] == []
 

@@ -1,0 +1,212 @@
+"""The `crm` command line: serve, worker, scheduler, migrate, makemigrations, seed, export-schema,
+create-staff."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import logging
+import os
+import signal
+import sys
+import threading
+from pathlib import Path
+
+from core import db
+from core.logs import configure_logging
+from core.settings import Settings, SettingsError
+
+log = logging.getLogger("crm")
+SCHEMA_FILE = Path(__file__).resolve().parent / "schema.graphql"
+
+
+async def _preflight(settings: Settings) -> None:
+    await db.init_orm(settings.database_url)
+    try:
+        await db.ensure_migrated()
+    finally:
+        await db.close_orm()
+
+
+def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
+    import uvicorn
+
+    try:
+        asyncio.run(_preflight(settings))
+    except db.UnmigratedDatabase as exc:
+        print(f"crm: {exc}", file=sys.stderr)
+        return 1
+    from app import create_app
+
+    uvicorn.run(create_app(settings), host=args.host, port=args.port, log_config=None, proxy_headers=True)
+    return 0
+
+
+def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
+    if settings.embedded_broker:
+        print("crm: `worker` needs CRM_REDIS_URL; without it `serve` runs the workers itself", file=sys.stderr)
+        return 2
+    from tasks.broker import TaskQueue
+
+    worker = TaskQueue(settings).process_worker(args.threads)
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    worker.start()
+    log.info("worker started with %d threads", args.threads)
+    stop.wait()
+    log.info("worker stopping")
+    worker.stop()
+    return 0
+
+
+def cmd_scheduler(settings: Settings, args: argparse.Namespace) -> int:
+    if settings.embedded_broker:
+        print("crm: `scheduler` needs CRM_REDIS_URL; it sends work to the workers through Redis", file=sys.stderr)
+        return 2
+    from tasks.broker import TaskQueue
+    from tasks.scheduler import build_scheduler
+
+    async def run() -> None:
+        scheduler = build_scheduler(TaskQueue(settings))
+        scheduler.start()
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
+        scheduler.shutdown(wait=False)
+
+    asyncio.run(run())
+    return 0
+
+
+def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
+    applied = asyncio.run(db.migrate(settings.database_url))
+    print(f"applied {len(applied)} migration(s)" + (f": {', '.join(applied)}" if applied else ""))
+    return 0
+
+
+def cmd_makemigrations(settings: Settings, args: argparse.Namespace) -> int:
+    from tortoise.cli.cli import run_cli_async
+
+    return asyncio.run(run_cli_async(["-c", "core.db.DEVELOPER_CONFIG", "makemigrations", "--name", args.name]))
+
+
+def cmd_export_schema(settings: Settings, args: argparse.Namespace) -> int:
+    from schema.build import export_sdl
+
+    Path(args.output).write_text(export_sdl(), encoding="utf-8")
+    print(f"wrote {args.output}")
+    return 0
+
+
+def cmd_create_staff(settings: Settings, args: argparse.Namespace) -> int:
+    from models.staff import Department, Role
+    from services import audit, staff
+    from services.access import COMMAND_LINE
+    from services.errors import DomainError
+
+    password = os.environ.get("CRM_NEW_STAFF_PASSWORD") if args.password_from_env else None
+    if password is None:
+        password = sys.stdin.readline().rstrip("\n") if not sys.stdin.isatty() else getpass.getpass("Password: ")
+
+    async def run() -> int:
+        await db.init_orm(settings.database_url)
+        try:
+            await db.ensure_migrated()
+            async with db.atomic():
+                created = await staff.create(
+                    COMMAND_LINE,
+                    username=args.username,
+                    display_name=args.display_name,
+                    password=password,
+                    role=Role(args.role),
+                    department=Department(args.department),
+                    branch=args.branch,
+                )
+                await audit.record(COMMAND_LINE, "staff.create", subject_type="Staff", subject_id=str(created.id))
+            print(f"created {created.role} {created.username}")
+            return 0
+        except DomainError as exc:
+            print(f"crm: {'; '.join(e.message for e in exc.errors)}", file=sys.stderr)
+            return 1
+        finally:
+            await db.close_orm()
+
+    return asyncio.run(run())
+
+
+def cmd_seed(settings: Settings, args: argparse.Namespace) -> int:
+    from services.seed import seed
+
+    async def run() -> None:
+        await db.init_orm(settings.database_url)
+        try:
+            await db.ensure_migrated()
+            report = await seed(password=args.password, customers_wanted=args.customers)
+            for line in report:
+                print(line)
+        finally:
+            await db.close_orm()
+
+    asyncio.run(run())
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from models.staff import Department, Role
+
+    parser = argparse.ArgumentParser(prog="crm", description="Bank CRM backend")
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="serve the GraphQL API (with in-process workers when no Redis is set)")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.set_defaults(run=cmd_serve)
+    worker = sub.add_parser("worker", help="run a worker process on the Redis broker")
+    worker.add_argument("--threads", type=int, default=8)
+    worker.set_defaults(run=cmd_worker)
+    sub.add_parser("scheduler", help="send periodic work to the workers (run exactly one)").set_defaults(
+        run=cmd_scheduler
+    )
+    sub.add_parser("migrate", help="apply database migrations").set_defaults(run=cmd_migrate)
+    make = sub.add_parser("makemigrations", help="write a migration for model changes (developers)")
+    make.add_argument("name")
+    make.set_defaults(run=cmd_makemigrations)
+    seed = sub.add_parser("seed", help="fill the database with demo staff (one per role) and customers")
+    seed.add_argument("--customers", type=int, default=0, help="how many demo customers to add")
+    seed.add_argument("--password", default=None, help="password for the demo staff (default: printed, random)")
+    seed.set_defaults(run=cmd_seed)
+    export = sub.add_parser("export-schema", help="write the GraphQL schema (SDL)")
+    export.add_argument("--output", default=str(SCHEMA_FILE))
+    export.set_defaults(run=cmd_export_schema)
+    create = sub.add_parser("create-staff", help="create a staff member; the password is read from stdin")
+    create.add_argument("--username", required=True)
+    create.add_argument("--display-name", required=True)
+    create.add_argument("--role", required=True, choices=[r.value for r in Role])
+    create.add_argument("--department", required=True, choices=[d.value for d in Department])
+    create.add_argument("--branch")
+    create.add_argument(
+        "--password-from-env",
+        action="store_true",
+        help="read the password from CRM_NEW_STAFF_PASSWORD instead of stdin",
+    )
+    create.set_defaults(run=cmd_create_staff)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    environ = {k: v for k, v in os.environ.items() if k != "CRM_NEW_STAFF_PASSWORD"}
+    try:
+        settings = Settings.from_env(environ)
+    except SettingsError as exc:
+        print(f"crm: configuration error: {exc}", file=sys.stderr)
+        return 2
+    configure_logging(settings.log_level, settings.log_json)
+    return args.run(settings, args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
