@@ -28,6 +28,7 @@ COPY services/ services/
 COPY schema/ schema/
 COPY resolvers/ resolvers/
 COPY tasks/ tasks/
+COPY pages/ pages/
 RUN pip install --no-cache-dir .
 
 # ---- runtime -------------------------------------------------------------------------------------
@@ -55,6 +56,7 @@ COPY services/ services/
 COPY schema/ schema/
 COPY resolvers/ resolvers/
 COPY tasks/ tasks/
+COPY pages/ pages/
 COPY migrations/ migrations/
 # Byte-compile now: the service user cannot write __pycache__ under /app.
 # var/ is the only writable directory (the SQLite default, sqlite://var/crm.sqlite3, for a quick

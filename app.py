@@ -22,12 +22,12 @@ from strawberry.asgi import GraphQL
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 
 import endpoints
-from core import db
+from core import db, domains
 from core.graphiql import GRAPHIQL_STATIC_DIR, graphiql_assets_present, graphiql_html
 from core.http import BodyLimit, RequestContext
 from core.metrics import Metrics
 from core.pubsub import InProcessPubSub, RedisPubSub, make_pubsub
-from core.settings import Settings
+from core.settings import Settings, use as use_settings
 from schema.build import build_schema
 from schema.context import Context
 from tasks.broker import TaskQueue
@@ -79,6 +79,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
 
     @asynccontextmanager
     async def lifespan(app: Starlette):
+        use_settings(settings)
         await db.init_orm(settings.database_url)
         runtime = None
         try:
@@ -100,6 +101,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     graphql = CRMGraphQL(settings, metrics)
     routes = [
         *endpoints.routes(settings, metrics),
+        *(route for page in domains.modules("pages") for route in page.routes(settings)),
         Route("/graphql", graphql, methods=["GET", "POST"]),
         WebSocketRoute("/graphql", graphql),
     ]

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from core import db
 from core.logs import configure_logging
-from core.settings import Settings, SettingsError
+from core.settings import Settings, SettingsError, use as use_settings
 
 log = logging.getLogger("crm")
 SCHEMA_FILE = Path(__file__).resolve().parent / "schema.graphql"
@@ -205,6 +205,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"crm: configuration error: {exc}", file=sys.stderr)
         return 2
     configure_logging(settings.log_level, settings.log_json)
+    use_settings(settings)
     return args.run(settings, args)
 
 

@@ -15,7 +15,7 @@ from core.metrics import Metrics
 from core.settings import Settings
 from models.jobs import Job, JobStatus
 from schema.context import bearer_token
-from services import audit, auth, jobs
+from services import audit, auth, jobs, notifications
 from services.access import Caller
 from services.errors import DomainError
 
@@ -37,7 +37,8 @@ def routes(settings: Settings, metrics: Metrics) -> list[Route]:
         )
 
     async def metrics_endpoint(request: Request) -> Response:
-        return Response(metrics.render(await _job_counts()), media_type="text/plain; version=0.0.4")
+        text = metrics.render(await _job_counts(), await notifications.counts())
+        return Response(text, media_type="text/plain; version=0.0.4")
 
     async def job_download(request: Request) -> Response:
         return await _download(request, settings)

@@ -61,7 +61,9 @@ async def close_orm() -> None:
 
 
 async def migrate(database_url: str) -> list[str]:
-    """Apply every migration the database lacks (Tortoise's own migrations); returns their names."""
+    """Apply every migration the database lacks (Tortoise's own migrations), then let every domain add the
+    data it ships (`async def ready_made()` in its services module, which must be idempotent); returns the
+    names of the migrations applied."""
     _ensure_sqlite_folder(database_url)
     applied: list[str] = []
 
@@ -72,6 +74,14 @@ async def migrate(database_url: str) -> list[str]:
     async with TortoiseContext():
         await migrate_api(config=tortoise_config(database_url), progress=progress)
         await Tortoise.close_connections()
+    async with TortoiseContext():
+        await Tortoise.init(config=tortoise_config(database_url))
+        try:
+            for module in domains.modules("services"):
+                if hasattr(module, "ready_made"):
+                    await module.ready_made()
+        finally:
+            await Tortoise.close_connections()
     return applied
 
 

@@ -9,7 +9,8 @@ of its layer:
 - services: settings sections, timeline kinds, customer-record hooks (registered at import);
 - schema: Node types (each resolves its own ids) and per-request DataLoaders;
 - resolvers: each domain's `Query`, `Mutation` and `Subscription` root fields (schema/root.py merges them);
-- tasks: actors, scheduled work and job kinds.
+- tasks: actors, scheduled work and job kinds;
+- pages: HTTP pages a domain serves itself, outside GraphQL (`routes(settings)`), e.g. the survey page.
 """
 
 from __future__ import annotations
@@ -27,8 +28,11 @@ DOMAINS = (
     "follow_ups",
     "notes",
     "complaints",
+    "notifications",
+    "surveys",
+    "limits",
 )
-LAYERS = ("models", "services", "schema", "resolvers", "tasks")
+LAYERS = ("models", "services", "schema", "resolvers", "tasks", "pages")
 
 
 def module_names(layer: str) -> list[str]:

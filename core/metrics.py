@@ -24,13 +24,22 @@ class Metrics:
             "crm_graphql_errors_total", "GraphQL errors by code", ["code"], registry=self.registry
         )
         self.jobs = Gauge("crm_jobs", "Jobs by status", ["status"], registry=self.registry)
+        self.notifications = Gauge(
+            "crm_notifications",
+            "Notifications in the outbox by channel and status",
+            ["channel", "status"],
+            registry=self.registry,
+        )
 
     def observe_request(self, method: str, path: str, status: int, seconds: float) -> None:
         route = path if path in KNOWN_ROUTES else ("/static" if path.startswith("/static/") else "other")
         self.requests.labels(method, route, str(status)).inc()
         self.latency.labels(method, route).observe(seconds)
 
-    def render(self, job_counts: dict[str, int]) -> bytes:
+    def render(self, job_counts: dict[str, int], notification_counts: dict[tuple[str, str], int]) -> bytes:
         for status, count in job_counts.items():
             self.jobs.labels(status).set(count)
+        self.notifications.clear()  # a channel with no notifications left shows no series
+        for (channel, status), count in notification_counts.items():
+            self.notifications.labels(channel, status).set(count)
         return generate_latest(self.registry)

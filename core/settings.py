@@ -131,3 +131,18 @@ def _parse(name: str, kind: object, raw: str) -> object:
     if raw == "" and "None" in kind:
         return None
     return raw
+
+
+_active: Settings | None = None
+
+
+def use(settings: Settings | None) -> None:
+    """The settings this process runs with (the app's lifespan, a worker, the command line set them)."""
+    global _active
+    _active = settings
+
+
+def active() -> Settings:
+    """The settings this process runs with, for code that is not handed them (a service deep in a call);
+    read from the environment when no process set them."""
+    return _active if _active is not None else Settings.from_env()

@@ -7,10 +7,10 @@ from models.complaints import (
     ComplaintEventType,
     ComplaintReason,
     ComplaintStatus,
-    NotificationStatus,
 )
 from models.customers import Channel
 from models.follow_ups import Priority
+from models.notifications import NotificationStatus
 from models.staff import Department
 
 

@@ -106,6 +106,8 @@ class Complaint(Model):
     sla_at_risk_recorded = fields.BooleanField(default=False)
     sla_breached_recorded = fields.BooleanField(default=False)
     survey_sent = fields.BooleanField(default=False)
+    # The CSAT score (1-5) the customer gave in the post-complaint survey, kept here for the statistics.
+    satisfaction = fields.FloatField(null=True)
     created_by = fields.ForeignKeyField(
         "models.Staff", related_name="filed_complaints", null=True, on_delete=fields.SET_NULL
     )
@@ -140,32 +142,3 @@ class ComplaintDaySequence(Model):
 
     class Meta:
         table = "complaint_day_sequence"
-
-
-class NotificationStatus(StrEnum):
-    QUEUED = "QUEUED"
-    SENT = "SENT"
-    FAILED = "FAILED"
-
-
-class Notification(Model):
-    # The outbox: written in the same transaction as its cause, sent by a worker.
-    id = fields.IntField(primary_key=True)
-    customer = fields.ForeignKeyField(
-        "models.Customer", related_name="notifications", null=True, on_delete=fields.RESTRICT
-    )
-    complaint = fields.ForeignKeyField(
-        "models.Complaint", related_name="notifications", null=True, on_delete=fields.RESTRICT
-    )
-    channel = fields.CharEnumField(Channel, max_length=16)
-    recipient = fields.CharField(max_length=254)
-    subject = fields.CharField(max_length=200, null=True)
-    body = fields.TextField()
-    status = fields.CharEnumField(NotificationStatus, max_length=8, default=NotificationStatus.QUEUED, db_index=True)
-    attempts = fields.IntField(default=0)
-    last_error = fields.TextField(null=True)
-    created_at = fields.DatetimeField(auto_now_add=True)
-    sent_at = fields.DatetimeField(null=True)
-
-    class Meta:
-        table = "notification"

@@ -21,12 +21,14 @@ from schema.base import DateRange, Node, SortDirection, UserError, to_global_id
 from schema.customers import Channel
 from schema.follow_ups import FollowUp, Priority
 from schema.notes import Note
+from schema.permissions import allow
 from schema.staff import Department, Staff, load_staff
-from services import complaints as complaint_service
+from services import access, complaints as complaint_service
 from services.access import Caller
 
 if TYPE_CHECKING:
     from schema.customers import Customer
+    from schema.surveys import SurveyInvitation
 
 ComplaintCategory = strawberry.enum(
     ComplaintCategoryEnum,
@@ -123,6 +125,15 @@ class Complaint(Node):
     @strawberry.field
     async def follow_ups(self, info: Info) -> list[FollowUp]:
         return [FollowUp.from_model(f) for f in await info.context.loaders.complaint_follow_ups.load(self._m.id)]
+
+    @strawberry.field(extensions=allow(access.SURVEY_READERS))
+    async def survey_invitation(
+        self, info: Info
+    ) -> Annotated[SurveyInvitation, strawberry.lazy("schema.surveys")] | None:
+        from schema.surveys import SurveyInvitation
+
+        found = await info.context.loaders.survey_invitation_of_complaint.load(self._m.id)
+        return SurveyInvitation.from_model(found) if found else None
 
     @classmethod
     async def resolve_nodes(cls, caller: Caller, pks: list[int]) -> dict[int, Complaint]:

@@ -28,8 +28,9 @@ from models.customers import (
 )
 from schema import loaders
 from schema.base import Connection, Node, SortDirection, UserError, to_global_id
+from schema.permissions import allow
 from schema.staff import Staff, load_staff
-from services import consents as consent_service, customer_rules as rules, customers as customer_service
+from services import access, consents as consent_service, customer_rules as rules, customers as customer_service
 from services.access import Caller
 from services.pagination import OrderKey, paginate
 
@@ -38,6 +39,7 @@ if TYPE_CHECKING:
     from schema.follow_ups import FollowUp
     from schema.interactions import Interaction
     from schema.notes import Note
+    from schema.surveys import SurveyResponse
     from schema.timeline import TimelineConnection
 
 CustomerKind = strawberry.enum(CustomerKindEnum, name="CustomerKind")
@@ -296,6 +298,23 @@ class Customer(Node):
             info, ComplaintModel, self._m.id, NEWEST_RECEIVED, Complaint.from_model, first, after, last, before
         )
 
+    @strawberry.field(extensions=allow(access.SURVEY_READERS))
+    async def survey_responses(
+        self,
+        info: Info,
+        first: int | None = None,
+        after: str | None = None,
+        last: int | None = None,
+        before: str | None = None,
+    ) -> Connection[Annotated[SurveyResponse, strawberry.lazy("schema.surveys")]]:
+        from models.surveys import SurveyResponse as Model
+        from resolvers.common import customer_children
+        from schema.surveys import SurveyResponse
+
+        return await customer_children(
+            info, Model, self._m.id, NEWEST_SUBMITTED, SurveyResponse.from_model, first, after, last, before
+        )
+
     @strawberry.field
     async def notes(self, info: Info) -> list[Annotated[Note, strawberry.lazy("schema.notes")]]:
         from schema.notes import Note
@@ -363,6 +382,7 @@ NEWEST_FIRST = [OrderKey("at", descending=True), OrderKey("id", descending=True)
 INTERACTION_ORDER = [OrderKey("occurred_at", descending=True), OrderKey("id", descending=True)]
 NEWEST_RECEIVED = [OrderKey("received_at", descending=True), OrderKey("id", descending=True)]
 NEWEST_CREATED = [OrderKey("created_at", descending=True), OrderKey("id", descending=True)]
+NEWEST_SUBMITTED = [OrderKey("submitted_at", descending=True), OrderKey("id", descending=True)]
 
 
 @strawberry.input

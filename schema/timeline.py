@@ -9,8 +9,8 @@ from schema.base import Connection, Node, node_types
 from services import timeline
 from services.timeline import Entry
 
-# Kinds of the API contract whose domain (surveys) has not landed yet; they go when it registers them.
-CONTRACT_KINDS_NOT_BUILT = ("SURVEY_INVITATION", "SURVEY_RESPONSE")
+# Kinds of the API contract whose domain has not landed yet; they go when it registers them.
+CONTRACT_KINDS_NOT_BUILT: tuple[str, ...] = ()
 
 
 def _timeline_kinds() -> type[Enum]:

@@ -50,6 +50,16 @@ COMPLAINT_HANDLERS = frozenset({R.ADMIN, R.MANAGER, R.COMPLAINT_HANDLER})
 EXTENSION_APPROVERS = frozenset({R.ADMIN, R.MANAGER})
 # Complaint statistics and the regulator's complaint report.
 COMPLAINT_STATS_READERS = frozenset({R.ADMIN, R.MANAGER, R.COMPLAINT_HANDLER, R.ANALYST, R.AUDITOR})
+# Create and retire survey templates (name, active, validDays; never the questions).
+SURVEY_TEMPLATE_EDITORS = frozenset({R.ADMIN, R.MANAGER, R.ANALYST})
+# Send one customer a survey.
+SURVEY_SENDERS = frozenset({R.ADMIN, R.MANAGER, R.RELATIONSHIP_MANAGER, R.SERVICE_AGENT, R.ANALYST})
+# Launch a survey campaign to a segment or a filter of customers.
+CAMPAIGN_LAUNCHERS = frozenset({R.ADMIN, R.MANAGER, R.ANALYST})
+# Read survey templates, invitations, responses and survey statistics.
+SURVEY_READERS = frozenset({R.ADMIN, R.MANAGER, R.RELATIONSHIP_MANAGER, R.SERVICE_AGENT, R.ANALYST, R.AUDITOR})
+# Send a FAILED notification again once its channel is fixed.
+NOTIFICATION_RETRIERS = frozenset({R.ADMIN, R.MANAGER})
 
 # Every named set, for the documentation and the test that walks the table against the schema.
 ROLE_TABLE: dict[str, frozenset[Role]] = {

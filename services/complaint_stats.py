@@ -4,8 +4,8 @@ Everything is counted by the database: one GROUP BY statement per call, whatever
 The caller's scope and the period come from the ORM (services.complaints.visible + a received_at filter,
 with their parameters bound by Tortoise); the grouping and the aggregates are SQL written here for the
 two dialects we run on, SQLite (3.30+, for FILTER) and PostgreSQL, around that query as a derived table
-(which both planners flatten into a plain scan of `complaint`). Nothing a caller sends reaches the SQL text:
-keys and statuses are our own constants, and the period and scope are bound parameters.
+(which both planners flatten into a plain scan of `complaint`). Nothing a caller sends reaches the SQL
+text: keys and statuses are our own constants, and the period and scope are bound parameters.
 
 Definitions (per bucket):
 - count: complaints received in [start, end);
@@ -15,7 +15,8 @@ Definitions (per bucket):
   and past due now (withdrawn complaints and open ones not yet due are in neither); None when none;
 - avg_resolution_hours: mean of resolved_at - received_at over the resolved-or-closed ones; None if none;
 - reopen_rate: share with reopen_count > 0; None when the bucket is empty;
-- avg_satisfaction: None until satisfaction surveys exist (the column is kept for the contract);
+- avg_satisfaction: the mean CSAT score of the answered post-complaint surveys (at most one per complaint,
+  kept on the complaint as `satisfaction` when the customer answers: no join); None when none was;
 - compensation_total: the sum of compensation_amount, 0 when none.
 """
 
@@ -81,18 +82,28 @@ def _column(name: str, nullable: bool = False) -> Grouping:
     return Grouping(expr, expr)
 
 
-# received_at in bank time: SQLite's date functions read the stored ISO text (any UTC offset) and apply
-# the modifier; PostgreSQL shifts the timestamptz's UTC wall time. SQLite rounds fractional seconds to the
-# millisecond (23:59:59.9999 would become the next day), so they are cut off first, keeping the offset:
-# a bucket boundary is always on a whole second.
-_SQLITE_WHOLE_SECONDS = (
-    "(substr(c.received_at, 1, 19) || CASE WHEN substr(c.received_at, -6, 1) IN ('+', '-') "
-    "THEN substr(c.received_at, -6) WHEN substr(c.received_at, -1) = 'Z' THEN 'Z' ELSE '' END)"
-)
-_SQLITE_LOCAL = f"{_SQLITE_WHOLE_SECONDS}, '{BANK_OFFSET_HOURS:+d} hours'"
+# A timestamp column in bank time: SQLite's date functions read the stored ISO text (any UTC offset) and
+# apply the modifier; PostgreSQL shifts the timestamptz's UTC wall time. SQLite rounds fractional seconds to
+# the millisecond (23:59:59.9999 would become the next day), so they are cut off first, keeping the offset:
+# a bucket boundary is always on a whole second. (services/survey_stats.py uses these too.)
+def sqlite_bank_time(column: str) -> str:
+    """The arguments of an SQLite date function (`strftime('%Y-%m', <this>)`) for `column` in bank time."""
+    whole_seconds = (
+        f"(substr({column}, 1, 19) || CASE WHEN substr({column}, -6, 1) IN ('+', '-') "
+        f"THEN substr({column}, -6) WHEN substr({column}, -1) = 'Z' THEN 'Z' ELSE '' END)"
+    )
+    return f"{whole_seconds}, '{BANK_OFFSET_HOURS:+d} hours'"
+
+
+def pg_bank_time(column: str) -> str:
+    """A PostgreSQL timestamptz `column` as the bank's wall time (a timestamp without time zone)."""
+    return f"(({column} AT TIME ZONE 'UTC') + INTERVAL '{BANK_OFFSET_HOURS} hours')"
+
+
+_SQLITE_LOCAL = sqlite_bank_time("c.received_at")
 # ISO week: the week (Monday..Sunday) belongs to the year of its Thursday, and is numbered by it.
 _SQLITE_THURSDAY = f"date({_SQLITE_LOCAL}, '-3 days', 'weekday 4')"
-_PG_LOCAL = f"((c.received_at AT TIME ZONE 'UTC') + INTERVAL '{BANK_OFFSET_HOURS} hours')"
+_PG_LOCAL = pg_bank_time("c.received_at")
 
 
 def _pg_period(unit: str, pattern: str) -> dict:
@@ -165,6 +176,8 @@ def _measures(dialect: str, now: datetime) -> str:
             f"COUNT(c.resolved_at) FILTER (WHERE {resolved}) AS hours_n",
             "COUNT(*) FILTER (WHERE c.reopen_count > 0) AS reopened_n",
             f"{compensation} AS compensation",
+            "SUM(c.satisfaction) AS csat_sum",
+            "COUNT(c.satisfaction) AS csat_n",
         ]
     )
 
@@ -199,6 +212,8 @@ class Figures:
     hours_n: int = 0
     reopened: int = 0
     compensation: Decimal = Decimal("0.00")
+    csat_sum: float = 0.0  # CSAT scores of the answered post-complaint surveys
+    csat_n: int = 0
 
     @property
     def sla_missed(self) -> int:
@@ -218,6 +233,10 @@ class Figures:
     def reopen_rate(self) -> float | None:
         return self.reopened / self.count if self.count else None
 
+    @property
+    def avg_satisfaction(self) -> float | None:
+        return self.csat_sum / self.csat_n if self.csat_n else None
+
     def __iadd__(self, other: Figures) -> Figures:
         for name in (
             "count",
@@ -230,6 +249,8 @@ class Figures:
             "hours_n",
             "reopened",
             "compensation",
+            "csat_sum",
+            "csat_n",
         ):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         return self
@@ -243,7 +264,7 @@ class Figures:
             sla_met_rate=self.sla_met_rate,
             avg_resolution_hours=self.avg_resolution_hours,
             reopen_rate=self.reopen_rate,
-            avg_satisfaction=None,
+            avg_satisfaction=self.avg_satisfaction,
             compensation_total=self.compensation,
         )
 
@@ -267,6 +288,8 @@ class Figures:
             hours_n=int(row["hours_n"] or 0),
             reopened=int(row["reopened_n"] or 0),
             compensation=compensation,
+            csat_sum=float(row["csat_sum"] or 0),
+            csat_n=int(row["csat_n"] or 0),
         )
 
 
@@ -323,6 +346,7 @@ async def _aggregate(
             "resolved_at",
             "reopen_count",
             "compensation_amount",
+            "satisfaction",  # the CSAT score of the complaint's post-complaint survey (NULL: none)
         )
     )
     # QuerySet.sql() (public) binds the query to its connection and builds it; `scoped.query` is then the

@@ -3,6 +3,7 @@ regulatory SLA clock with extensions, the SLA monitor, and list filters."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -22,12 +23,12 @@ from models.complaints import (
     ComplaintEventType,
     ComplaintReason,
     ComplaintStatus,
-    Notification,
 )
 from models.customers import Channel, CustomerStatus
 from models.follow_ups import FollowUp, Priority
+from models.notifications import Notification
 from models.staff import Department, Role, Staff
-from services import access, clock, complaint_rules as rules, customers, portraits, timeline
+from services import access, clock, complaint_rules as rules, customers, notifications, portraits, timeline
 from services.access import ALL_ROLES, Caller, require_role
 from services.errors import DomainError, ErrorCode, invalid, not_found
 from services.filters import FilterParams
@@ -317,14 +318,29 @@ async def resolve(
     )
 
 
+ClosedHook = Callable[[Complaint], Awaitable[None]]
+_closed_hooks: list[ClosedHook] = []
+
+
+def on_closed(callback: ClosedHook) -> None:
+    """Call `await callback(complaint)` each time a complaint is CLOSED (after a reopen too), inside the
+    transaction that closes it, with the complaint as closed. Other domains react to a closing this way (the
+    post-complaint survey, services.surveys) without this module knowing them. Registering twice registers once."""
+    if callback not in _closed_hooks:
+        _closed_hooks.append(callback)
+
+
 async def close(caller: Caller, complaint_id: int, customer_accepted: bool, message: str | None = None) -> Complaint:
-    return await _move(
+    complaint = await _move(
         caller,
         complaint_id,
         "close",
         message=_text(message, "message", MAX_TEXT),
         changes={"customer_accepted": customer_accepted, "closed_at": clock.now()},
     )
+    for hook in list(_closed_hooks):
+        await hook(complaint)
+    return complaint
 
 
 async def reopen(caller: Caller, complaint_id: int, reason: str) -> Complaint:
@@ -342,6 +358,11 @@ async def reopen(caller: Caller, complaint_id: int, reason: str) -> Complaint:
             "customer_accepted": None,
         },
     )
+
+
+async def record_satisfaction(complaint_id: int, score: float) -> None:
+    """The customer's CSAT score (1-5) from the post-complaint survey, kept on the complaint for its statistics."""
+    await Complaint.filter(id=complaint_id).update(satisfaction=score)
 
 
 async def withdraw(caller: Caller, complaint_id: int, reason: str) -> Complaint:
@@ -370,8 +391,8 @@ async def notify_customer(complaint: Complaint, subject: str, body: str) -> Noti
         )
         return None
     channel, recipient = options[0]
-    notification = await Notification.create(
-        customer=customer, complaint=complaint, channel=channel, recipient=recipient, subject=subject, body=body
+    notification = await notifications.enqueue(
+        channel, recipient, body, subject=subject, customer_id=customer.id, complaint_id=complaint.id
     )
     await add_event(
         complaint,

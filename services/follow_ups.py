@@ -91,6 +91,38 @@ async def create(
     )
 
 
+async def open_for_system(
+    *,
+    title: str,
+    customer_id: int,
+    description: str | None = None,
+    complaint_id: int | None = None,
+    assignee_id: int | None = None,
+    department: Department | None = None,
+    priority: Priority = Priority.NORMAL,
+    due_at: datetime | None = None,
+) -> FollowUp:
+    """A follow-up the service opens by itself (a survey's recovery call): no caller, so no role or visibility
+    check; the same rules for the title and the assignment as `create`. An inactive or unknown assignee falls
+    back to `department` (REQUIRED when there is neither)."""
+    clean_title = _title(title)
+    assignee = await Staff.get_or_none(id=assignee_id, active=True) if assignee_id is not None else None
+    if assignee is None and department is None:
+        raise DomainError(ErrorCode.REQUIRED, "Assign the follow-up to a person or a department", "assigneeId")
+    return await FollowUp.create(
+        title=clean_title,
+        description=(description or "").strip() or None,
+        customer_id=customer_id,
+        complaint_id=complaint_id,
+        assignee=assignee,
+        department=assignee.department if assignee else department,
+        priority=priority,
+        due_at=due_at,
+        created_by=None,
+        created_at=clock.now(),
+    )
+
+
 def may_complete(staff: Staff | None, follow_up: FollowUp) -> bool:
     """Only the assignee, a member of the assigned department, or a MANAGER or ADMIN."""
     if staff is None:  # the command-line operator

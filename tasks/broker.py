@@ -20,7 +20,8 @@ from dramatiq.middleware import AsyncIO
 
 from core import db, domains
 from core.pubsub import InProcessPubSub, RedisPubSub, make_pubsub
-from core.settings import Settings
+from core.settings import Settings, use as use_settings
+from services import dispatch
 
 log = logging.getLogger(__name__)
 
@@ -132,6 +133,7 @@ class WorkerLoop(AsyncIO):
 
     async def _start(self) -> None:
         global _runtime
+        use_settings(self._settings)
         await db.init_orm(self._settings.database_url)
         await db.ensure_migrated()
         _runtime = Runtime(make_pubsub(self._settings.redis_url), self._queue)
@@ -157,6 +159,8 @@ class TaskQueue:
             self.actors[name] = dramatiq.Actor(
                 fn, broker=self.broker, actor_name=name, queue_name=options["queue_name"], priority=0, options=extra
             )
+        # Services send their work through services.dispatch, which knows only this method.
+        dispatch.bind(self.send)
 
     def send(self, actor_name: str, *args: Any) -> None:
         self.actors[actor_name].send(*args)
@@ -178,4 +182,5 @@ class TaskQueue:
     def close(self) -> None:
         global _runtime
         _runtime = None
+        dispatch.bind(None)
         self.broker.close()

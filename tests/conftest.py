@@ -27,6 +27,7 @@ from core.settings import Settings
 from models.staff import Department, Role, Staff
 from services import auth, staff as staff_service
 from services.access import COMMAND_LINE
+from services.notifications import NotificationSettings
 from tasks.broker import declare_all
 
 TEST_DATABASE_URL = os.environ.get("CRM_TEST_DATABASE_URL")
@@ -68,8 +69,16 @@ async def migrated_database(database_url: str) -> str:
 
 
 @pytest.fixture
-def settings(migrated_database: str) -> Settings:
-    return Settings(env="test", database_url=migrated_database, log_json=False, worker_threads=2).validated()
+def settings(migrated_database: str, tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    # Messages of unconfigured channels go to a mail drop of the test's own, never into the working tree.
+    drop = NotificationSettings(mail_drop_dir=str(tmp_path_factory.mktemp("outbox")))
+    return Settings(
+        env="test",
+        database_url=migrated_database,
+        log_json=False,
+        worker_threads=2,
+        sections={NotificationSettings: drop},
+    ).validated()
 
 
 class RunningApp:

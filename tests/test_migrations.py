@@ -12,3 +12,22 @@ async def test_models_match_the_migrations():
         await ctx.init(config=config)
         writers = await MigrationAutodetector(ctx.apps, {"models": dict(APP_CONFIG)}).changes()
     assert writers == [], "models changed without a migration: run `crm makemigrations NAME`"
+
+
+async def test_migrate_creates_the_shipped_templates_once(tmp_path):
+    from tortoise import Tortoise
+
+    from core import db
+    from models.surveys import SurveyTemplate, SurveyTrigger
+
+    url = f"sqlite://{tmp_path}/fresh.sqlite3"
+    assert await db.migrate(url)  # every migration applied to a new database
+    assert await db.migrate(url) == []  # and nothing the second time
+    async with TortoiseContext():
+        await Tortoise.init(config=tortoise_config(url))
+        try:
+            shipped = await SurveyTemplate.all().order_by("id")
+            assert [t.ready_made for t in shipped] == ["nps", "complaint_csat"]
+            assert shipped[1].trigger == SurveyTrigger.COMPLAINT_CLOSED and all(t.active for t in shipped)
+        finally:
+            await Tortoise.close_connections()

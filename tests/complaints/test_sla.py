@@ -11,8 +11,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from models.complaints import ComplaintEvent as ComplaintEventModel, Notification, NotificationStatus
+from models.complaints import ComplaintEvent as ComplaintEventModel
 from models.follow_ups import FollowUp
+from models.notifications import Notification, NotificationStatus
 from models.staff import Role
 from services import clock, complaints as complaint_service
 from tasks import complaints as complaint_tasks
@@ -180,7 +181,8 @@ async def test_the_first_extension_moves_due_to_30_days_and_notifies_the_custome
 
     [notification] = await Notification.filter(complaint_id=pk(complaint["id"]))
     assert notification.customer_id == pk(desk["customer"]["id"])
-    assert notification.status == NotificationStatus.QUEUED and notification.sent_at is None
+    # In the outbox; the embedded worker may have sent it already (delivery: tests/notifications).
+    assert notification.status in (NotificationStatus.QUEUED, NotificationStatus.SENT)
     assert notification.channel.value == "SMS" and notification.recipient.endswith("5678")
     assert extended["referenceNo"] in notification.body
 

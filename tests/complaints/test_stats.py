@@ -19,7 +19,8 @@ from models.customers import Channel, Customer, CustomerKind
 from models.follow_ups import Priority
 from models.jobs import Job, JobStatus
 from models.staff import Department, Role
-from services import access, clock, complaint_stats, jobs
+from models.surveys import InvitationStatus, SurveyInvitation, SurveyKind, SurveyResponse, SurveyTemplate
+from services import access, clock, complaint_stats, complaints, jobs
 from services.access import COMMAND_LINE, Caller
 from services.errors import DomainError, ErrorCode
 from tests.conftest import QueryCounter, make_staff
@@ -65,6 +66,10 @@ class Row:
     department: Department | None
     reopen_count: int
     compensation_amount: Decimal | None
+    # Its post-complaint survey: none, sent (`surveyed`), answered, with a CSAT score or without one.
+    surveyed: bool = False
+    answered: bool = False
+    csat: float | None = None
 
 
 _numbers = iter(range(1, 10**6))
@@ -75,12 +80,42 @@ async def _customer(branch: str | None) -> Customer:
     return await Customer.create(customer_no=f"C{n:010d}", kind=CustomerKind.INDIVIDUAL, name=f"客户{n}", branch=branch)
 
 
+async def _survey(template: SurveyTemplate, customer: Customer, complaint: Complaint | None, r: Row) -> None:
+    invitation = await SurveyInvitation.create(
+        template=template,
+        customer=customer,
+        complaint=complaint,
+        channel=Channel.SMS,
+        status=InvitationStatus.RESPONDED if r.answered else InvitationStatus.SENT,
+        expires_at=r.received_at + timedelta(days=30),
+        created_at=r.received_at + timedelta(days=16),
+    )
+    if r.answered:
+        await SurveyResponse.create(
+            invitation=invitation,
+            customer=customer,
+            answers=[],
+            csat_score=r.csat,
+            submitted_at=r.received_at + timedelta(days=17),
+        )
+        if complaint is not None and r.csat is not None:  # as services.surveys.submit records it
+            await complaints.record_satisfaction(complaint.id, r.csat)
+
+
 async def _insert(rows: list[Row]) -> None:
+    """The rows as complaints, with their post-complaint surveys. Where there are surveys, every customer also
+    answered a survey about no complaint with the lowest score, which no complaint bucket may count."""
     by_branch = {b: await _customer(b) for b in {r.customer_branch for r in rows}}
     async with atomic():
+        template = None
+        if any(r.surveyed for r in rows):
+            template = await SurveyTemplate.create(name="投诉回访满意度", kind=SurveyKind.CSAT, questions=[])
+            for customer in by_branch.values():
+                other = Row(**{**vars(rows[0]), "answered": True, "csat": 1.0})
+                await _survey(template, customer, None, other)
         for r in rows:
             n = next(_numbers)
-            await Complaint.create(
+            complaint = await Complaint.create(
                 reference_no=f"CMP-TEST-{n:08d}",
                 customer=by_branch[r.customer_branch],
                 branch=r.branch,
@@ -101,6 +136,8 @@ async def _insert(rows: list[Row]) -> None:
                 reopen_count=r.reopen_count,
                 compensation_amount=r.compensation_amount,
             )
+            if r.surveyed:
+                await _survey(template, by_branch[r.customer_branch], complaint, r)
 
 
 def _row(rng: random.Random, received: datetime, now: datetime, **fixed) -> Row:
@@ -133,8 +170,19 @@ def _row(rng: random.Random, received: datetime, now: datetime, **fixed) -> Row:
     return Row(**values)
 
 
-async def seed(count: int = 160, seed_value: int = 5) -> list[Row]:
-    """`count` complaints spread over the period, plus some just outside it and on its edges."""
+def _with_surveys(rows: list[Row], seed_value: int) -> None:
+    """Post-complaint surveys for about two thirds of the rows: some unanswered, some answered without a CSAT
+    score, the rest with one (a separate random stream, so that the rows themselves stay as they were)."""
+    rng = random.Random(seed_value + 1000)
+    for r in rows:
+        r.surveyed = rng.random() < 0.65
+        r.answered = r.surveyed and rng.random() < 0.7
+        r.csat = rng.choice([1.0, 2.0, 3.0, 4.0, 5.0, 4.5, None]) if r.answered else None
+
+
+async def seed(count: int = 160, seed_value: int = 5, surveys: bool = False) -> list[Row]:
+    """`count` complaints spread over the period, plus some just outside it and on its edges; with `surveys`,
+    post-complaint surveys for many of them."""
     rng = random.Random(seed_value)
     now = clock.now()
     span = int((END - START).total_seconds())
@@ -152,6 +200,8 @@ async def seed(count: int = 160, seed_value: int = 5) -> list[Row]:
         datetime(2025, 3, 31, 15, 59, 59, 999999, tzinfo=UTC),
     ]
     rows = [_row(rng, when, now) for when in received]
+    if surveys:
+        _with_surveys(rows, seed_value)
     await _insert(rows)
     return rows
 
@@ -192,6 +242,7 @@ class Expected:
     sla_met_rate: float | None
     avg_resolution_hours: float | None
     reopen_rate: float | None
+    avg_satisfaction: float | None
     compensation_total: Decimal
 
 
@@ -201,6 +252,7 @@ def figures(rows: list[Row], now: datetime) -> Expected:
     overdue = [r for r in rows if r.status in OPEN and r.due_at < now]
     judged = len(resolved) + len(overdue)
     hours = [(r.resolved_at - r.received_at).total_seconds() / 3600 for r in resolved]
+    csat = [r.csat for r in rows if r.surveyed and r.answered and r.csat is not None]
     return Expected(
         count=len(rows),
         open_count=sum(r.status in OPEN for r in rows),
@@ -211,6 +263,7 @@ def figures(rows: list[Row], now: datetime) -> Expected:
         sla_met_rate=len(met) / judged if judged else None,
         avg_resolution_hours=sum(hours) / len(hours) if hours else None,
         reopen_rate=sum(r.reopen_count > 0 for r in rows) / len(rows) if rows else None,
+        avg_satisfaction=sum(csat) / len(csat) if csat else None,
         compensation_total=sum((r.compensation_amount or Decimal(0) for r in rows), Decimal("0.00")),
     )
 
@@ -236,7 +289,7 @@ def assert_matches(buckets, expected: dict[str, Expected]) -> None:
         assert b.sla_met_rate == _approx(e.sla_met_rate), b.key
         assert b.avg_resolution_hours == _approx(e.avg_resolution_hours), b.key
         assert b.reopen_rate == _approx(e.reopen_rate), b.key
-        assert b.avg_satisfaction is None
+        assert b.avg_satisfaction == _approx(e.avg_satisfaction), b.key
         assert isinstance(b.compensation_total, Decimal)
         assert b.compensation_total == e.compensation_total, b.key
         assert b.compensation_total.as_tuple().exponent == -2
@@ -371,6 +424,73 @@ async def test_rates_are_none_when_nothing_is_judged(app):
     assert (b.key, b.count, b.open_count, b.resolved_count) == ("2025-04-02", 1, 1, 0)
     assert b.sla_met_rate is None and b.avg_resolution_hours is None
     assert b.reopen_rate == 0.0 and b.compensation_total == Decimal("0.00")
+
+
+# ---------------------------------------------------------------- satisfaction: post-complaint surveys
+
+
+@pytest.mark.parametrize("group_by", list(complaint_stats.GROUPINGS))
+async def test_avg_satisfaction_is_the_mean_csat_of_the_buckets_complaint_surveys(app, group_by):
+    rows = await seed(surveys=True)
+    expected = expected_buckets(rows, group_by)
+    assert sum(e.count for e in expected.values()) == 166  # a survey never counts its complaint twice
+    analyst = await _caller()
+    with QueryCounter() as counter:
+        buckets = await complaint_stats.stats(analyst, START, END, group_by)
+    assert counter.count == 1, counter.statements  # still one statement, surveys included
+    assert_matches(buckets, expected)
+    assert any(b.avg_satisfaction is not None for b in buckets)
+
+
+async def test_the_satisfaction_seed_is_not_trivial(app):
+    rows = await seed(surveys=True)
+    in_period = [r for r in rows if START <= r.received_at < END]
+    assert sum(not r.surveyed for r in in_period) > 20 and sum(r.surveyed and not r.answered for r in in_period) > 10
+    assert sum(r.answered and r.csat is None for r in in_period) > 5 and sum(r.csat is not None for r in in_period) > 40
+    buckets = await complaint_stats.stats(COMMAND_LINE, START, END, "DAY")
+    assert any(b.avg_satisfaction is None for b in buckets)  # days with no CSAT answer at all
+    assert await SurveyResponse.filter(invitation__complaint_id__isnull=True, csat_score=1.0).exists()
+
+
+async def test_hand_computed_satisfaction(app):
+    """Scores 5 and 2 answered, one answer without a CSAT score, one survey unanswered, one complaint without a
+    survey; the customer's survey about no complaint (scored 1) is not a complaint's: (5 + 2) / 2."""
+    day = datetime(2025, 3, 12, 9, 0, tzinfo=BANK)
+    base = dict(
+        customer_branch=None,
+        received_at=day,
+        due_at=day + timedelta(days=15),
+        status=S.CLOSED,
+        resolved_at=day + timedelta(days=2),
+        category=ComplaintCategory.DEPOSIT,
+        reason=ComplaintReason.OTHER,
+        channel=Channel.PHONE,
+        priority=Priority.NORMAL,
+        branch=None,
+        department=None,
+        reopen_count=0,
+        compensation_amount=None,
+    )
+    await _insert(
+        [
+            Row(**base, surveyed=True, answered=True, csat=5.0),
+            Row(**base, surveyed=True, answered=True, csat=2.0),
+            Row(**base, surveyed=True, answered=True, csat=None),
+            Row(**base, surveyed=True),
+            Row(**base),
+            Row(**{**base, "category": ComplaintCategory.LOAN}, surveyed=True),
+            Row(**{**base, "category": ComplaintCategory.OTHER}, surveyed=True, answered=True, csat=4.0),
+            # received before the period: its survey counts in no bucket of it
+            Row(**{**base, "received_at": START - timedelta(days=1)}, surveyed=True, answered=True, csat=1.0),
+        ]
+    )
+    assert await SurveyResponse.all().count() == 6
+    deposit, loan, other = await complaint_stats.stats(COMMAND_LINE, START, END, "CATEGORY")
+    assert (deposit.key, deposit.count, deposit.avg_satisfaction) == ("DEPOSIT", 5, 3.5)
+    assert (loan.key, loan.count, loan.avg_satisfaction) == ("LOAN", 1, None)
+    assert (other.key, other.count, other.avg_satisfaction) == ("OTHER", 1, 4.0)
+    [month] = await complaint_stats.stats(COMMAND_LINE, START, END, "MONTH")
+    assert (month.count, month.avg_satisfaction) == (7, pytest.approx(11 / 3))
 
 
 # ---------------------------------------------------------------- bank time: days, ISO weeks, months
@@ -517,7 +637,7 @@ def _parse(text: str) -> list[list[str]]:
 
 
 async def test_the_report_job_end_to_end(app):
-    rows = await seed()
+    rows = await seed(surveys=True)  # the surveys joined in must not count a complaint twice
     analyst = await _caller(Role.ANALYST)
     sent: list[int] = []
     job = await complaint_stats.start_report(analyst, START, END, sent.append)

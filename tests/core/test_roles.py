@@ -19,7 +19,9 @@ from schema.root import Mutation, Query, Subscription
 from services import access
 
 # Fields any signed-in caller (or, for login, anyone) may use; each checks what it shows itself.
-OPEN_FIELDS = {"node", "nodes", "me", "login", "complaintUpdated", "jobProgress"}
+OPEN_FIELDS = {
+    "node", "nodes", "me", "login", "complaintUpdated", "jobProgress", "surveyByToken", "submitSurveyResponse",
+}  # fmt: skip
 NAMES = NameConverter()
 NAMED_SETS = {id(value): name for name, value in access.ROLE_TABLE.items()}
 

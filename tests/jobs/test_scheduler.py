@@ -17,7 +17,10 @@ def test_the_schedule_sends_known_actors(settings):
         scheduler = build_scheduler(queue)
         planned = schedules(settings)
         assert {job.id for job in scheduler.get_jobs()} == {name for name, _ in planned}
-        assert {name for name, _ in planned} == {"requeue_stale_jobs", "monitor_complaint_sla", "purge_expired_tokens"}
+        assert {name for name, _ in planned} == {
+            "requeue_stale_jobs", "monitor_complaint_sla", "purge_expired_tokens", "requeue_lost_notifications",
+            "purge_rate_windows",
+        }  # fmt: skip
         assert all(name in queue.actors for name, _ in planned)
         stale = dict(planned)["requeue_stale_jobs"]
         assert isinstance(stale, IntervalTrigger) and stale.interval == timedelta(minutes=1)

@@ -1,0 +1,389 @@
+"""The outbox: messages to customers, written in the same transaction as their cause and sent by a worker.
+
+- `enqueue(...)` writes the row (QUEUED) in the caller's transaction and, once it commits, sends the
+  `send_notification` message (services.dispatch).
+- `deliver(id, settings)` is one delivery attempt, run by that actor: it claims the row (a conditional UPDATE:
+  QUEUED and not held by another worker; it holds the row for `CLAIM_LEASE` and counts the attempt), sends it
+  through the channel's adapter (services.notification_channels) and records SENT or FAILED. Only the claimer
+  sends, and a SENT or FAILED row is never claimed again, so a re-delivered message never sends twice. A
+  transient failure keeps the row QUEUED, held until its next attempt is due (exponential backoff from
+  CRM_NOTIFICATION_BACKOFF_MS), until CRM_NOTIFICATION_ATTEMPTS attempts were made: then it is FAILED with
+  `last_error`. A channel without an adapter (LETTER, BRANCH, ...) is FAILED at once, with a `last_error` that
+  says what to do by hand; EMAIL and SMS without a configured server go to the mail drop (development).
+- `lost()` is the sweep's list: QUEUED rows nobody holds that have waited longer than `LOST_AFTER` (their
+  message was lost: the broker was down, the process died after the commit) and rows whose claim ran out (the
+  worker died between claiming and recording).
+- `on_outcome(callback)`: other domains hear about SENT and FAILED, in the transaction that records it.
+- `retry(caller, id)`: a FAILED notification queued again, with all its attempts, once the channel is fixed.
+
+The API shows the recipient masked, whatever the role; erasure redacts recipient and body, and fails what is
+still queued.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+from urllib.parse import urlparse
+
+from tortoise.expressions import F, Q, Subquery
+from tortoise.functions import Count
+from tortoise.queryset import QuerySet
+
+from core.db import atomic
+from core.settings import SettingsError, section
+from models.customers import Channel, Customer, CustomerStatus
+from models.notifications import Notification, NotificationStatus
+from services import access, clock, customers, dispatch
+from services.access import ALL_ROLES, Caller, require_role
+from services.customer_erasure import REDACTED
+from services.customer_relations import Relation, register_scrubber
+from services.customer_rules import mask_address
+from services.errors import DomainError, ErrorCode, invalid, not_found
+from services.filters import FilterParams
+from services.identity import IdentityError, mask_email, mask_phone, validate_email
+from services.notification_channels import (
+    MailDrop,
+    Message,
+    NoSender,
+    Sender,
+    SendFailed,
+    SmsGateway,
+    SmtpSender,
+    parse_smtp_url,
+)
+
+log = logging.getLogger(__name__)
+
+SEND_ACTOR = "send_notification"  # tasks/notifications.py
+CLAIM_LEASE = timedelta(minutes=5)  # far longer than an SMTP or gateway timeout
+LOST_AFTER = timedelta(minutes=2)  # an unclaimed QUEUED row this old lost its message
+SWEEP_BATCH = 500
+MAX_BACKOFF = timedelta(hours=1)
+MAX_RECIPIENT, MAX_SUBJECT, MAX_ERROR = 254, 200, 1000
+ERASED_BEFORE_SENDING = "not sent: the customer was erased"
+
+
+@section
+@dataclass(frozen=True)
+class NotificationSettings:
+    # CRM_SMTP_URL: smtp://[user:pass@]host:port[?starttls=true] or smtps://...; unset: the mail drop.
+    smtp_url: str | None = field(default=None, repr=False)  # may hold a password
+    mail_from: str = "noreply@bank.example"  # CRM_MAIL_FROM
+    sms_gateway_url: str | None = None  # CRM_SMS_GATEWAY_URL: http(s)://...; unset: the mail drop
+    sms_gateway_secret: str | None = field(default=None, repr=False)  # CRM_SMS_GATEWAY_SECRET: signs each request
+    mail_drop_dir: str = "var/outbox"  # CRM_MAIL_DROP_DIR: one file per message of an unconfigured channel
+    notification_attempts: int = 5  # CRM_NOTIFICATION_ATTEMPTS: attempts before FAILED
+    notification_backoff_ms: int = 10_000  # CRM_NOTIFICATION_BACKOFF_MS: the first retry's delay, doubling
+
+    def check(self) -> None:
+        if self.smtp_url is not None:
+            try:
+                parse_smtp_url(self.smtp_url)
+            except ValueError as error:
+                raise SettingsError(f"CRM_SMTP_URL {error}") from None
+        try:
+            validate_email(self.mail_from)
+        except IdentityError:
+            raise SettingsError(f"CRM_MAIL_FROM must be an e-mail address, not {self.mail_from!r}") from None
+        if (self.sms_gateway_url is None) != (self.sms_gateway_secret is None):
+            raise SettingsError("CRM_SMS_GATEWAY_URL and CRM_SMS_GATEWAY_SECRET must be set together")
+        if self.sms_gateway_url is not None:
+            gateway = urlparse(self.sms_gateway_url)
+            if gateway.scheme not in ("http", "https") or not gateway.hostname:
+                raise SettingsError("CRM_SMS_GATEWAY_URL must be an http:// or https:// URL")
+        if self.sms_gateway_secret is not None and len(self.sms_gateway_secret) < 16:
+            raise SettingsError("CRM_SMS_GATEWAY_SECRET must be at least 16 characters")
+        if not self.mail_drop_dir.strip():
+            raise SettingsError("CRM_MAIL_DROP_DIR must name a folder")
+        if not 1 <= self.notification_attempts <= 20:
+            raise SettingsError("CRM_NOTIFICATION_ATTEMPTS must be between 1 and 20")
+        if not 1 <= self.notification_backoff_ms <= 3_600_000:
+            raise SettingsError("CRM_NOTIFICATION_BACKOFF_MS must be between 1 and 3600000")
+
+    def backoff(self, attempts_made: int) -> timedelta:
+        """The wait before the next attempt: the first delay, doubled after each further attempt."""
+        return min(timedelta(milliseconds=self.notification_backoff_ms * 2 ** (attempts_made - 1)), MAX_BACKOFF)
+
+
+# ---------------------------------------------------------------- writing to the outbox
+
+
+async def enqueue(
+    channel: Channel,
+    recipient: str,
+    body: str,
+    *,
+    subject: str | None = None,
+    customer_id: int | None = None,
+    complaint_id: int | None = None,
+) -> Notification:
+    """A QUEUED outbox row, written in the caller's transaction; the worker is told once it commits."""
+    recipient = (recipient or "").strip()
+    if not recipient:
+        raise DomainError(ErrorCode.REQUIRED, "A notification needs a recipient", "recipient")
+    if len(recipient) > MAX_RECIPIENT:
+        raise invalid("recipient", f"recipient must be at most {MAX_RECIPIENT} characters")
+    if not (body or "").strip():
+        raise DomainError(ErrorCode.REQUIRED, "A notification needs a body", "body")
+    if subject is not None and len(subject) > MAX_SUBJECT:
+        raise invalid("subject", f"subject must be at most {MAX_SUBJECT} characters")
+    notification = await Notification.create(
+        customer_id=customer_id,
+        complaint_id=complaint_id,
+        channel=channel,
+        recipient=recipient,
+        subject=subject,
+        body=body,
+        created_at=clock.now(),
+    )
+    dispatch.send_after_commit(SEND_ACTOR, notification.id)
+    return notification
+
+
+# ---------------------------------------------------------------- delivery
+
+
+async def claim(notification_id: int) -> Notification | None:
+    """The row, held by this worker for one attempt (counted), or None when it is not to be sent by us: SENT,
+    FAILED, or held by another worker. A conditional UPDATE, so that of two workers only one gets it."""
+    now = clock.now()
+    taken = await Notification.filter(
+        Q(claimed_until__isnull=True) | Q(claimed_until__lt=now), id=notification_id, status=NotificationStatus.QUEUED
+    ).update(claimed_until=now + CLAIM_LEASE, attempts=F("attempts") + 1)
+    return await Notification.get(id=notification_id) if taken else None
+
+
+async def deliver(notification_id: int, settings: NotificationSettings) -> timedelta | None:
+    """One delivery attempt. Returns the wait before the next attempt after a transient failure, or None
+    when there is nothing more to do (sent, failed for good, or not this worker's to send)."""
+    notification = await claim(notification_id)
+    if notification is None:
+        return None
+    allowed = settings.notification_attempts
+    if notification.attempts > allowed:  # every attempt was used up, the last ones by workers that died
+        reason = f"gave up after {allowed} attempts: the last one never finished (its worker was lost)"
+        await _record(notification, NotificationStatus.FAILED, reason, attempts=allowed)
+        return None
+    try:
+        await sender_for(notification.channel, settings).send(_message(notification))
+    except SendFailed as failure:
+        reason = _without_recipient(failure.reason, notification)
+        if failure.transient and notification.attempts < allowed:
+            wait = settings.backoff(notification.attempts)
+            await _hold_for_retry(notification, reason, wait)
+            log.warning(
+                "notification %s: attempt %s of %s failed, next in %s: %s",
+                notification.id,
+                notification.attempts,
+                allowed,
+                wait,
+                reason,
+            )
+            return wait
+        await _record(notification, NotificationStatus.FAILED, reason)
+        log.warning("notification %s FAILED after %s attempt(s): %s", notification.id, notification.attempts, reason)
+        return None
+    await _record(notification, NotificationStatus.SENT)
+    return None
+
+
+def sender_for(channel: Channel, settings: NotificationSettings) -> Sender:
+    """The channel's adapter; EMAIL and SMS without a configured server go to the mail drop."""
+    if channel == Channel.EMAIL and settings.smtp_url:
+        return SmtpSender(settings.smtp_url, settings.mail_from)
+    if channel == Channel.SMS and settings.sms_gateway_url and settings.sms_gateway_secret:
+        return SmsGateway(settings.sms_gateway_url, settings.sms_gateway_secret)
+    if channel in (Channel.EMAIL, Channel.SMS):
+        return MailDrop(settings.mail_drop_dir, settings.mail_from)
+    return NoSender(channel)
+
+
+def _message(notification: Notification) -> Message:
+    return Message(
+        notification_id=notification.id,
+        channel=notification.channel,
+        recipient=notification.recipient,
+        masked_recipient=masked_recipient(notification),
+        subject=notification.subject,
+        body=notification.body,
+    )
+
+
+def _without_recipient(reason: str, notification: Notification) -> str:
+    """An error as it is kept and shown: a server's reply may quote the address, which the API only shows masked."""
+    return reason.replace(notification.recipient, masked_recipient(notification))[:MAX_ERROR]
+
+
+async def _hold_for_retry(notification: Notification, reason: str, wait: timedelta) -> None:
+    # Held until the retry is due, so that the sweep leaves it to the retry until then.
+    await Notification.filter(id=notification.id, status=NotificationStatus.QUEUED).update(
+        last_error=reason, claimed_until=clock.now() + wait
+    )
+
+
+# ---------------------------------------------------------------- outcomes
+
+Outcome = Callable[[Notification], Awaitable[None]]
+_outcome_callbacks: list[Outcome] = []
+
+
+def on_outcome(callback: Outcome) -> Callable[[], None]:
+    """Call `await callback(notification)` each time a notification is recorded SENT or FAILED (the row as
+    recorded: status, attempts, last_error, sent_at), in the transaction that records it. Each callback runs
+    in a savepoint of its own: one that raises is logged and undone alone, never the outcome (a message that
+    went out must not be sent again). Registering the same callback twice registers it once. Returns a
+    function that removes it again."""
+    if callback not in _outcome_callbacks:
+        _outcome_callbacks.append(callback)
+
+    def remove() -> None:
+        if callback in _outcome_callbacks:
+            _outcome_callbacks.remove(callback)
+
+    return remove
+
+
+async def _record(
+    notification: Notification, status: NotificationStatus, error: str | None = None, *, attempts: int | None = None
+) -> None:
+    """SENT or FAILED, and the outcome callbacks, in one transaction; nothing when the row is no longer QUEUED."""
+    changes: dict[str, object] = {"status": status, "claimed_until": None}
+    if status == NotificationStatus.SENT:
+        changes["sent_at"] = clock.now()
+    if error is not None:
+        changes["last_error"] = error
+    if attempts is not None:
+        changes["attempts"] = attempts
+    async with atomic():
+        recorded = await Notification.filter(id=notification.id, status=NotificationStatus.QUEUED).update(**changes)
+        if not recorded:
+            return
+        outcome = await Notification.get(id=notification.id)
+        for callback in list(_outcome_callbacks):
+            try:
+                async with atomic():
+                    await callback(outcome)
+            except Exception:
+                log.exception("outcome callback %s failed for notification %s", callback.__qualname__, outcome.id)
+
+
+# ---------------------------------------------------------------- the sweep and retries
+
+
+async def lost(limit: int = SWEEP_BATCH) -> list[int]:
+    """QUEUED rows to send again, oldest first: nobody holds them and they waited longer than LOST_AFTER (the
+    message was lost), or their claim ran out (the worker died). A row sent meanwhile is skipped by the claim."""
+    now = clock.now()
+    return await (
+        Notification.filter(
+            Q(claimed_until__isnull=True, created_at__lt=now - LOST_AFTER) | Q(claimed_until__lt=now),
+            status=NotificationStatus.QUEUED,
+        )
+        .order_by("id")
+        .limit(limit)
+        .values_list("id", flat=True)
+    )
+
+
+async def retry(caller: Caller, notification_id: int) -> Notification:
+    """A FAILED notification QUEUED again with all its attempts (its last_error stays until the next outcome)."""
+    require_role(caller, access.NOTIFICATION_RETRIERS)
+    notification = await visible(caller).get_or_none(id=notification_id)
+    if notification is None:
+        raise not_found("Notification")
+    if notification.status != NotificationStatus.FAILED:
+        raise DomainError(
+            ErrorCode.INVALID_TRANSITION,
+            f"Only a FAILED notification is sent again; this one is {notification.status.value}",
+            "id",
+        )
+    if notification.customer_id is not None:
+        customer = await Customer.get(id=notification.customer_id)
+        if customer.status == CustomerStatus.ERASED:
+            raise invalid("id", "The customer was erased: there is nobody to send this to")
+    queued = await Notification.filter(id=notification.id, status=NotificationStatus.FAILED).update(
+        status=NotificationStatus.QUEUED, attempts=0, claimed_until=None
+    )
+    if not queued:
+        raise DomainError(ErrorCode.INVALID_TRANSITION, "This notification was queued again meanwhile", "id")
+    dispatch.send_after_commit(SEND_ACTOR, notification.id)
+    return await Notification.get(id=notification.id)
+
+
+# ---------------------------------------------------------------- reading
+
+
+def visible(caller: Caller) -> QuerySet[Notification]:
+    """Every notification the caller may see: those of the customers they may see (bank-wide staff: all)."""
+    require_role(caller, ALL_ROLES)
+    if customers.home_branch(caller) is None:
+        return Notification.all()
+    return Notification.filter(customer_id__in=Subquery(customers.visible(caller).values("id")))
+
+
+@dataclass
+class NotificationFilter(FilterParams):
+    customer_id: int | None = None
+    status: list[NotificationStatus] | None = None
+
+
+def apply_filter(qs: QuerySet[Notification], f: NotificationFilter) -> QuerySet[Notification]:
+    if f.customer_id is not None:
+        qs = qs.filter(customer_id=f.customer_id)
+    if f.status:
+        qs = qs.filter(status__in=f.status)
+    return qs
+
+
+# Secrets that a domain puts in a message for the customer alone (a survey link's token): staff never see them.
+_SECRETS: list[re.Pattern[str]] = []
+HIDDEN = "[已隐藏]"
+
+
+def hide_in_body(pattern: re.Pattern[str]) -> None:
+    """Declare text of a message body that is for the customer alone; `shown_body` replaces it."""
+    if pattern not in _SECRETS:
+        _SECRETS.append(pattern)
+
+
+def shown_body(notification: Notification) -> str:
+    """The body as staff see it: every declared secret hidden."""
+    body = notification.body
+    for pattern in _SECRETS:
+        body = pattern.sub(HIDDEN, body)
+    return body
+
+
+def masked_recipient(notification: Notification) -> str:
+    """The address as the API and the logs show it: ``z***@example.com``, ``138****5678``, ``北京市朝阳区****``."""
+    if notification.channel == Channel.EMAIL:
+        return mask_email(notification.recipient)
+    if notification.channel in (Channel.SMS, Channel.PHONE):
+        return mask_phone(notification.recipient)
+    return mask_address(notification.recipient)
+
+
+async def counts() -> dict[tuple[str, str], int]:
+    """How many notifications there are per (channel, status), for /metrics, in one GROUP BY: every status of
+    every channel that has any notification, zeros included, so that a count that fell to 0 shows as 0."""
+    rows = await Notification.annotate(n=Count("id")).group_by("channel", "status").values("channel", "status", "n")
+    found = {(Channel(row["channel"]).value, NotificationStatus(row["status"]).value): row["n"] for row in rows}
+    channels = sorted({channel for channel, _ in found})
+    return {(c, s.value): found.get((c, s.value), 0) for c in channels for s in NotificationStatus}
+
+
+# ---------------------------------------------------------------- erasure
+
+
+async def _scrub_notifications(relation: Relation, customer_ids: list[int]) -> None:
+    # Nothing more goes out to an erased customer; what was kept says that something was sent, not what or where.
+    for notification in await relation.rows(customer_ids).filter(status=NotificationStatus.QUEUED):
+        await _record(notification, NotificationStatus.FAILED, ERASED_BEFORE_SENDING)
+    await relation.rows(customer_ids).update(recipient=REDACTED, body=REDACTED)
+
+
+register_scrubber(Notification, _scrub_notifications)
