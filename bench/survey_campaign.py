@@ -501,10 +501,15 @@ def report(phases: list[Phase], run: CampaignRun, problems: list[str], threads: 
 # ---------------------------------------------------------------- main
 
 
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
 def redis_refusal(url: str, force: bool) -> str | None:
     parsed = urlparse(url)
     if parsed.scheme != "redis":
         return "This benchmark needs a redis:// URL"
+    if parsed.hostname not in LOOPBACK:
+        return "This benchmark runs on this machine only: give a Redis on 127.0.0.1"
     number = parsed.path.lstrip("/") or "0"
     if number == "15" and not force:
         return "Refusing to flush Redis database 15 (the test suite's); pass --force to do it anyway"
@@ -514,6 +519,9 @@ def redis_refusal(url: str, force: bool) -> str | None:
 async def main(args: argparse.Namespace) -> int:
     if (refused := common.refuse_or_none(args)) is not None:
         return refused
+    if urlparse(args.database_url).hostname not in LOOPBACK:
+        print("This benchmark runs on this machine only: give a PostgreSQL on 127.0.0.1", file=sys.stderr)
+        return 2
     if reason := redis_refusal(args.redis_url, args.force):
         print(reason, file=sys.stderr)
         return 2

@@ -156,7 +156,8 @@ async def run(params: dict, progress: jobs.Progress) -> dict:
     customer_filter = customers.CustomerFilter.from_params(params.get("filter") or {})
 
     def audience() -> QuerySet[Customer]:
-        # A new queryset for each use: one that ran once keeps its connection, outside the batch's transaction.
+        # Made anew inside each batch: a Tortoise queryset takes its connection when it is made, so one made
+        # outside the batch's transaction would run outside it (on SQLite: wait for that transaction forever).
         return customers.apply_filter(customers.visible(caller), customer_filter)
 
     channel = Channel(params["channel"]) if params.get("channel") else None

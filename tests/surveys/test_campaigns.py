@@ -29,7 +29,6 @@ LAUNCH = """mutation($input: LaunchSurveyCampaignInput!) { launchSurveyCampaign(
   job { id kind status total processed } errors { field message code } } }"""
 SET_CONSENTS = """mutation($input: SetConsentsInput!) { setConsents(input: $input) { errors { field code } } }"""
 HERE, THERE = "北京朝阳支行", "上海浦东支行"
-NOTHING_SUPPRESSED: dict = {}
 _numbers = itertools.count(1)
 
 
