@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import inspect
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from enum import Enum
 from functools import cache
@@ -171,3 +171,13 @@ def node_types() -> dict[str, type[Node]]:
             if declared_here and issubclass(value, Node) and value is not Node:
                 found[value.__strawberry_definition__.name] = value
     return found
+
+
+def registered_enum(name: str, registered: Sequence[str], not_built: Sequence[str]) -> type[Enum]:
+    """An API enum whose values the domains register (job kinds, timeline kinds), plus the values the
+    contract names whose domain has not landed yet; a value in both means the list of those must shrink."""
+    built = set(registered) & set(not_built)
+    if built:
+        raise RuntimeError(f"{name} values {sorted(built)} are registered now: delete them from the not-built list")
+    values = sorted([*registered, *not_built])
+    return strawberry.enum(Enum(name, {value: value for value in values}), name=name)

@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 from datetime import datetime
-from enum import Enum
 
 import strawberry
 from strawberry.scalars import JSON
@@ -9,7 +8,7 @@ from strawberry.types import Info
 
 from core import domains
 from models.jobs import Job as JobModel, JobStatus as JobStatusEnum
-from schema.base import Node, UserError, to_global_id
+from schema.base import Node, UserError, registered_enum, to_global_id
 from schema.staff import Staff, load_staff
 from services import jobs as job_service
 from services.access import Caller
@@ -18,17 +17,8 @@ from services.access import Caller
 CONTRACT_KINDS_NOT_BUILT = ("RECOMPUTE_PORTRAITS",)
 
 
-def _job_kinds() -> type[Enum]:
-    """Every job kind the domains register (their tasks modules), as the API's JobKind enum."""
-    domains.modules("tasks")
-    built = set(job_service.kinds()) & set(CONTRACT_KINDS_NOT_BUILT)
-    if built:
-        raise RuntimeError(f"job kinds {sorted(built)} are registered now: delete them from CONTRACT_KINDS_NOT_BUILT")
-    names = sorted([*job_service.kinds(), *CONTRACT_KINDS_NOT_BUILT])
-    return strawberry.enum(Enum("JobKind", {name: name for name in names}), name="JobKind")
-
-
-JobKind = _job_kinds()
+domains.modules("tasks")  # every domain's job kinds
+JobKind = registered_enum("JobKind", job_service.kinds(), CONTRACT_KINDS_NOT_BUILT)
 JobStatus = strawberry.enum(JobStatusEnum, name="JobStatus")
 
 

@@ -1,11 +1,10 @@
 from __future__ import annotations
 
 from datetime import datetime
-from enum import Enum
 
 import strawberry
 
-from schema.base import Connection, Node, node_types
+from schema.base import Connection, Node, node_types, registered_enum
 from services import timeline
 from services.timeline import Entry
 
@@ -13,18 +12,7 @@ from services.timeline import Entry
 CONTRACT_KINDS_NOT_BUILT: tuple[str, ...] = ()
 
 
-def _timeline_kinds() -> type[Enum]:
-    """Every kind the domains register (their services modules), as the API's TimelineKind enum."""
-    built = set(timeline.kinds()) & set(CONTRACT_KINDS_NOT_BUILT)
-    if built:
-        raise RuntimeError(
-            f"timeline kinds {sorted(built)} are registered now: delete them from CONTRACT_KINDS_NOT_BUILT"
-        )
-    names = sorted([*timeline.kinds(), *CONTRACT_KINDS_NOT_BUILT])
-    return strawberry.enum(Enum("TimelineKind", {name: name for name in names}), name="TimelineKind")
-
-
-TimelineKind = _timeline_kinds()
+TimelineKind = registered_enum("TimelineKind", timeline.kinds(), CONTRACT_KINDS_NOT_BUILT)
 
 
 @strawberry.type

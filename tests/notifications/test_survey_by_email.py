@@ -7,13 +7,7 @@ from datetime import timedelta
 
 from services import clock
 from tests.complaints.helpers import new_customer
-from tests.surveys.helpers import INVITATIONS, TOKEN_IN_LINK, create_template, public, send, submit
-
-
-def _link_in(mail) -> str:
-    found = TOKEN_IN_LINK.search(mail.get_body(("plain",)).get_content())
-    assert found, mail
-    return found.group(1)
+from tests.surveys.helpers import INVITATIONS, create_template, link_in, public, send, submit
 
 
 async def test_a_survey_by_email_from_sending_to_answering(gql, admin, smtp, settle):
@@ -26,7 +20,7 @@ async def test_a_survey_by_email_from_sending_to_answering(gql, admin, smtp, set
     await settle()
     [mail] = smtp.messages
     assert mail["To"] == "li.na@example.com" and "客户推荐度调查" in mail["Subject"]
-    link = _link_in(mail)
+    link = link_in(mail)
     listed = await gql(INVITATIONS, {"first": 5}, token=token)
     assert listed["surveyInvitations"]["edges"][0]["node"]["status"] == "SENT"
 
@@ -51,7 +45,7 @@ async def test_an_expired_link_from_an_email_is_refused(gql, admin, smtp, settle
     customer = await new_customer(gql, token, email="wang.fang@example.com", preferredChannel="EMAIL")
     await send(gql, token, template["id"], customer["id"])
     await settle()
-    link = _link_in(smtp.messages[0])
+    link = link_in(smtp.messages[0])
 
     clock.travel(timedelta(days=3, minutes=1))
     refused = await submit(gql, link, [{"questionKey": "nps", "number": 10}])

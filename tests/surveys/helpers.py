@@ -52,6 +52,13 @@ CSAT_QUESTIONS = [
 TOKEN_IN_LINK = re.compile(r"https?://\S*/([A-Za-z0-9_-]{43})(?![A-Za-z0-9_-])")
 
 
+def link_in(mail) -> str:
+    """The token of the survey link in an e-mail (an email.message.EmailMessage)."""
+    found = TOKEN_IN_LINK.search(mail.get_body(("plain",)).get_content())
+    assert found, mail
+    return found.group(1)
+
+
 def pk(global_id: str) -> int:
     return int(from_global_id(global_id)[1])
 

@@ -17,7 +17,7 @@ from services import clock
 from services.notifications import NotificationSettings
 from tests.conftest import make_staff, token_for, with_overrides
 from tests.jobs.live import live_server
-from tests.surveys.helpers import CSAT_QUESTIONS, SEND, TEMPLATE_FIELDS, TOKEN_IN_LINK
+from tests.surveys.helpers import CSAT_QUESTIONS, SEND, TEMPLATE_FIELDS, link_in
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = pytest.mark.skipif(
@@ -46,10 +46,7 @@ async def _link_from_the_mail(drop: Path) -> str:
     for _ in range(200):
         mails = list(drop.glob("*.eml"))
         if mails:
-            mail = email.message_from_bytes(mails[0].read_bytes(), policy=email.policy.default)
-            found = TOKEN_IN_LINK.search(mail.get_body(("plain",)).get_content())
-            if found:
-                return found.group(1)
+            return link_in(email.message_from_bytes(mails[0].read_bytes(), policy=email.policy.default))
         await asyncio.sleep(0.05)
     raise AssertionError(f"no e-mail with a survey link in {drop}")
 
