@@ -30,6 +30,8 @@ DOMAINS = (
     "complaints",
     "notifications",
     "surveys",
+    "portraits",
+    "segments",
     "limits",
 )
 LAYERS = ("models", "services", "schema", "resolvers", "tasks", "pages")

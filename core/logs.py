@@ -33,7 +33,8 @@ def configure_logging(level: str = "INFO", json_lines: bool = True) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    for noisy in ("tortoise", "aiosqlite", "asyncio"):
+    # apscheduler.executors: two INFO lines per scheduled send, every 2 s for the portrait sweep.
+    for noisy in ("tortoise", "aiosqlite", "asyncio", "apscheduler.executors"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
     # uvicorn's access log is replaced by our own request log line (with the request id).
     logging.getLogger("uvicorn.access").handlers[:] = []

@@ -51,3 +51,17 @@ class UploadChunk(Model):
     class Meta:
         table = "upload_chunk"
         unique_together = (("job", "seq"),)
+
+
+class JobBatch(Model):
+    # One slice of a job that several workers share (e.g. a full portrait recompute): the job's progress counts
+    # the batches whose `done_at` is set, and a re-delivered batch that is not done is simply run again.
+    id = fields.BigIntField(primary_key=True)
+    job = fields.ForeignKeyField("models.Job", related_name="batches", on_delete=fields.CASCADE)
+    seq = fields.IntField()
+    params = fields.JSONField(default=dict)
+    done_at = fields.DatetimeField(null=True)
+
+    class Meta:
+        table = "job_batch"
+        unique_together = (("job", "seq"),)

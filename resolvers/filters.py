@@ -4,7 +4,8 @@ The service dataclass (services.customers.CustomerFilter, ...) is the one defini
 filtered by; the strawberry input mirrors it field for field (same Python names) and adds descriptions. A
 `FilterMapping` per domain declares only what the names cannot say: which fields hold global ids (the
 service filter gets primary keys) and which need a conversion of their own. Everything else is copied by
-name, enum values converted to what the service field is annotated with.
+name, enum values converted to what the service field is annotated with. `to_input_json()` is the way back:
+a stored service filter as the JSON a client would send for the input (a saved segment's `filter`).
 
 `FilterMapping.problems()` lists every way an input and its service filter disagree; a unit test keeps that
 empty for every domain, so the two cannot drift apart.
@@ -15,6 +16,8 @@ from __future__ import annotations
 import typing
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from decimal import Decimal
 from enum import Enum
 from typing import Any, Generic, Literal, TypeVar
 
@@ -24,7 +27,7 @@ from strawberry.types.base import StrawberryList, StrawberryOptional, get_object
 from strawberry.types.enum import StrawberryEnumDefinition
 from strawberry.types.field import StrawberryField
 
-from schema.base import int_pk
+from schema.base import int_pk, to_global_id
 from services.errors import not_found
 from services.filters import field_types
 
@@ -81,6 +84,25 @@ class FilterMapping(Generic[F]):
                 values[name] = _as_service(value, types_[name])
         return self.service(**values)
 
+    def to_input_json(self, service_filter: F) -> dict[str, Any]:
+        """The way back from `to_service`: the fields of `service_filter` that are set, as the JSON a client
+        sends for `input` (GraphQL field names and enum values, global ids, decimals and times as strings), so
+        that a stored filter (a saved segment's) can be shown and sent back as it is."""
+        out: dict[str, Any] = {}
+        for f in self._fields():
+            name = f.python_name
+            value = getattr(service_filter, name)
+            if value is None:
+                continue
+            if name in self.custom:
+                raise TypeError(f"{self.input.__name__}.{name} has a conversion of its own, with no way back")
+            if name in self.ids:
+                json_value = to_global_id(self.ids[name].type_name, value)
+            else:
+                json_value = _as_input_json(value, _unwrap_optional(f.type))
+            out[_names.get_graphql_name(f)] = json_value
+        return out
+
     def problems(self) -> list[str]:
         """Every way `input` and `service` disagree; empty when each input field has a same-named service field
         of a fitting type, and every id field is declared."""
@@ -130,6 +152,20 @@ def _as_service(value: Any, annotation: Any) -> Any:
     if origin is Literal or annotation is str:
         return plain
     return value
+
+
+def _as_input_json(value: Any, input_type: Any) -> Any:
+    """A service filter value as JSON for an input field of `input_type`."""
+    if isinstance(input_type, StrawberryList):
+        return [_as_input_json(v, _unwrap_optional(input_type.of_type)) for v in value]
+    plain = value.value if isinstance(value, Enum) else value
+    if isinstance(input_type, StrawberryEnumDefinition):
+        return next(v.name for v in input_type.values if v.value == plain)
+    if isinstance(plain, datetime):
+        return plain.astimezone(UTC).isoformat()
+    if isinstance(plain, date | Decimal):
+        return str(plain)
+    return plain
 
 
 def _unwrap_optional(t: Any) -> Any:

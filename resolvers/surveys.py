@@ -124,12 +124,12 @@ async def send_survey(info: Info, input: SendSurveyInput) -> SurveyInvitationPay
 
 
 async def launch_survey_campaign(info: Info, input: LaunchSurveyCampaignInput) -> JobPayload:
-    # Any segmentId is refused for now (segments do not exist yet): even one that names no segment says so.
+    # A segmentId of anything else names no segment (0): the service says NOT_FOUND, after "not both".
     segment_pk = None if input.segment_id is None else int_pk(input.segment_id, "Segment") or 0
     job = await survey_campaigns.start(
         await caller_of(info),
         require_pk(input.template_id, "SurveyTemplate", "templateId"),
-        CUSTOMER_FILTER.to_service(input.filter, ("filter",)),
+        None if input.filter is None else CUSTOMER_FILTER.to_service(input.filter, ("filter",)),
         segment_id=segment_pk,
         channel=input.channel,
         enqueue=info.context.enqueue("run_job"),

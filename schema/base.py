@@ -110,6 +110,17 @@ class UserError:
         return [cls(field=e.field, message=e.message, code=e.code) for e in error.errors]
 
 
+@strawberry.input(description="The thing to delete, by its global id.")
+class DeleteInput:
+    id: strawberry.ID
+
+
+@strawberry.type
+class DeletePayload:
+    deleted_id: strawberry.ID | None = strawberry.field(default=None, description="The id of what was deleted.")
+    errors: list[UserError] = strawberry.field(default_factory=list)
+
+
 @strawberry.type
 class PageInfo:
     has_next_page: bool

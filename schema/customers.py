@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from schema.follow_ups import FollowUp
     from schema.interactions import Interaction
     from schema.notes import Note
+    from schema.portraits import Portrait
     from schema.surveys import SurveyResponse
     from schema.timeline import TimelineConnection
 
@@ -320,6 +321,13 @@ class Customer(Node):
         from schema.notes import Note
 
         return [Note.from_model(n) for n in await info.context.loaders.notes.load(self._m.id)]
+
+    @strawberry.field(extensions=allow(access.PORTRAIT_READERS))
+    async def portrait(self, info: Info) -> Annotated[Portrait, strawberry.lazy("schema.portraits")] | None:
+        from schema.portraits import Portrait
+
+        found = await info.context.loaders.portrait.load(self._m.id)
+        return Portrait.from_model(found, self._m) if found else None
 
     @strawberry.field(description="Everything that happened with this customer, newest first.")
     async def timeline(

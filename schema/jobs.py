@@ -14,7 +14,7 @@ from services import jobs as job_service
 from services.access import Caller
 
 # Kinds of the API contract whose domains have not landed yet; each goes when its domain registers it.
-CONTRACT_KINDS_NOT_BUILT = ("RECOMPUTE_PORTRAITS",)
+CONTRACT_KINDS_NOT_BUILT: tuple[str, ...] = ()
 
 
 domains.modules("tasks")  # every domain's job kinds

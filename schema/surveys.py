@@ -288,14 +288,16 @@ class SendSurveyInput:
 
 @strawberry.input(
     description=(
-        "A survey to every customer of a filter (no filter: every customer you may see), as a SURVEY_CAMPAIGN job;"
-        " each customer passes the suppression rules and is invited once per campaign."
+        "A survey to every customer of a segment or a filter (neither: every customer you may see), as a"
+        " SURVEY_CAMPAIGN job; each customer passes the suppression rules and is invited once per campaign."
     )
 )
 class LaunchSurveyCampaignInput:
     template_id: strawberry.ID
     segment_id: strawberry.ID | None = strawberry.field(
-        default=None, description="Not available yet: segments arrive with customer portraits; use filter."
+        default=None,
+        description="A segment instead of a filter (not both): its filter as it is at launch, so later edits of "
+        "the segment do not change the campaign.",
     )
     filter: CustomerFilter | None = None
     channel: Channel | None = strawberry.field(

@@ -60,6 +60,15 @@ CAMPAIGN_LAUNCHERS = frozenset({R.ADMIN, R.MANAGER, R.ANALYST})
 SURVEY_READERS = frozenset({R.ADMIN, R.MANAGER, R.RELATIONSHIP_MANAGER, R.SERVICE_AGENT, R.ANALYST, R.AUDITOR})
 # Send a FAILED notification again once its channel is fixed.
 NOTIFICATION_RETRIERS = frozenset({R.ADMIN, R.MANAGER})
+# Recompute portraits on demand (some customers, a segment, or all of them) as a job.
+PORTRAIT_RECOMPUTERS = frozenset({R.ADMIN, R.MANAGER, R.ANALYST})
+# Read customer portraits and mine them: prospects for a product, the distribution of value tiers (DOMAIN.md:
+# "read portraits" for relationship managers, within their branch; not for service agents or complaint handlers).
+PORTRAIT_READERS = frozenset({R.ADMIN, R.MANAGER, R.RELATIONSHIP_MANAGER, R.ANALYST, R.AUDITOR})
+# Create, change and delete customer segments (saved customer filters).
+SEGMENT_EDITORS = frozenset({R.ADMIN, R.MANAGER, R.ANALYST})
+# Read segments with their live size and members (members as the customers list shows them to the reader).
+SEGMENT_READERS = SEGMENT_EDITORS | {R.AUDITOR}
 
 # Every named set, for the documentation and the test that walks the table against the schema.
 ROLE_TABLE: dict[str, frozenset[Role]] = {

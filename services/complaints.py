@@ -112,6 +112,8 @@ async def add_event(
     to_status: ComplaintStatus | None = None,
     message: str | None = None,
 ) -> ComplaintEvent:
+    # Every event is a change of the complaint (its status, a breach, ...) that the customer's portrait shows.
+    await portraits.mark_stale([complaint.customer_id])
     return await ComplaintEvent.create(
         complaint=complaint,
         type=event_type,

@@ -12,7 +12,7 @@ from datetime import datetime
 from tortoise.expressions import Q
 
 from models.customers import Channel, Consent, ConsentChange, ConsentPurpose, Customer, CustomerStatus
-from services import access, customers
+from services import access, customers, portraits
 from services.access import Caller, require_role
 from services.errors import DomainError, ErrorCode, invalid
 
@@ -64,6 +64,8 @@ async def apply(caller: Caller, customer: Customer, consents: list[dict]) -> Non
             source=source,
             actor=caller.staff,
         )
+    if any(item["purpose"] == ConsentPurpose.PROFILING for item in consents):
+        await portraits.mark_stale([customer.id])  # no recommendations without PROFILING consent (PIPL art. 24)
 
 
 async def set_consents(caller: Caller, customer_id: int, consents: list[dict]) -> Customer:

@@ -67,7 +67,7 @@ from models.customers import (
     RiskLevel,
 )
 from models.jobs import Job
-from services import access, clock, customer_rules as rules, customers, jobs, uploads
+from services import access, clock, customer_rules as rules, customers, jobs, portraits, uploads
 from services.access import Caller, require_role
 from services.errors import DomainError, DomainErrors
 from services.uploads import FileRejected
@@ -459,6 +459,7 @@ class _Importer:
                 c.clean["customer_no"] = next(fresh)
             customer = Customer(**c.clean)
             customer.completeness = rules.assess(customer)[0]
+            customer.portrait_stale_since = clock.now()  # its first portrait: the freshness sweep computes it
             objects.append(customer)
         if not careful:
             await Customer.bulk_create(objects)
@@ -518,6 +519,7 @@ class _Importer:
             if u.new_tags is not None:
                 retagged.append(u)
                 entries.append(customers.tags_entry(customer.id, u.old_tags, u.new_tags, self.actor))
+        await portraits.mark_stale(u.customer.id for u in done if "status" in u.changed or u.new_tags is not None)
         if retagged:
             await CustomerTag.filter(customer_id__in=[u.customer.id for u in retagged]).delete()
             await CustomerTag.bulk_create(

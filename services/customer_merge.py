@@ -14,7 +14,7 @@ from typing import Any
 from tortoise.models import Model
 
 from models.customers import ChangeEntry, Consent, Customer, CustomerStatus, CustomerTag, Gender, KycStatus
-from services import access, audit, customer_rules as rules, customers as customer_service
+from services import access, audit, customer_rules as rules, customers as customer_service, portraits
 from services.access import Caller, require_role
 from services.customer_relations import (
     DEFAULT_MERGE,
@@ -138,6 +138,8 @@ async def merge(
     else:
         await claim(survivor, {"completeness": rules.assess(survivor)[0]})
     await refresh_balances([survivor.id, duplicate.id])
+    # The duplicate's records moved to the survivor (its portrait was dropped: services/portraits.py).
+    await portraits.mark_stale([survivor.id])
     await audit.record(
         caller,
         "customer.merge",

@@ -27,7 +27,7 @@ from models.customers import (
     RiskLevel,
 )
 from models.staff import Role, Staff
-from services import access, clock, consents as consent_service, customer_rules as rules, timeline
+from services import access, clock, consents as consent_service, customer_rules as rules, portraits, timeline
 from services.access import ALL_ROLES, Caller, require_role
 from services.errors import DomainError, ErrorCode, forbidden, invalid, not_found
 from services.filters import FilterParams
@@ -134,6 +134,7 @@ async def create(caller: Caller, data: dict[str, Any], consents: list[dict] | No
     clean["customer_no"] = clean["customer_no"] or (await new_customer_numbers(1))[0]
     customer = Customer(**clean, relationship_manager_id=data.get("relationship_manager_id"))
     customer.completeness = rules.assess(customer)[0]
+    customer.portrait_stale_since = clock.now()  # its first portrait: the freshness sweep computes it
     try:
         await customer.save()
     except IntegrityError:  # lost a race for the identity document or the customer number
@@ -204,6 +205,8 @@ async def update(
             ErrorCode.STALE_VERSION, f"The customer changed since version {version}; reload it", "version"
         )
     entries = change_entries(customer.id, before, changed, actor)
+    if "status" in changed or tags_changed:  # the portrait shows both
+        await portraits.mark_stale([customer.id])
     if tags_changed:
         await CustomerTag.filter(customer_id=customer.id).delete()
         await CustomerTag.bulk_create([CustomerTag(customer_id=customer.id, tag=t) for t in new_tags])
@@ -326,6 +329,7 @@ async def upsert_holding(
         holding.update_from_dict(values)
         await holding.save()
     await refresh_balances([customer.id])
+    await portraits.mark_stale([customer.id])
     return holding
 
 
@@ -404,6 +408,12 @@ def _search(text: str) -> Q:
     if len(digits) >= 3:  # phones are stored normalised: 13812345678
         options.append(Q(phone__contains=digits.removeprefix("86") if len(digits) > 11 else digits))
     return Q(*options, join_type=Q.OR)
+
+
+def matching(caller: Caller, customer_filter: CustomerFilter) -> QuerySet[Customer]:
+    """The customers of `customer_filter` among those the caller may see: the one way a customer list is made
+    (the customers query, a segment's size and members, a survey campaign's audience)."""
+    return apply_filter(visible(caller), customer_filter)
 
 
 def apply_filter(qs: QuerySet[Customer], f: CustomerFilter) -> QuerySet[Customer]:

@@ -24,7 +24,8 @@ import json
 import logging
 import os
 from dataclasses import dataclass, field
-from email.message import EmailMessage
+from email.header import Header
+from email.mime.text import MIMEText
 from email.utils import format_datetime
 from pathlib import Path
 from typing import Protocol
@@ -70,8 +71,13 @@ class Message:
 
 
 class Sender(Protocol):
+    """Sends the messages of one delivery batch (one connection for them all where the channel has one)."""
+
     async def send(self, message: Message) -> None:
         """Hand the message over, or raise SendFailed."""
+
+    async def aclose(self) -> None:
+        """The batch is done: let go of the connection."""
 
 
 # ---------------------------------------------------------------- EMAIL over SMTP
@@ -117,51 +123,98 @@ def parse_smtp_url(url: str) -> SmtpServer:
     )
 
 
-def email_message(message: Message, mail_from: str) -> EmailMessage:
-    """The e-mail as it goes out (and as the mail drop keeps it). The Message-ID names the notification, so
-    a receiving system can recognise the same notification."""
-    email = EmailMessage()
+def email_message(message: Message, mail_from: str) -> MIMEText:
+    """The e-mail as it goes out (and as the mail drop keeps it): UTF-8 text, base64, the subject RFC 2047
+    encoded. The Message-ID names the notification, so a receiving system can recognise the same notification.
+    Built with the `email` package's compat32 classes: a quarter of the cost of `EmailMessage` with the default
+    policy, which matters when a campaign sends thousands."""
+    email = MIMEText(message.body, "plain", "utf-8")
     email["From"] = mail_from
     email["To"] = message.recipient
-    email["Subject"] = message.subject or ""
+    email["Subject"] = Header(message.subject or "", "utf-8")
     email["Date"] = format_datetime(clock.now())
     email["Message-ID"] = f"<notification-{message.notification_id}@{mail_from.rpartition('@')[2]}>"
-    email.set_content(message.body)
     return email
 
 
 class SmtpSender:
+    """One SMTP connection for a batch, opened by the first message. A message the server refuses leaves the
+    connection open for the next one. A server that cannot be reached, or that drops the connection, fails the
+    rest of the batch at once with the same transient error (each would wait for the same timeout); they are
+    tried again after the backoff."""
+
     def __init__(self, url: str, mail_from: str) -> None:
         self.server = parse_smtp_url(url)
         self.mail_from = mail_from
+        self._smtp: aiosmtplib.SMTP | None = None
+        self._unreachable: SendFailed | None = None
 
     async def send(self, message: Message) -> None:
-        server = self.server
+        if self._unreachable is not None:
+            raise self._unreachable
+        smtp = await self._connected()
         try:
-            await aiosmtplib.send(
-                email_message(message, self.mail_from),
-                hostname=server.host,
-                port=server.port,
-                username=server.username,
-                password=server.password,
-                use_tls=server.implicit_tls,
-                start_tls=server.starttls,
-                timeout=SMTP_TIMEOUT_SECONDS,
-            )
+            await smtp.sendmail(self.mail_from, [message.recipient], email_message(message, self.mail_from).as_bytes())
         except aiosmtplib.SMTPRecipientsRefused as refused:
             codes = [r.code for r in refused.recipients]
             text = "; ".join(f"{r.code} {r.message}" for r in refused.recipients)
             transient = all(400 <= code < 500 for code in codes)
             raise SendFailed(f"SMTP refused the recipient: {text}", transient=transient) from None
         except aiosmtplib.SMTPResponseException as reply:
-            transient = 400 <= reply.code < 500
-            raise SendFailed(f"SMTP replied {reply.code} {reply.message}", transient=transient) from None
+            failure = SendFailed(f"SMTP replied {reply.code} {reply.message}", transient=400 <= reply.code < 500)
+            if reply.code == 421 or not smtp.is_connected:  # the server is closing the connection
+                self._give_up(failure)
+            raise failure from None
+        except (aiosmtplib.SMTPException, OSError) as error:  # disconnected, timed out
+            self._give_up(SendFailed(f"SMTP server {self._where()}: {_describe(error)}", transient=True))
+            raise self._unreachable from None
+        log.debug("notification %s sent by e-mail to %s", message.notification_id, message.masked_recipient)
+
+    async def _connected(self) -> aiosmtplib.SMTP:
+        if self._smtp is not None:
+            return self._smtp
+        server = self.server
+        smtp = aiosmtplib.SMTP(
+            hostname=server.host,
+            port=server.port,
+            username=server.username,
+            password=server.password,
+            use_tls=server.implicit_tls,
+            start_tls=server.starttls,
+            timeout=SMTP_TIMEOUT_SECONDS,
+        )
+        try:
+            await smtp.connect()
+        except aiosmtplib.SMTPResponseException as reply:  # e.g. a wrong password (535) or a busy server (421)
+            reason = f"SMTP server {self._where()} replied {reply.code} {reply.message}"
+            self._give_up(SendFailed(reason, transient=400 <= reply.code < 500))
         except aiosmtplib.SMTPNotSupported as error:  # e.g. STARTTLS asked of a server without it
-            raise SendFailed(f"SMTP server {server.host}:{server.port}: {_describe(error)}", transient=False) from None
-        except (aiosmtplib.SMTPException, OSError) as error:  # refused, unreachable, timed out, disconnected
-            reason = f"SMTP server {server.host}:{server.port} unreachable: {_describe(error)}"
-            raise SendFailed(reason, transient=True) from None
-        log.info("notification %s sent by e-mail to %s", message.notification_id, message.masked_recipient)
+            self._give_up(SendFailed(f"SMTP server {self._where()}: {_describe(error)}", transient=False))
+        except (aiosmtplib.SMTPException, OSError) as error:  # refused, unreachable, timed out
+            self._give_up(SendFailed(f"SMTP server {self._where()} unreachable: {_describe(error)}", transient=True))
+        if self._unreachable is not None:
+            raise self._unreachable
+        self._smtp = smtp
+        return smtp
+
+    def _give_up(self, failure: SendFailed) -> None:
+        """This failure for the rest of the batch; the connection, if any, is closed."""
+        self._unreachable = failure
+        smtp, self._smtp = self._smtp, None
+        if smtp is not None and smtp.is_connected:
+            smtp.close()
+
+    async def aclose(self) -> None:
+        smtp, self._smtp = self._smtp, None
+        if smtp is None or not smtp.is_connected:
+            return
+        try:
+            await smtp.quit()
+        except (aiosmtplib.SMTPException, OSError):  # every message is recorded already; a rude goodbye is fine
+            smtp.close()
+
+    def _where(self) -> str:
+        return f"{self.server.host}:{self.server.port}"
 
 
 # ---------------------------------------------------------------- SMS through the HTTP gateway
@@ -173,10 +226,15 @@ def signature(body: bytes, secret: str) -> str:
 
 
 class SmsGateway:
+    """One HTTP client (its connections kept alive) for a batch. A gateway that cannot be reached fails the rest
+    of the batch at once with the same transient error."""
+
     def __init__(self, url: str, secret: str, timeout: float = GATEWAY_TIMEOUT_SECONDS) -> None:
         self.url = url
         self.secret = secret
         self.timeout = timeout
+        self._client: httpx.AsyncClient | None = None
+        self._unreachable: SendFailed | None = None
 
     async def send(self, message: Message) -> None:
         # The reference lets the gateway recognise a notification it has seen.
@@ -187,18 +245,27 @@ class SmsGateway:
         }
         body = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
         headers = {"Content-Type": "application/json; charset=utf-8", "X-Signature": signature(body, self.secret)}
+        if self._unreachable is not None:
+            raise self._unreachable
+        if self._client is None:
+            self._client = httpx.AsyncClient(timeout=self.timeout)
         try:
-            async with httpx.AsyncClient(timeout=self.timeout) as client:
-                response = await client.post(self.url, content=body, headers=headers)
+            response = await self._client.post(self.url, content=body, headers=headers)
         except httpx.TransportError as error:  # refused, unreachable, timed out
-            raise SendFailed(f"SMS gateway unreachable: {_describe(error)}", transient=True) from None
+            self._unreachable = SendFailed(f"SMS gateway unreachable: {_describe(error)}", transient=True)
+            raise self._unreachable from None
         if not response.is_success:
             status = response.status_code
             raise SendFailed(
                 f"SMS gateway answered HTTP {status}: {response.text[:200]}",
                 transient=status >= 500 or status == 429,
             )
-        log.info("notification %s sent by SMS to %s", message.notification_id, message.masked_recipient)
+        log.debug("notification %s sent by SMS to %s", message.notification_id, message.masked_recipient)
+
+    async def aclose(self) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            await client.aclose()
 
 
 # ---------------------------------------------------------------- development: the mail drop
@@ -230,6 +297,9 @@ class MailDrop:
             message.channel.value,
         )
 
+    async def aclose(self) -> None:
+        """Nothing to let go of."""
+
     def _content(self, message: Message) -> bytes:
         if message.channel == Channel.EMAIL:
             return email_message(message, self.mail_from).as_bytes()
@@ -256,6 +326,9 @@ class NoSender:
     async def send(self, message: Message) -> None:
         what_to_do = BY_HAND.get(self.channel, "reach the customer another way")
         raise SendFailed(f"no sender for {self.channel.value}: {what_to_do}", transient=False)
+
+    async def aclose(self) -> None:
+        """Nothing to let go of."""
 
 
 def _describe(error: BaseException) -> str:

@@ -1,19 +1,24 @@
 """The outbox: messages to customers, written in the same transaction as their cause and sent by a worker.
 
-- `enqueue(...)` writes the row (QUEUED) in the caller's transaction and, once it commits, sends the
-  `send_notification` message (services.dispatch).
-- `deliver(id, settings)` is one delivery attempt, run by that actor: it claims the row (a conditional UPDATE:
-  QUEUED and not held by another worker; it holds the row for `CLAIM_LEASE` and counts the attempt), sends it
-  through the channel's adapter (services.notification_channels) and records SENT or FAILED. Only the claimer
-  sends, and a SENT or FAILED row is never claimed again, so a re-delivered message never sends twice. A
-  transient failure keeps the row QUEUED, held until its next attempt is due (exponential backoff from
-  CRM_NOTIFICATION_BACKOFF_MS), until CRM_NOTIFICATION_ATTEMPTS attempts were made: then it is FAILED with
-  `last_error`. A channel without an adapter (LETTER, BRANCH, ...) is FAILED at once, with a `last_error` that
-  says what to do by hand; EMAIL and SMS without a configured server go to the mail drop (development).
+- `enqueue(...)` writes one row (QUEUED) in the caller's transaction, `enqueue_many(drafts)` many with one INSERT
+  (a campaign's batch); once the transaction commits, the `send_notifications` messages go out, each naming up
+  to DELIVERY_BATCH rows (services.dispatch).
+- `deliver(ids, settings)` is one delivery attempt of each row of a message, run by that actor: it claims the
+  rows (one conditional UPDATE … RETURNING: those QUEUED and not held by another worker; each is held for
+  `CLAIM_LEASE` and its attempt counted), sends them through the channel's adapter
+  (services.notification_channels: one SMTP connection, one HTTP client for the batch) and records SENT or
+  FAILED for all of them in one transaction. Only the claimer sends, and a SENT or FAILED row is never claimed
+  again, so a re-delivered message never sends twice. A transient failure keeps the row QUEUED, held until its
+  next attempt is due (exponential backoff from CRM_NOTIFICATION_BACKOFF_MS), until CRM_NOTIFICATION_ATTEMPTS
+  attempts were made: then it is FAILED with `last_error`. A channel without an adapter (LETTER, BRANCH, ...)
+  is FAILED at once, with a `last_error` that says what to do by hand; EMAIL and SMS without a configured
+  server go to the mail drop (development).
 - `lost()` is the sweep's list: QUEUED rows nobody holds that have waited longer than `LOST_AFTER` (their
   message was lost: the broker was down, the process died after the commit) and rows whose claim ran out (the
-  worker died between claiming and recording).
-- `on_outcome(callback)`: other domains hear about SENT and FAILED, in the transaction that records it.
+  worker died between claiming and recording: what it sent but did not record goes out again, the one case of
+  a second e-mail, as with any outbox that cannot send and record in one step).
+- `on_outcome(callback)`: other domains hear about SENT and FAILED rows, a batch at a time, in the transaction
+  that records them.
 - `retry(caller, id)`: a FAILED notification queued again, with all its attempts, once the channel is fixed.
 
 The API shows the recipient masked, whatever the role; erasure redacts recipient and body, and fails what is
@@ -24,9 +29,11 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Hashable, Iterable, Sequence
+from contextlib import aclosing
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import Any
 from urllib.parse import urlparse
 
 from tortoise.expressions import F, Q, Subquery
@@ -35,6 +42,7 @@ from tortoise.queryset import QuerySet
 
 from core.db import atomic
 from core.settings import SettingsError, section
+from core.sql import insert_returning_ids, update_returning
 from models.customers import Channel, Customer, CustomerStatus
 from models.notifications import Notification, NotificationStatus
 from services import access, clock, customers, dispatch
@@ -58,7 +66,8 @@ from services.notification_channels import (
 
 log = logging.getLogger(__name__)
 
-SEND_ACTOR = "send_notification"  # tasks/notifications.py
+SEND_ACTOR = "send_notifications"  # tasks/notifications.py: a list of ids
+DELIVERY_BATCH = 50  # notifications per message: one claim, one connection, one record for them all
 CLAIM_LEASE = timedelta(minutes=5)  # far longer than an SMTP or gateway timeout
 LOST_AFTER = timedelta(minutes=2)  # an unclaimed QUEUED row this old lost its message
 SWEEP_BATCH = 500
@@ -112,7 +121,7 @@ class NotificationSettings:
 # ---------------------------------------------------------------- writing to the outbox
 
 
-async def enqueue(
+def draft(
     channel: Channel,
     recipient: str,
     body: str,
@@ -121,7 +130,7 @@ async def enqueue(
     customer_id: int | None = None,
     complaint_id: int | None = None,
 ) -> Notification:
-    """A QUEUED outbox row, written in the caller's transaction; the worker is told once it commits."""
+    """A checked, unsaved outbox row for `enqueue_many`."""
     recipient = (recipient or "").strip()
     if not recipient:
         raise DomainError(ErrorCode.REQUIRED, "A notification needs a recipient", "recipient")
@@ -131,7 +140,7 @@ async def enqueue(
         raise DomainError(ErrorCode.REQUIRED, "A notification needs a body", "body")
     if subject is not None and len(subject) > MAX_SUBJECT:
         raise invalid("subject", f"subject must be at most {MAX_SUBJECT} characters")
-    notification = await Notification.create(
+    return Notification(
         customer_id=customer_id,
         complaint_id=complaint_id,
         channel=channel,
@@ -140,41 +149,123 @@ async def enqueue(
         body=body,
         created_at=clock.now(),
     )
-    dispatch.send_after_commit(SEND_ACTOR, notification.id)
+
+
+async def enqueue_many(drafts: Sequence[Notification]) -> Sequence[Notification]:
+    """QUEUED outbox rows (from `draft`), written in the caller's transaction with one INSERT; once it commits,
+    the workers are told, DELIVERY_BATCH rows to a message."""
+    await write_many(drafts)
+    announce(drafts)
+    return drafts
+
+
+async def write_many(drafts: Sequence[Notification]) -> Sequence[Notification]:
+    """`enqueue_many`'s first half, for a cause that may still fail after writing them in a savepoint of its
+    own: the rows, with one INSERT; `announce` them once that savepoint is through."""
+    return await insert_returning_ids(drafts)
+
+
+def announce(written: Sequence[Notification]) -> None:
+    """`enqueue_many`'s second half: the workers are told of these rows once the transaction commits."""
+    for batch in delivery_batches([row.id for row in written]):
+        dispatch.send_after_commit(SEND_ACTOR, batch)
+
+
+def delivery_batches(notification_ids: Sequence[int]) -> list[list[int]]:
+    """The ids as SEND_ACTOR's messages take them: DELIVERY_BATCH to a message."""
+    ids = list(notification_ids)
+    return [ids[start : start + DELIVERY_BATCH] for start in range(0, len(ids), DELIVERY_BATCH)]
+
+
+async def enqueue(
+    channel: Channel,
+    recipient: str,
+    body: str,
+    *,
+    subject: str | None = None,
+    customer_id: int | None = None,
+    complaint_id: int | None = None,
+) -> Notification:
+    """One QUEUED outbox row, written in the caller's transaction; the worker is told once it commits."""
+    row = draft(channel, recipient, body, subject=subject, customer_id=customer_id, complaint_id=complaint_id)
+    [notification] = await enqueue_many([row])
     return notification
 
 
 # ---------------------------------------------------------------- delivery
 
 
-async def claim(notification_id: int) -> Notification | None:
-    """The row, held by this worker for one attempt (counted), or None when it is not to be sent by us: SENT,
-    FAILED, or held by another worker. A conditional UPDATE, so that of two workers only one gets it."""
+async def claim(notification_ids: Sequence[int]) -> list[Notification]:
+    """The rows this worker is to send now, each held for one attempt (counted): of these ids, those still
+    QUEUED that no other worker holds. One conditional UPDATE … RETURNING, so that of two workers with the same
+    ids each row goes to one of them."""
     now = clock.now()
-    taken = await Notification.filter(
-        Q(claimed_until__isnull=True) | Q(claimed_until__lt=now), id=notification_id, status=NotificationStatus.QUEUED
-    ).update(claimed_until=now + CLAIM_LEASE, attempts=F("attempts") + 1)
-    return await Notification.get(id=notification_id) if taken else None
+    taken = await update_returning(
+        Notification.filter(
+            Q(claimed_until__isnull=True) | Q(claimed_until__lt=now),
+            id__in=list(notification_ids),
+            status=NotificationStatus.QUEUED,
+        ).update(claimed_until=now + CLAIM_LEASE, attempts=F("attempts") + 1),
+        "id",
+    )
+    if not taken:
+        return []
+    return await Notification.filter(id__in=[row["id"] for row in taken]).order_by("id")
 
 
-async def deliver(notification_id: int, settings: NotificationSettings) -> timedelta | None:
-    """One delivery attempt. Returns the wait before the next attempt after a transient failure, or None
-    when there is nothing more to do (sent, failed for good, or not this worker's to send)."""
-    notification = await claim(notification_id)
-    if notification is None:
-        return None
-    allowed = settings.notification_attempts
-    if notification.attempts > allowed:  # every attempt was used up, the last ones by workers that died
-        reason = f"gave up after {allowed} attempts: the last one never finished (its worker was lost)"
-        await _record(notification, NotificationStatus.FAILED, reason, attempts=allowed)
-        return None
+@dataclass
+class _Outcomes:
+    """What one delivery attempt of a batch came to, recorded together by `_record`."""
+
+    sent: list[Notification] = field(default_factory=list)
+    failed: list[tuple[Notification, str]] = field(default_factory=list)
+    to_retry: list[tuple[Notification, str, timedelta]] = field(default_factory=list)
+    gave_up: list[Notification] = field(default_factory=list)  # every attempt used up by workers that died
+
+
+async def deliver(notification_ids: Sequence[int], settings: NotificationSettings) -> timedelta | None:
+    """One delivery attempt of each of these notifications that is QUEUED and not held by another worker.
+    Returns the wait before trying the batch again (the longest backoff of the rows that failed transiently;
+    the others are no longer QUEUED or are held until then), or None when there is nothing more to do.
+
+    A channel's rows go through one sender (one SMTP connection, one HTTP client). A worker that dies after
+    sending some of them and before recording them leaves them claimed: they are sent again once the claim runs
+    out, as a single notification would be."""
+    claimed = await claim(notification_ids)
+    outcomes = _Outcomes()
+    by_channel: dict[Channel, list[Notification]] = {}
+    for notification in claimed:
+        if notification.attempts > settings.notification_attempts:
+            outcomes.gave_up.append(notification)
+        else:
+            by_channel.setdefault(notification.channel, []).append(notification)
+    for channel, rows in by_channel.items():
+        async with aclosing(sender_for(channel, settings)) as sender:
+            for notification in rows:
+                await _attempt(sender, notification, settings, outcomes)
+    await _record(outcomes, settings)
+    if claimed:  # one line a batch; each failure has its own WARNING line
+        log.info(
+            "notifications delivered: %s sent, %s failed, %s to try again (of %s claimed)",
+            len(outcomes.sent),
+            len(outcomes.failed) + len(outcomes.gave_up),
+            len(outcomes.to_retry),
+            len(claimed),
+        )
+    return max((wait for _, _, wait in outcomes.to_retry), default=None)
+
+
+async def _attempt(
+    sender: Sender, notification: Notification, settings: NotificationSettings, outcomes: _Outcomes
+) -> None:
     try:
-        await sender_for(notification.channel, settings).send(_message(notification))
+        await sender.send(_message(notification))
     except SendFailed as failure:
         reason = _without_recipient(failure.reason, notification)
+        allowed = settings.notification_attempts
         if failure.transient and notification.attempts < allowed:
             wait = settings.backoff(notification.attempts)
-            await _hold_for_retry(notification, reason, wait)
+            outcomes.to_retry.append((notification, reason, wait))
             log.warning(
                 "notification %s: attempt %s of %s failed, next in %s: %s",
                 notification.id,
@@ -183,12 +274,13 @@ async def deliver(notification_id: int, settings: NotificationSettings) -> timed
                 wait,
                 reason,
             )
-            return wait
-        await _record(notification, NotificationStatus.FAILED, reason)
-        log.warning("notification %s FAILED after %s attempt(s): %s", notification.id, notification.attempts, reason)
-        return None
-    await _record(notification, NotificationStatus.SENT)
-    return None
+        else:
+            outcomes.failed.append((notification, reason))
+            log.warning(
+                "notification %s FAILED after %s attempt(s): %s", notification.id, notification.attempts, reason
+            )
+    else:
+        outcomes.sent.append(notification)
 
 
 def sender_for(channel: Channel, settings: NotificationSettings) -> Sender:
@@ -218,25 +310,18 @@ def _without_recipient(reason: str, notification: Notification) -> str:
     return reason.replace(notification.recipient, masked_recipient(notification))[:MAX_ERROR]
 
 
-async def _hold_for_retry(notification: Notification, reason: str, wait: timedelta) -> None:
-    # Held until the retry is due, so that the sweep leaves it to the retry until then.
-    await Notification.filter(id=notification.id, status=NotificationStatus.QUEUED).update(
-        last_error=reason, claimed_until=clock.now() + wait
-    )
-
-
 # ---------------------------------------------------------------- outcomes
 
-Outcome = Callable[[Notification], Awaitable[None]]
+Outcome = Callable[[Sequence[Notification]], Awaitable[None]]
 _outcome_callbacks: list[Outcome] = []
 
 
 def on_outcome(callback: Outcome) -> Callable[[], None]:
-    """Call `await callback(notification)` each time a notification is recorded SENT or FAILED (the row as
-    recorded: status, attempts, last_error, sent_at), in the transaction that records it. Each callback runs
-    in a savepoint of its own: one that raises is logged and undone alone, never the outcome (a message that
-    went out must not be sent again). Registering the same callback twice registers it once. Returns a
-    function that removes it again."""
+    """Call `await callback(notifications)` each time notifications are recorded SENT or FAILED (the rows as
+    recorded: status, attempts, last_error, sent_at; a batch's rows together), in the transaction that records
+    them. Each callback runs in a savepoint of its own: one that raises is logged and undone alone, never the
+    outcome (a message that went out must not be sent again). Registering the same callback twice registers it
+    once. Returns a function that removes it again."""
     if callback not in _outcome_callbacks:
         _outcome_callbacks.append(callback)
 
@@ -247,28 +332,62 @@ def on_outcome(callback: Outcome) -> Callable[[], None]:
     return remove
 
 
-async def _record(
-    notification: Notification, status: NotificationStatus, error: str | None = None, *, attempts: int | None = None
-) -> None:
-    """SENT or FAILED, and the outcome callbacks, in one transaction; nothing when the row is no longer QUEUED."""
-    changes: dict[str, object] = {"status": status, "claimed_until": None}
-    if status == NotificationStatus.SENT:
-        changes["sent_at"] = clock.now()
-    if error is not None:
-        changes["last_error"] = error
-    if attempts is not None:
-        changes["attempts"] = attempts
+async def _record(outcomes: _Outcomes, settings: NotificationSettings) -> None:
+    """Every outcome of an attempt in one transaction, a statement per kind of outcome (and per error text), then
+    the callbacks. A row that is no longer QUEUED (erased meanwhile) is left as it is."""
+    now = clock.now()
+    allowed = settings.notification_attempts
+    gave_up = f"gave up after {allowed} attempts: the last one never finished (its worker was lost)"
     async with atomic():
-        recorded = await Notification.filter(id=notification.id, status=NotificationStatus.QUEUED).update(**changes)
-        if not recorded:
-            return
-        outcome = await Notification.get(id=notification.id)
-        for callback in list(_outcome_callbacks):
-            try:
-                async with atomic():
-                    await callback(outcome)
-            except Exception:
-                log.exception("outcome callback %s failed for notification %s", callback.__qualname__, outcome.id)
+        for (reason, wait), rows in _grouped((r, (reason, wait)) for r, reason, wait in outcomes.to_retry).items():
+            # Held until the retry is due, so that the sweep leaves it to the retry until then.
+            await _queued(rows).update(last_error=reason, claimed_until=now + wait)
+        recorded = await _finish(outcomes.sent, {"status": NotificationStatus.SENT, "sent_at": now})
+        for reason, rows in _grouped((r, reason) for r, reason in outcomes.failed).items():
+            recorded += await _finish(rows, {"status": NotificationStatus.FAILED, "last_error": reason})
+        recorded += await _finish(
+            outcomes.gave_up,
+            {"status": NotificationStatus.FAILED, "last_error": gave_up, "attempts": allowed},
+        )
+        if recorded:
+            await _tell(sorted(recorded, key=lambda row: row.id))
+
+
+def _grouped(pairs: Iterable[tuple[Notification, Hashable]]) -> dict[Any, list[Notification]]:
+    groups: dict[Any, list[Notification]] = {}
+    for row, key in pairs:
+        groups.setdefault(key, []).append(row)
+    return groups
+
+
+def _queued(rows: Sequence[Notification]) -> QuerySet[Notification]:
+    return Notification.filter(id__in=[row.id for row in rows], status=NotificationStatus.QUEUED)
+
+
+async def _finish(rows: Sequence[Notification], changes: dict[str, Any]) -> list[Notification]:
+    """SENT or FAILED for those of `rows` still QUEUED; those rows, as recorded."""
+    if not rows:
+        return []
+    changes = {**changes, "claimed_until": None}
+    done = {row["id"] for row in await update_returning(_queued(rows).update(**changes), "id")}
+    finished = [row for row in rows if row.id in done]
+    for row in finished:
+        for name, value in changes.items():
+            setattr(row, name, value)
+    return finished
+
+
+async def _tell(recorded: Sequence[Notification]) -> None:
+    for callback in list(_outcome_callbacks):
+        try:
+            async with atomic():
+                await callback(recorded)
+        except Exception:
+            log.exception(
+                "outcome callback %s failed for notifications %s",
+                callback.__qualname__,
+                ", ".join(str(n.id) for n in recorded),
+            )
 
 
 # ---------------------------------------------------------------- the sweep and retries
@@ -310,7 +429,7 @@ async def retry(caller: Caller, notification_id: int) -> Notification:
     )
     if not queued:
         raise DomainError(ErrorCode.INVALID_TRANSITION, "This notification was queued again meanwhile", "id")
-    dispatch.send_after_commit(SEND_ACTOR, notification.id)
+    dispatch.send_after_commit(SEND_ACTOR, [notification.id])
     return await Notification.get(id=notification.id)
 
 
@@ -381,8 +500,11 @@ async def counts() -> dict[tuple[str, str], int]:
 
 async def _scrub_notifications(relation: Relation, customer_ids: list[int]) -> None:
     # Nothing more goes out to an erased customer; what was kept says that something was sent, not what or where.
-    for notification in await relation.rows(customer_ids).filter(status=NotificationStatus.QUEUED):
-        await _record(notification, NotificationStatus.FAILED, ERASED_BEFORE_SENDING)
+    queued = await relation.rows(customer_ids).filter(status=NotificationStatus.QUEUED)
+    async with atomic():
+        recorded = await _finish(queued, {"status": NotificationStatus.FAILED, "last_error": ERASED_BEFORE_SENDING})
+        if recorded:
+            await _tell(recorded)
     await relation.rows(customer_ids).update(recipient=REDACTED, body=REDACTED)
 
 

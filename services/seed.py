@@ -42,6 +42,11 @@ PRODUCT_MIX = {
     ProductType.MORTGAGE: (1_200_000, 0.6, 0.2),
 }
 TAGS = ("代发工资", "高净值潜力", "老客户", "线上活跃", "小微企业主", "退休客群")
+# Every value tier is populated whatever the count: one customer in PRIVATE_BANKING_EVERY (from the first) gets a
+# private-banking-sized wealth product, one in WEALTH_EVERY (from the second) a wealth-sized one; the product mix
+# above gives the MASS and AFFLUENT customers.
+PRIVATE_BANKING_EVERY, WEALTH_EVERY = 50, 10
+PRIVATE_BANKING_AUM, WEALTH_AUM = (6_500_000, 30_000_000), (600_000, 5_000_000)
 DEMO_STAFF = [
     ("admin.demo", "系统管理员 王敏", Role.ADMIN, Department.OPERATIONS, None),
     ("manager.demo", "客户经理主管 李强", Role.MANAGER, Department.BRANCH, None),
@@ -92,8 +97,21 @@ def _balance(rng: random.Random, median: float, spread: float) -> Decimal:
     return Decimal(str(round(median * math.exp(rng.gauss(0, spread)), 2)))
 
 
-def _holdings(rng: random.Random, customer_id: int, opened_after: date, today: date) -> list[ProductHolding]:
+def _holdings(
+    rng: random.Random, customer_id: int, opened_after: date, today: date, boost: tuple[int, int] | None = None
+) -> list[ProductHolding]:
     rows = []
+    if boost is not None:  # a wealthy customer: one large wealth-management product on top of the mix
+        rows.append(
+            ProductHolding(
+                customer_id=customer_id,
+                account_no=f"62{rng.randrange(10**16, 10**17)}",
+                product=ProductType.WEALTH_MANAGEMENT,
+                balance=Decimal(rng.randrange(*boost)),
+                opened_at=opened_after,
+                status=HoldingStatus.ACTIVE,
+            )
+        )
     for product, (median, spread, share) in PRODUCT_MIX.items():
         if rng.random() >= share:
             continue
@@ -151,6 +169,7 @@ async def _seed_customers(count: int, rng: random.Random) -> str:
             customer.relationship_manager_id = managers.get(customer.branch) if rng.random() < 0.6 else None
             customer.customer_no = f"C{rng.randrange(10**10):010d}"
             customer.completeness = customer_rules.assess(customer, today)[0]
+            customer.portrait_stale_since = clock.now()  # the freshness sweep of a running app computes them
             batch.append(customer)
         async with atomic():
             taken = set(
@@ -172,8 +191,16 @@ async def _seed_customers(count: int, rng: random.Random) -> str:
             await Customer.bulk_create(batch)
             stored = await Customer.filter(customer_no__in=[c.customer_no for c in batch]).values_list("id", flat=True)
             holdings, tags, consents = [], [], []
-            for customer_id in stored:
-                holdings += _holdings(rng, customer_id, today - timedelta(days=rng.randrange(30, 6000)), today)
+            for n, customer_id in enumerate(stored, start=made):
+                boost = (
+                    PRIVATE_BANKING_AUM
+                    if n % PRIVATE_BANKING_EVERY == 0
+                    else WEALTH_AUM
+                    if n % WEALTH_EVERY == 1
+                    else None
+                )
+                opened_after = today - timedelta(days=rng.randrange(30, 6000))
+                holdings += _holdings(rng, customer_id, opened_after, today, boost)
                 tags += [CustomerTag(customer_id=customer_id, tag=t) for t in rng.sample(TAGS, rng.randrange(0, 3))]
                 if rng.random() < 0.4:
                     consents.append(

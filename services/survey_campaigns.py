@@ -1,5 +1,5 @@
 """Survey campaigns (DOMAIN.md "Surveys and notifications"): `launchSurveyCampaign` sends a template to every
-customer of a CustomerFilter (a saved segment once segments exist) as one SURVEY_CAMPAIGN job.
+customer of a CustomerFilter or of a saved segment (services/segments.py) as one SURVEY_CAMPAIGN job.
 
 `start` checks the request and creates the job; `run` is the job handler a worker runs.
 
@@ -7,15 +7,19 @@ Starting (`start`, roles: access.CAMPAIGN_LAUNCHERS)
 - The template must exist (NOT_FOUND ["templateId"]) and be active (INVALID ["templateId"]); the channel is
   EMAIL, SMS or none (each customer's own choice, as services.surveys decides it), anything else INVALID
   ["channel"].
-- `segment_id`: INVALID ["segmentId"] for now. Segments arrive with the portraits issue; until then a campaign
-  goes to a filter. No filter (or an empty one) means every customer the launcher may see.
-- The job's params: {"template_id", "filter": CustomerFilter.to_params(), "channel"}. The filter is stored,
-  not the customers: the worker evaluates it with the same code as the customers list.
+- The audience is a segment (`segment_id`; NOT_FOUND ["segmentId"] when there is none) or a filter, not both
+  (INVALID ["segmentId"]). No segment and no filter (or an empty one) means every customer the launcher may see.
+- A segment's filter is copied into the job when the campaign is launched: editing or deleting the segment
+  afterwards does not change whom a queued or running campaign goes to (a resumed job goes on with the filter it
+  started with). The segment's members themselves are still read batch by batch as the campaign runs.
+- The job's params: {"template_id", "filter": CustomerFilter.to_params(), "channel", "segment_id"} (segment_id
+  None for a filter: it only records where the filter came from). The filter is stored, not the customers: the
+  worker evaluates it with the same code as the customers list.
 
 Running (`run`)
 - Acts as the launcher as they are now (`jobs.requester`): one no longer active, or no longer a launcher, fails
-  the job with that message. The audience is `customers.apply_filter(customers.visible(launcher), filter)`, so
-  branch scoping applies exactly as in the customers list.
+  the job with that message. The audience is `customers.matching(launcher, filter)`, so branch scoping applies
+  exactly as in the customers list (and as in a segment's members).
 - The customers are read by keyset on id in batches of BATCH_CUSTOMERS (never all at once). Each batch is ONE
   transaction: `surveys.invite_many` (every customer passes the suppression rules: consent checked set-based,
   the 30-day rule in one query; suppressed customers get a SUPPRESSED invitation saying why), the running
@@ -45,7 +49,7 @@ from core.db import atomic
 from models.customers import Channel, Customer
 from models.jobs import Job
 from models.surveys import InvitationStatus, SurveyTemplate
-from services import access, customers, jobs, surveys
+from services import access, customers, jobs, segments, surveys
 from services.access import Caller, require_role
 from services.errors import invalid, not_found
 
@@ -84,20 +88,21 @@ async def start(
     """`launchSurveyCampaign`: the SURVEY_CAMPAIGN job (QUEUED; its message is sent once the surrounding
     transaction commits). See the module docstring for the checks."""
     require_role(caller, access.CAMPAIGN_LAUNCHERS)
-    if segment_id is not None:
-        raise invalid(
-            "segmentId",
-            "Segments are not available yet (they arrive with customer portraits): launch the campaign with a filter",
-        )
+    if segment_id is not None and customer_filter is not None:
+        raise invalid("segmentId", "Give a segmentId or a filter, not both: a campaign goes to one audience")
     if channel is not None and channel not in surveys.LINK_CHANNELS:
         raise invalid("channel", f"A survey goes by EMAIL or SMS (they carry its link), not {channel.value}")
     template = await surveys.get_template(caller, template_id, "templateId")
     if not template.active:
         raise invalid("templateId", f"The survey template {template.name} is inactive: it sends nothing")
+    if segment_id is not None:  # its filter as it is now: later edits of the segment do not reach this campaign
+        segment = await segments.get(caller, segment_id, "segmentId")
+        customer_filter = segments.stored_filter(segment, ("segmentId",))
     params = {
         "template_id": template.id,
         "filter": (customer_filter or customers.CustomerFilter()).to_params(),
         "channel": channel.value if channel is not None else None,
+        "segment_id": segment_id,
     }
     return await jobs.create(caller, CAMPAIGN_JOB, params, enqueue)
 
@@ -158,7 +163,7 @@ async def run(params: dict, progress: jobs.Progress) -> dict:
     def audience() -> QuerySet[Customer]:
         # Made anew inside each batch: a Tortoise queryset takes its connection when it is made, so one made
         # outside the batch's transaction would run outside it (on SQLite: wait for that transaction forever).
-        return customers.apply_filter(customers.visible(caller), customer_filter)
+        return customers.matching(caller, customer_filter)
 
     channel = Channel(params["channel"]) if params.get("channel") else None
     template_id = params["template_id"]

@@ -55,6 +55,7 @@ from the settings the process runs with (core.settings.active: the app's, a work
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import re
@@ -71,6 +72,7 @@ from tortoise.queryset import QuerySet
 
 from core.db import atomic
 from core.settings import SettingsError, active, section
+from core.sql import insert_returning_ids
 from models.complaints import Complaint
 from models.customers import Channel, ConsentPurpose, Customer, CustomerKind, CustomerStatus, Gender
 from models.follow_ups import FollowUp, Priority
@@ -573,57 +575,55 @@ def _message(
 
 async def _write(
     template: SurveyTemplate,
-    customer: Customer,
-    chosen: Plan,
+    invited: Sequence[tuple[Customer, Plan]],
     *,
     complaint: Complaint | None,
     campaign_id: int | None,
     sender: Staff | None,
     settings: SurveySettings,
-) -> SurveyInvitation:
-    """One invitation (and its notification), in a savepoint: a unique key that another writer took first
-    (the complaint's survey, the campaign's customer) raises IntegrityError with nothing written."""
+) -> list[SurveyInvitation]:
+    """The invitations (and the notifications of those not suppressed) of these customers, in a savepoint, in a
+    constant number of statements: a unique key that another writer took first (the complaint's survey, the
+    campaign's customer) raises IntegrityError with nothing written."""
     now = clock.now()
     expires_at = now + timedelta(days=template.valid_days)
-    async with atomic():
-        if chosen.reason is not None:
-            return await SurveyInvitation.create(
-                template=template,
-                customer=customer,
-                complaint=complaint,
-                campaign_id=campaign_id,
-                channel=chosen.channel,
-                status=InvitationStatus.SUPPRESSED,
-                suppressed_reason=chosen.reason[:200],
-                expires_at=expires_at,
-                created_by=sender,
-                created_at=now,
-            )
-        token = secrets.token_urlsafe(32)
-        invitation = await SurveyInvitation.create(
+    invitations: list[SurveyInvitation] = []
+    drafts: list[tuple[SurveyInvitation, Notification]] = []
+    for customer, chosen in invited:
+        invitation = SurveyInvitation(
             template=template,
             customer=customer,
             complaint=complaint,
             campaign_id=campaign_id,
             channel=chosen.channel,
-            status=InvitationStatus.PENDING,
-            token_hash=hash_token(token),
             expires_at=expires_at,
             created_by=sender,
             created_at=now,
         )
-        subject, body = _message(template, customer, chosen.channel, settings.link(token), expires_at, complaint)
-        notification = await notifications.enqueue(
-            chosen.channel,
-            chosen.recipient or "",
-            body,
-            subject=subject,
-            customer_id=customer.id,
-            complaint_id=complaint.id if complaint is not None else None,
-        )
-        await SurveyInvitation.filter(id=invitation.id).update(notification_id=notification.id)
-        invitation.notification_id = notification.id
-        return invitation
+        if chosen.reason is not None:
+            invitation.status, invitation.suppressed_reason = InvitationStatus.SUPPRESSED, chosen.reason[:200]
+        else:
+            token = secrets.token_urlsafe(32)
+            invitation.status, invitation.token_hash = InvitationStatus.PENDING, hash_token(token)
+            subject, body = _message(template, customer, chosen.channel, settings.link(token), expires_at, complaint)
+            notification = notifications.draft(
+                chosen.channel,
+                chosen.recipient or "",
+                body,
+                subject=subject,
+                customer_id=customer.id,
+                complaint_id=complaint.id if complaint is not None else None,
+            )
+            drafts.append((invitation, notification))
+        invitations.append(invitation)
+    written = [notification for _, notification in drafts]
+    async with atomic():
+        await notifications.write_many(written)
+        for invitation, notification in drafts:
+            invitation.notification_id = notification.id
+        await insert_returning_ids(invitations)
+    notifications.announce(written)  # only once nothing was refused: a refused write leaves nothing to send
+    return invitations
 
 
 async def invite(
@@ -642,10 +642,9 @@ async def invite(
         raise invalid("complaintId", "The complaint is another customer's")
     chosen = (await plan(template, [customer], channel, complaint_survey=complaint is not None))[customer.id]
     try:
-        return await _write(
+        [invitation] = await _write(
             template,
-            customer,
-            chosen,
+            [(customer, chosen)],
             complaint=complaint,
             campaign_id=campaign_id,
             sender=sender,
@@ -659,6 +658,7 @@ async def invite(
                 ErrorCode.DUPLICATE, "This campaign has invited the customer already", "customerId"
             ) from None
         raise
+    return invitation
 
 
 async def invite_many(
@@ -670,10 +670,11 @@ async def invite_many(
     sender: Staff | None = None,
 ) -> list[SurveyInvitation]:
     """A campaign's batch: every customer passes the same rules as `invite`, planned in a constant number of
-    queries. Customers this campaign invited already (a re-delivered batch, or two workers on one batch) are
-    skipped, found first in one query and, in a race, by the (campaign, customer) unique key: nobody is invited
-    twice. Returns the invitations written now (suppressed ones included). Each invitation commits with its
-    notification (a savepoint inside a surrounding transaction)."""
+    queries and written with a constant number of statements. Customers this campaign invited already (a
+    re-delivered batch, or two workers on one batch) are skipped, found first in one query and, in a race, by
+    the (campaign, customer) unique key: then the batch is written again one customer at a time, skipping
+    those taken. Nobody is invited twice. Returns the invitations written now (suppressed ones included).
+    Joins the surrounding transaction."""
     _check_template(template)
     _check_channel(channel)
     unique = list({c.id: c for c in customers_}.values())
@@ -685,22 +686,20 @@ async def invite_many(
     todo = [c for c in unique if c.id not in done]
     plans = await plan(template, todo, channel)
     settings = current_settings()
+    invited = [(customer, plans[customer.id]) for customer in todo]
+    write = functools.partial(
+        _write, template, complaint=None, campaign_id=campaign_id, sender=sender, settings=settings
+    )
+    try:
+        return await write(invited)
+    except IntegrityError:
+        pass  # another delivery of this batch invited some of them first
     written = []
-    for customer in todo:
+    for one in invited:
         try:
-            written.append(
-                await _write(
-                    template,
-                    customer,
-                    plans[customer.id],
-                    complaint=None,
-                    campaign_id=campaign_id,
-                    sender=sender,
-                    settings=settings,
-                )
-            )
+            written += await write([one])
         except IntegrityError:
-            continue  # another delivery of this batch invited them first
+            continue
     return written
 
 
@@ -774,28 +773,41 @@ def _without_token(body: str, token_hash: str) -> str:
     return TOKEN_IN_TEXT.sub(lambda m: TOKEN_REMOVED if hash_token(m.group(0)) == token_hash else m.group(0), body)
 
 
-async def _notification_outcome(notification: Notification) -> None:
-    """A survey's notification was SENT or FAILED (services.notifications.on_outcome, in its transaction)."""
-    invitation = await SurveyInvitation.get_or_none(notification_id=notification.id)
-    if invitation is None:
-        return
-    sent = notification.status == NotificationStatus.SENT
-    changes: dict[str, Any] = {
-        "attempts": notification.attempts,
-        "last_error": None if sent else notification.last_error,
-    }
-    if sent:
-        changes["sent_at"] = notification.sent_at or clock.now()
-    await SurveyInvitation.filter(id=invitation.id).update(**changes)
-    new_status = InvitationStatus.SENT if sent else InvitationStatus.DELIVERY_FAILED
-    await SurveyInvitation.filter(id=invitation.id, status__in=list(LINKED)).update(status=new_status)
-    if sent and invitation.token_hash:
-        body = _without_token(notification.body, invitation.token_hash)
-        if body != notification.body:
-            await Notification.filter(id=notification.id).update(body=body)
+async def _notification_outcomes(recorded: Sequence[Notification]) -> None:
+    """Surveys' notifications were SENT or FAILED (services.notifications.on_outcome, in their transaction): their
+    invitations follow, with a statement per outcome; a sent link's token is cut out of the stored body."""
+    by_notification = {n.id: n for n in recorded}
+    invitations = await SurveyInvitation.filter(notification_id__in=list(by_notification))
+    groups: dict[tuple[bool, int, str | None, datetime | None], list[int]] = {}
+    scrubbed: list[Notification] = []
+    for invitation in invitations:
+        notification = by_notification[invitation.notification_id]
+        sent = notification.status == NotificationStatus.SENT
+        key = (
+            sent,
+            notification.attempts,
+            None if sent else notification.last_error,
+            (notification.sent_at or clock.now()) if sent else None,
+        )
+        groups.setdefault(key, []).append(invitation.id)
+        if sent and invitation.token_hash:
+            body = _without_token(notification.body, invitation.token_hash)
+            if body != notification.body:
+                notification.body = body
+                scrubbed.append(notification)
+    for (sent, attempts, last_error, sent_at), ids in groups.items():
+        changes: dict[str, Any] = {"attempts": attempts, "last_error": last_error}
+        if sent:
+            changes["sent_at"] = sent_at
+        new_status = InvitationStatus.SENT if sent else InvitationStatus.DELIVERY_FAILED
+        linked = await SurveyInvitation.filter(id__in=ids, status__in=list(LINKED)).update(**changes, status=new_status)
+        if linked < len(ids):  # answered (or suppressed) meanwhile: the status stays, the delivery facts are kept
+            await SurveyInvitation.filter(id__in=ids).exclude(status__in=list(LINKED)).update(**changes)
+    if scrubbed:
+        await Notification.bulk_update(scrubbed, fields=["body"])
 
 
-notifications.on_outcome(_notification_outcome)
+notifications.on_outcome(_notification_outcomes)
 notifications.hide_in_body(TOKEN_IN_TEXT)
 
 

@@ -48,9 +48,13 @@ def actor(
     return register
 
 
-def every(*, minutes: int | Callable[[Settings], int]) -> Schedule:
-    """Every N minutes; N may be read from the settings."""
-    return lambda settings: IntervalTrigger(minutes=minutes(settings) if callable(minutes) else minutes)
+def every(*, minutes: int | Callable[[Settings], int] = 0, seconds: int | Callable[[Settings], int] = 0) -> Schedule:
+    """Every N minutes (or seconds); N may be read from the settings."""
+
+    def value(n: int | Callable[[Settings], int], settings: Settings) -> int:
+        return n(settings) if callable(n) else n
+
+    return lambda settings: IntervalTrigger(minutes=value(minutes, settings), seconds=value(seconds, settings))
 
 
 def daily(*, hour: int, minute: int) -> Schedule:

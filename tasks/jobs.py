@@ -1,3 +1,5 @@
+from datetime import timedelta
+
 from services import jobs
 from tasks.broker import actor, every, runtime
 
@@ -13,3 +15,33 @@ async def requeue_stale_jobs() -> None:
     queue = runtime().queue
     for job_id in await jobs.stale_queued():
         queue.send("run_job", job_id)
+
+
+@actor(queue_name="default", max_retries=0)
+async def fail_job_batch(message: dict, retries: dict) -> None:
+    """A batch whose retries are used up (Dramatiq's `on_retry_exhausted`) fails its job (on the default queue:
+    not behind the job's other batches)."""
+    job_id, seq = message["args"]
+    await jobs.fail(job_id, f"batch {seq} failed {retries.get('retries', 0) + 1} times", runtime().pubsub.publish)
+
+
+@actor(
+    queue_name="jobs",
+    max_retries=3,
+    min_backoff=1000,
+    time_limit=30 * 60 * 1000,
+    on_retry_exhausted="fail_job_batch",
+)
+async def run_job_batch(job_id: int, seq: int) -> None:
+    """One batch of a job split into batches (services.jobs.split)."""
+    await jobs.run_batch(job_id, seq, runtime().pubsub.publish)
+
+
+@actor(queue_name="default", max_retries=0, schedule=every(minutes=1))
+async def requeue_stalled_batches() -> None:
+    """Batches of jobs that stopped moving (their worker died holding them, or their message was lost) are sent
+    again; a batch done meanwhile is skipped by its actor."""
+    queue = runtime().queue
+    stall = queue.settings.of(jobs.JobSettings).job_stall_seconds
+    for actor_name, args in await jobs.stalled(timedelta(seconds=stall)):
+        queue.send(actor_name, *args)

@@ -1,5 +1,6 @@
-"""Sending the outbox: one delivery attempt per message, retried with backoff while the service asks for it,
-and the sweep that re-sends what was lost."""
+"""Sending the outbox: each message names a batch of notifications (up to notifications.DELIVERY_BATCH) and
+makes one delivery attempt of each; the batch is retried with backoff while the service asks for it; the sweep
+re-sends what was lost."""
 
 from dramatiq import Retry
 
@@ -15,16 +16,16 @@ def _only_when_the_service_asks(retries: int, exception: BaseException) -> bool:
 
 
 @actor(queue_name="notifications", retry_when=_only_when_the_service_asks)
-async def send_notification(notification_id: int) -> None:
+async def send_notifications(notification_ids: list[int]) -> None:
     settings = runtime().queue.settings.of(notifications.NotificationSettings)
-    wait = await notifications.deliver(notification_id, settings)
-    if wait is not None:
-        raise Retry(f"notification {notification_id} is tried again", delay=int(wait.total_seconds() * 1000))
+    wait = await notifications.deliver(notification_ids, settings)
+    if wait is not None:  # what failed transiently is held until then; the rest is done and is not claimed again
+        raise Retry("some notifications of the batch are tried again", delay=int(wait.total_seconds() * 1000))
 
 
 @actor(queue_name="default", max_retries=0, schedule=every(minutes=1))
 async def requeue_lost_notifications() -> None:
     """Queued notifications whose message was lost, or whose worker died mid-attempt, are sent again."""
     queue = runtime().queue
-    for notification_id in await notifications.lost():
-        queue.send(notifications.SEND_ACTOR, notification_id)
+    for batch in notifications.delivery_batches(await notifications.lost()):
+        queue.send(notifications.SEND_ACTOR, batch)

@@ -18,15 +18,15 @@ def sent():
 
 async def test_a_message_leaves_after_the_commit(app, sent):
     async with atomic():
-        dispatch.send_after_commit("send_notification", 7)
+        dispatch.send_after_commit("send_notifications", 7)
         assert sent == []
-    assert sent == [("send_notification", 7)]
+    assert sent == [("send_notifications", 7)]
 
 
 async def test_a_rolled_back_transaction_sends_nothing(app, sent):
     with pytest.raises(RuntimeError):
         async with atomic():
-            dispatch.send_after_commit("send_notification", 7)
+            dispatch.send_after_commit("send_notifications", 7)
             raise RuntimeError("the cause failed")
     assert sent == []
 
@@ -39,7 +39,7 @@ async def test_outside_a_transaction_it_leaves_at_once(app, sent):
 async def test_without_a_queue_nothing_is_sent_and_nothing_fails(caplog):
     dispatch.bind(None)
     with caplog.at_level("INFO"):
-        dispatch.send_after_commit("send_notification", 9)
+        dispatch.send_after_commit("send_notifications", 9)
     assert "left to its sweep" in caplog.text
 
 

@@ -69,21 +69,23 @@ def test_every_node_type_is_found_and_fetches_its_own_ids():
     types = node_types()
     assert set(types) == {
         "Staff", "Job", "AuditEntry", "Customer", "ProductHolding", "Interaction", "FollowUp", "Note", "Complaint",
-        "SurveyTemplate", "SurveyInvitation", "SurveyResponse", "Notification",
+        "SurveyTemplate", "SurveyInvitation", "SurveyResponse", "Notification", "Segment",
     }  # fmt: skip
     assert all("resolve_nodes" in vars(t) for t in types.values()), "each Node type says how to fetch its ids"
 
 
 def test_registries_hold_what_the_domains_declare(settings):
     broker.declare_all()
-    assert set(jobs.kinds()) == {"AUDIT_EXPORT", "IMPORT_CUSTOMERS", "COMPLAINT_REPORT", "SURVEY_CAMPAIGN"}
+    assert set(jobs.kinds()) == {
+        "AUDIT_EXPORT", "IMPORT_CUSTOMERS", "COMPLAINT_REPORT", "SURVEY_CAMPAIGN", "RECOMPUTE_PORTRAITS",
+    }  # fmt: skip
     assert set(timeline.kinds()) == {
         "INTERACTION", "FOLLOW_UP", "NOTE", "COMPLAINT", "COMPLAINT_EVENT", "CHANGE", "HOLDING",
         "SURVEY_INVITATION", "SURVEY_RESPONSE",
     }  # fmt: skip
     assert {name for name, _ in broker.schedules(settings)} == {
         "requeue_stale_jobs", "monitor_complaint_sla", "purge_expired_tokens", "requeue_lost_notifications",
-        "purge_rate_windows",
+        "purge_rate_windows", "requeue_stalled_batches", "sweep_stale_portraits", "recompute_all_portraits",
     }  # fmt: skip
     for name in ("staff", "customer", "complaint", "holdings", "tags", "consents", "notes", "complaint_events"):
         assert hasattr(loaders.Loaders(), name), name

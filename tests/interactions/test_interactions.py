@@ -62,7 +62,8 @@ async def test_an_inquiry_stays_open_is_logged_by_the_caller_now_and_marks_the_p
     gql, staff_factory, customer
 ):
     member, token = await staff_factory(Role.RELATIONSHIP_MANAGER)
-    assert (await Customer.get(id=pk(customer["id"]))).portrait_stale_since is None
+    # A new customer starts stale (no portrait yet): as if computed since.
+    await Customer.filter(id=pk(customer["id"])).update(portrait_stale_since=None)
     before = clock.now()
     made = await logged(gql, token, customer["id"], content="客户询问临时额度", durationSeconds=180)
     after = clock.now()
@@ -131,6 +132,7 @@ async def test_an_unknown_customer_is_not_found(gql, admin, customer):
 
 async def test_a_customer_of_another_branch_is_not_found_for_branch_bound_staff(gql, admin, staff_factory):
     there = await create(gql, admin[1], branch=THERE)
+    await Customer.filter(id=pk(there["id"])).update(portrait_stale_since=None)  # as if computed since creation
     _, bound = await staff_factory(Role.RELATIONSHIP_MANAGER, branch=HERE)
     result = await log(gql, bound, there["id"])
     assert [(e["code"], e["field"]) for e in result["errors"]] == [("NOT_FOUND", ["customerId"])]

@@ -19,7 +19,7 @@ def test_the_schedule_sends_known_actors(settings):
         assert {job.id for job in scheduler.get_jobs()} == {name for name, _ in planned}
         assert {name for name, _ in planned} == {
             "requeue_stale_jobs", "monitor_complaint_sla", "purge_expired_tokens", "requeue_lost_notifications",
-            "purge_rate_windows",
+            "purge_rate_windows", "requeue_stalled_batches", "sweep_stale_portraits", "recompute_all_portraits",
         }  # fmt: skip
         assert all(name in queue.actors for name, _ in planned)
         stale = dict(planned)["requeue_stale_jobs"]
@@ -27,6 +27,10 @@ def test_the_schedule_sends_known_actors(settings):
         every_seven = Settings.from_env({"CRM_SLA_MONITOR_MINUTES": "7"})
         sla = dict(schedules(every_seven))["monitor_complaint_sla"]
         assert sla.interval == timedelta(minutes=7)
+        # The portrait sweep runs in seconds, a fraction of the debounce window (CRM_PORTRAIT_DEBOUNCE_SECONDS).
+        assert dict(planned)["sweep_stale_portraits"].interval == timedelta(seconds=2)
+        window = Settings.from_env({"CRM_PORTRAIT_DEBOUNCE_SECONDS": "20"})
+        assert dict(schedules(window))["sweep_stale_portraits"].interval == timedelta(seconds=10)
     finally:
         queue.close()
 

@@ -64,8 +64,8 @@ def outcomes() -> Iterator[list[tuple[int, str, int, str | None]]]:
     """(id, status, attempts, last_error) of every outcome the outbox reports, as another domain would hear it."""
     heard: list[tuple[int, str, int, str | None]] = []
 
-    async def listen(notification: Notification) -> None:
-        heard.append((notification.id, notification.status.value, notification.attempts, notification.last_error))
+    async def listen(recorded: list[Notification]) -> None:
+        heard.extend((n.id, n.status.value, n.attempts, n.last_error) for n in recorded)
 
     remove = notifications.on_outcome(listen)
     yield heard

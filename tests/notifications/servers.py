@@ -20,11 +20,12 @@ GATEWAY_SECRET = "gateway-secret-for-the-tests"
 
 class SmtpServer:
     """Accepts every message (kept in `messages`), except that each RCPT is first answered with the next
-    reply in `replies`, if any (e.g. "451 4.3.0 try again later")."""
+    reply in `replies`, if any (e.g. "451 4.3.0 try again later"); counts the connections made to it."""
 
     def __init__(self) -> None:
         self.messages: list[EmailMessage] = []
         self.replies: list[str] = []
+        self.connections = 0
         self.port = 0
         self._server: asyncio.Server | None = None
 
@@ -34,8 +35,12 @@ class SmtpServer:
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
-        self._server = await loop.create_server(lambda: SMTP(self, hostname="smtp.test"), "127.0.0.1", 0)
+        self._server = await loop.create_server(self._connected, "127.0.0.1", 0)
         self.port = self._server.sockets[0].getsockname()[1]
+
+    def _connected(self) -> SMTP:
+        self.connections += 1
+        return SMTP(self, hostname="smtp.test")
 
     async def stop(self) -> None:
         if self._server is not None:

@@ -133,7 +133,7 @@ async def test_a_sent_notification_delivered_again_is_not_sent_again(app, smtp, 
     customer = await new_customer()
     queued = await queue_message(customer)
     await settle()
-    app.runtime.queue.send(notifications.SEND_ACTOR, queued.id)  # the broker delivers the message again
+    app.runtime.queue.send(notifications.SEND_ACTOR, [queued.id])  # the broker delivers the message again
     await settle()
 
     assert len(smtp.messages) == 1
@@ -145,7 +145,7 @@ async def test_two_workers_with_the_same_message_send_one_email(app, smtp, settl
     customer = await new_customer()
     row = await lost_message(customer)
     for _ in range(3):
-        app.runtime.queue.send(notifications.SEND_ACTOR, row.id)
+        app.runtime.queue.send(notifications.SEND_ACTOR, [row.id])
     await settle()
 
     assert len(smtp.messages) == 1
@@ -155,7 +155,7 @@ async def test_two_workers_with_the_same_message_send_one_email(app, smtp, settl
 async def test_a_worker_killed_between_claiming_and_sending_loses_nothing(app, smtp, settle, outcomes):
     customer = await new_customer()
     row = await lost_message(customer)
-    assert await notifications.claim(row.id) is not None  # a worker claims it, then dies before sending
+    assert await notifications.claim([row.id])  # a worker claims it, then dies before sending
 
     app.runtime.queue.send("requeue_lost_notifications")
     await settle()
@@ -193,7 +193,7 @@ async def test_a_worker_lost_on_the_last_attempt_ends_failed_not_queued_forever(
     customer = await new_customer()
     row = await lost_message(customer)
     for _ in range(3):  # every attempt the tests allow, each claimed by a worker that died
-        assert await notifications.claim(row.id) is not None
+        assert await notifications.claim([row.id])
         clock.travel(notifications.CLAIM_LEASE + timedelta(seconds=1))
     app.runtime.queue.send("requeue_lost_notifications")
     await settle()
@@ -205,8 +205,8 @@ async def test_a_worker_lost_on_the_last_attempt_ends_failed_not_queued_forever(
 
 
 async def test_a_failing_outcome_listener_never_makes_the_email_go_twice(app, smtp, settle, outcomes):
-    async def broken(notification: Notification) -> None:
-        await Notification.filter(id=notification.id).update(subject="written by the broken listener")
+    async def broken(recorded: list[Notification]) -> None:
+        await Notification.filter(id__in=[n.id for n in recorded]).update(subject="written by the broken listener")
         raise RuntimeError("listener bug")
 
     remove = notifications.on_outcome(broken)

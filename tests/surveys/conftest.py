@@ -38,6 +38,6 @@ def deliver(tmp_path):
         settings = NotificationSettings(mail_drop_dir=str(tmp_path / "outbox"))
         if failing:
             settings = NotificationSettings(smtp_url="smtp://127.0.0.1:1", notification_attempts=1)
-        await notifications.deliver(notification_id, settings)
+        await notifications.deliver([notification_id], settings)
 
     return attempt

@@ -23,6 +23,7 @@ from services.customer_erasure import erase
 from tests.complaints.helpers import new_customer
 from tests.conftest import make_staff
 from tests.jobs.helpers import wait_for_job
+from tests.segments.helpers import create_segment, update_raw as update_segment
 from tests.surveys.helpers import create_template, gid, pk, send
 
 LAUNCH = """mutation($input: LaunchSurveyCampaignInput!) { launchSurveyCampaign(input: $input) {
@@ -94,12 +95,12 @@ async def test_a_campaign_invites_exactly_the_visible_customers_of_its_filter(gq
     assert {i.created_by_id for i in invited.values()} == {member.id}
     notifications = await Notification.filter(id__in=[i.notification_id for i in invited.values()])
     assert len(notifications) == 3 and {n.status for n in notifications} == {NotificationStatus.QUEUED}
-    # Each notification goes to the workers once the batch commits.
-    assert sorted(outbox) == sorted(("send_notification", n.id) for n in notifications)
+    # The batch's notifications go to the workers together once the batch commits.
+    assert outbox == [("send_notifications", sorted(n.id for n in notifications))]
     # The job stores the filter, not the customers.
     row = await Job.get(id=pk(job["id"]))
     assert row.params == {"template_id": pk(template["id"]), "filter": {"branch": HERE, "risk_level": ["C3"]},
-                          "channel": None}  # fmt: skip
+                          "channel": None, "segment_id": None}  # fmt: skip
     assert row.checkpoint == max(invited)
 
 
@@ -182,6 +183,52 @@ async def test_a_branch_bound_launcher_would_reach_only_their_branch(gql, admin,
     assert (elsewhere["status"], elsewhere["total"], elsewhere["result"]) == ("SUCCEEDED", 0, _result(0, 0))
 
 
+async def test_a_campaign_over_a_segment_invites_its_members(gql, admin, outbox):
+    _, token = admin
+    template = await create_template(gql, token)
+    wanted = [await new_customer(gql, token, branch=HERE, tags=["VIP"]) for _ in range(2)]
+    await new_customer(gql, token, branch=HERE)  # no tag
+    await new_customer(gql, token, branch=THERE, tags=["VIP"])  # another branch
+    segment = await create_segment(gql, token, name="朝阳VIP", filter={"branch": HERE, "tags": ["VIP"]})
+    assert segment["size"] == 2
+    job = await _launch(gql, token, template["id"], segmentId=segment["id"])
+    assert (job["status"], job["total"], job["result"]) == ("SUCCEEDED", 2, _result(2, 2))
+    assert set(await _invited(job["id"])) == {pk(c["id"]) for c in wanted}
+    # The job holds the segment's filter as it was at launch, and which segment it came from.
+    row = await Job.get(id=pk(job["id"]))
+    assert row.params == {"template_id": pk(template["id"]), "filter": {"branch": HERE, "tags": ["VIP"]},
+                          "channel": None, "segment_id": pk(segment["id"])}  # fmt: skip
+
+
+async def test_a_segment_edited_or_deleted_after_launch_does_not_change_the_campaign(gql, admin, outbox):
+    member, token = admin
+    template = await create_template(gql, token)
+    here = await new_customer(gql, token, branch=HERE)
+    await new_customer(gql, token, branch=THERE)
+    segment = await create_segment(gql, token, filter={"branch": HERE})
+    async with atomic():  # launched, not yet run by a worker
+        job = await survey_campaigns.start(
+            Caller(member), pk(template["id"]), segment_id=pk(segment["id"]), enqueue=lambda job_id: None
+        )
+    edited = await update_segment(gql, token, segment["id"], filter={"branch": THERE})
+    assert edited["errors"] == [] and edited["segment"]["filter"] == {"branch": THERE}
+    await job_service.run(job.id, _noop_publish)
+    assert set(await _invited(job.id)) == {pk(here["id"])}
+
+    async with atomic():
+        job = await survey_campaigns.start(
+            Caller(member), pk(template["id"]), segment_id=pk(segment["id"]), enqueue=lambda job_id: None
+        )
+    await gql(
+        "mutation($id: ID!) { deleteSegment(input: {id: $id}) { deletedId } }", {"id": segment["id"]}, token=token
+    )
+    await SurveyInvitation.all().delete()  # the 30-day rule would suppress them now
+    await job_service.run(job.id, _noop_publish)
+    finished = await Job.get(id=job.id)
+    assert finished.status == JobStatus.SUCCEEDED and finished.params["filter"] == {"branch": THERE}
+    assert set(await _invited(job.id)) == set(await Customer.filter(branch=THERE).values_list("id", flat=True))
+
+
 @pytest.mark.parametrize("role", sorted(Role, key=lambda r: r.value))
 async def test_who_may_launch_a_campaign(gql, admin, staff_factory, outbox, role):
     _, token = admin
@@ -207,10 +254,14 @@ async def test_refusals_queue_nothing(gql, admin, outbox):
         assert payload["job"] is None
         return [(e["field"], e["code"]) for e in payload["errors"]]
 
-    segment = await _launch_raw(gql, token, template["id"], segmentId=gid("Segment", 1))
-    assert problems(segment) == [(["segmentId"], "INVALID")]
-    assert "not available yet" in segment["errors"][0]["message"]
-    assert problems(await _launch_raw(gql, token, template["id"], segmentId="nonsense")) == [(["segmentId"], "INVALID")]
+    segment = await create_segment(gql, token, filter={"branch": HERE})
+    both = await _launch_raw(gql, token, template["id"], segmentId=segment["id"], filter={"branch": HERE})
+    assert problems(both) == [(["segmentId"], "INVALID")] and "not both" in both["errors"][0]["message"]
+    gone = gid("Segment", pk(segment["id"]) + 99)
+    assert problems(await _launch_raw(gql, token, template["id"], segmentId=gone)) == [(["segmentId"], "NOT_FOUND")]
+    for not_a_segment in ("nonsense", gid("SurveyTemplate", pk(template["id"]))):
+        refused = await _launch_raw(gql, token, template["id"], segmentId=not_a_segment)
+        assert problems(refused) == [(["segmentId"], "NOT_FOUND")]
     assert problems(await _launch_raw(gql, token, template["id"], channel="WECHAT")) == [(["channel"], "INVALID")]
     unknown = await _launch_raw(gql, token, gid("SurveyTemplate", pk(template["id"]) + 99))
     assert problems(unknown) == [(["templateId"], "NOT_FOUND")]
@@ -332,6 +383,11 @@ async def template(launcher) -> SurveyTemplate:
     )
 
 
+def _announced(outbox: list[tuple]) -> int:
+    """How many notifications the workers were told of (a message names a batch of them)."""
+    return sum(len(ids) for name, ids in outbox if name == "send_notifications")
+
+
 def _dies_in_batch(monkeypatch, number: int) -> None:
     """The worker dies inside the `number`th batch, after its invitations were written, before it commits."""
     original = surveys.invite_many
@@ -359,7 +415,7 @@ async def test_a_redelivered_campaign_resumes_after_its_checkpoint(launcher, tem
     assert (crashed.status, crashed.checkpoint, crashed.processed, crashed.total) == (JobStatus.RUNNING, ids[3], 4, 7)
     assert crashed.result == _result(4, 4)
     assert set(await _invited(job.id)) == set(ids[:4])  # the third batch was rolled back with its checkpoint
-    assert len(outbox) == 4  # ... and nothing of it reached the workers
+    assert _announced(outbox) == 4  # ... and nothing of it reached the workers
 
     monkeypatch.undo()
     monkeypatch.setattr(survey_campaigns, "BATCH_CUSTOMERS", 2)
@@ -367,7 +423,7 @@ async def test_a_redelivered_campaign_resumes_after_its_checkpoint(launcher, tem
     assert (finished.status, finished.attempts, finished.processed, finished.total) == (JobStatus.SUCCEEDED, 2, 7, 7)
     assert finished.result == _result(7, 7)
     assert set(await _invited(job.id)) == set(ids)
-    assert await Notification.all().count() == 7 and len(outbox) == 7
+    assert await Notification.all().count() == 7 and _announced(outbox) == 7
 
     again = await _run(job.id)  # a finished campaign delivered once more changes nothing
     assert (again.attempts, again.result) == (2, finished.result)
@@ -393,6 +449,28 @@ async def test_a_checkpoint_that_fell_behind_never_invites_anyone_twice(launcher
     assert finished.result == _result(7, 5, skipped=2)
     assert set(await _invited(job.id)) == set(ids)
     assert await Notification.all().count() == 7
+
+
+async def test_a_customer_another_delivery_invites_meanwhile_is_skipped_alone(launcher, template, outbox, monkeypatch):
+    """The batch is written with one statement per table; when the (campaign, customer) key refuses it, it is
+    written again customer by customer, and only the one taken is skipped."""
+    ids = await _customers(3)
+    job = await _start(launcher, template.id)
+    batch = await Customer.filter(id__in=ids).order_by("id")
+    original = surveys.plan
+
+    async def another_delivery_invites_the_second_meanwhile(template_, todo, *args, **kwargs):
+        monkeypatch.setattr(surveys, "plan", original)  # once
+        plans = await original(template_, todo, *args, **kwargs)
+        await surveys.invite(template_, batch[1], campaign_id=job.id)
+        return plans
+
+    monkeypatch.setattr(surveys, "plan", another_delivery_invites_the_second_meanwhile)
+    written = await surveys.invite_many(template, batch, campaign_id=job.id)
+
+    assert sorted(i.customer_id for i in written) == [ids[0], ids[2]]
+    assert sorted(i.customer_id for i in await SurveyInvitation.filter(campaign_id=job.id)) == ids
+    assert await Notification.all().count() == 3 and _announced(outbox) == 3  # the refused write queued nothing
 
 
 async def test_a_second_delivery_running_alongside_stops_without_touching_the_job(

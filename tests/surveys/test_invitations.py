@@ -84,7 +84,7 @@ async def test_an_invitation_carries_a_link_whose_token_is_only_stored_hashed(gq
         assert notification.recipient == "Zhang.Wei@example.com" and notification.channel == Channel.EMAIL
         assert f"http://127.0.0.1:8000/s/{link_token}" in notification.body
         assert notification.body.startswith("王先生您好") and "王小明" not in notification.body
-        assert outbox == [("send_notification", notification.id)]
+        assert outbox == [("send_notifications", [notification.id])]
         # Nothing of the survey's own keeps the token; only the outbox row, which the sender needs ...
         survey_rows = [repr(r) for m in (SurveyInvitation, SurveyTemplate) for r in await m.all().values()]
         assert link_token not in "".join(survey_rows)

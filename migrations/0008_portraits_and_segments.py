@@ -1,0 +1,210 @@
+import functools
+from json import dumps, loads
+
+from tortoise import fields, migrations
+from tortoise.fields.base import OnDelete
+from tortoise.indexes import Index
+from tortoise.migrations import operations as ops
+
+from models.customers import ProductType
+from models.portraits import LifecycleStage, ValueTier
+from models.surveys import NpsCategory
+
+
+class Migration(migrations.Migration):
+    dependencies = [("models", "0007_surveys_and_notifications")]
+
+    initial = False
+
+    operations = [
+        ops.CreateModel(
+            name="JobBatch",
+            fields=[
+                ("id", fields.BigIntField(generated=True, primary_key=True, unique=True, db_index=True)),
+                (
+                    "job",
+                    fields.ForeignKeyField(
+                        "models.Job",
+                        source_field="job_id",
+                        db_constraint=True,
+                        to_field="id",
+                        related_name="batches",
+                        on_delete=OnDelete.CASCADE,
+                    ),
+                ),
+                ("seq", fields.IntField()),
+                (
+                    "params",
+                    fields.JSONField(
+                        default=dict, encoder=functools.partial(dumps, separators=(",", ":")), decoder=loads
+                    ),
+                ),
+                ("done_at", fields.DatetimeField(null=True, auto_now=False, auto_now_add=False)),
+            ],
+            options={"table": "job_batch", "app": "models", "unique_together": (("job", "seq"),), "pk_attr": "id"},
+            bases=["Model"],
+        ),
+        ops.CreateModel(
+            name="Portrait",
+            fields=[
+                ("id", fields.BigIntField(generated=True, primary_key=True, unique=True, db_index=True)),
+                (
+                    "customer",
+                    fields.OneToOneField(
+                        "models.Customer",
+                        source_field="customer_id",
+                        db_constraint=True,
+                        to_field="id",
+                        related_name="portrait",
+                        on_delete=OnDelete.CASCADE,
+                    ),
+                ),
+                (
+                    "value_tier",
+                    fields.CharEnumField(
+                        db_index=True,
+                        description="PRIVATE_BANKING: PRIVATE_BANKING\nWEALTH: WEALTH\nAFFLUENT: AFFLUENT\nMASS: MASS",
+                        enum_type=ValueTier,
+                        max_length=16,
+                    ),
+                ),
+                ("aum", fields.DecimalField(max_digits=20, decimal_places=2)),
+                ("debt", fields.DecimalField(max_digits=20, decimal_places=2)),
+                ("product_count", fields.IntField()),
+                (
+                    "product_types",
+                    fields.JSONField(
+                        default=list, encoder=functools.partial(dumps, separators=(",", ":")), decoder=loads
+                    ),
+                ),
+                ("tenure_months", fields.IntField()),
+                ("interactions_90d", fields.IntField()),
+                ("last_contact_at", fields.DatetimeField(null=True, auto_now=False, auto_now_add=False)),
+                ("complaint_count", fields.IntField()),
+                ("open_complaints", fields.IntField()),
+                ("avg_csat", fields.FloatField(null=True)),
+                (
+                    "nps_category",
+                    fields.CharEnumField(
+                        null=True,
+                        description="PROMOTER: PROMOTER\nPASSIVE: PASSIVE\nDETRACTOR: DETRACTOR",
+                        enum_type=NpsCategory,
+                        max_length=16,
+                    ),
+                ),
+                ("churn_risk", fields.FloatField()),
+                (
+                    "churn_drivers",
+                    fields.JSONField(
+                        default=list, encoder=functools.partial(dumps, separators=(",", ":")), decoder=loads
+                    ),
+                ),
+                (
+                    "lifecycle_stage",
+                    fields.CharEnumField(
+                        description="NEW: NEW\nGROWING: GROWING\nMATURE: MATURE\nDECLINING: DECLINING\nDORMANT: DORMANT",
+                        enum_type=LifecycleStage,
+                        max_length=16,
+                    ),
+                ),
+                (
+                    "next_best_products",
+                    fields.JSONField(
+                        default=list, encoder=functools.partial(dumps, separators=(",", ":")), decoder=loads
+                    ),
+                ),
+                (
+                    "tags",
+                    fields.JSONField(
+                        default=list, encoder=functools.partial(dumps, separators=(",", ":")), decoder=loads
+                    ),
+                ),
+                ("computed_at", fields.DatetimeField(auto_now=False, auto_now_add=False)),
+            ],
+            options={"table": "portrait", "app": "models", "pk_attr": "id"},
+            bases=["Model"],
+        ),
+        ops.CreateModel(
+            name="ProductRecommendation",
+            fields=[
+                ("id", fields.BigIntField(generated=True, primary_key=True, unique=True, db_index=True)),
+                (
+                    "customer",
+                    fields.ForeignKeyField(
+                        "models.Customer",
+                        source_field="customer_id",
+                        db_constraint=True,
+                        to_field="id",
+                        related_name="recommendations",
+                        on_delete=OnDelete.CASCADE,
+                    ),
+                ),
+                (
+                    "product",
+                    fields.CharEnumField(
+                        description="CURRENT_DEPOSIT: CURRENT_DEPOSIT\nTIME_DEPOSIT: TIME_DEPOSIT\nDEBIT_CARD: DEBIT_CARD\nCREDIT_CARD: CREDIT_CARD\nPERSONAL_LOAN: PERSONAL_LOAN\nMORTGAGE: MORTGAGE\nWEALTH_MANAGEMENT: WEALTH_MANAGEMENT\nFUND: FUND\nINSURANCE: INSURANCE\nPRECIOUS_METAL: PRECIOUS_METAL",
+                        enum_type=ProductType,
+                        max_length=32,
+                    ),
+                ),
+                ("score", fields.FloatField()),
+            ],
+            options={
+                "table": "product_recommendation",
+                "app": "models",
+                "unique_together": (("customer", "product"),),
+                "indexes": [Index(fields=["product", "score"])],
+                "pk_attr": "id",
+            },
+            bases=["Model"],
+        ),
+        ops.CreateModel(
+            name="Segment",
+            fields=[
+                ("id", fields.IntField(generated=True, primary_key=True, unique=True, db_index=True)),
+                ("name", fields.CharField(unique=True, max_length=120)),
+                ("description", fields.TextField(null=True, unique=False)),
+                (
+                    "filter_params",
+                    fields.JSONField(
+                        source_field="filter",
+                        default=dict,
+                        encoder=functools.partial(dumps, separators=(",", ":")),
+                        decoder=loads,
+                    ),
+                ),
+                (
+                    "created_by",
+                    fields.ForeignKeyField(
+                        "models.Staff",
+                        source_field="created_by_id",
+                        null=True,
+                        db_constraint=True,
+                        to_field="id",
+                        related_name="segments",
+                        on_delete=OnDelete.SET_NULL,
+                    ),
+                ),
+                ("version", fields.IntField(default=1)),
+                ("created_at", fields.DatetimeField(auto_now=False, auto_now_add=True)),
+                ("updated_at", fields.DatetimeField(auto_now=True, auto_now_add=False)),
+            ],
+            options={"table": "segment", "app": "models", "pk_attr": "id"},
+            bases=["Model"],
+        ),
+        ops.CreateModel(
+            name="TierProductSets",
+            fields=[
+                ("tier", fields.CharField(primary_key=True, unique=True, db_index=True, max_length=16)),
+                (
+                    "customers_per_set",
+                    fields.JSONField(
+                        default=dict, encoder=functools.partial(dumps, separators=(",", ":")), decoder=loads
+                    ),
+                ),
+                ("computed_at", fields.DatetimeField(auto_now=False, auto_now_add=False)),
+            ],
+            options={"table": "tier_product_sets", "app": "models", "pk_attr": "tier"},
+            bases=["Model"],
+        ),
+    ]

@@ -1,0 +1,81 @@
+from enum import StrEnum
+
+from tortoise import fields
+from tortoise.models import Model
+
+from models.customers import ProductType
+from models.surveys import NpsCategory
+
+
+class ValueTier(StrEnum):
+    PRIVATE_BANKING = "PRIVATE_BANKING"
+    WEALTH = "WEALTH"
+    AFFLUENT = "AFFLUENT"
+    MASS = "MASS"
+
+
+class LifecycleStage(StrEnum):
+    NEW = "NEW"
+    GROWING = "GROWING"
+    MATURE = "MATURE"
+    DECLINING = "DECLINING"
+    DORMANT = "DORMANT"
+
+
+class Portrait(Model):
+    # One row per customer, replaced by every computation (services/portraits.py); never written by a request.
+    # Whether it is stale is the customer's `portrait_stale_since`, which every change behind it sets.
+    # An id of its own: Tortoise's migrations cannot tell a one-to-one primary key from its column (the
+    # autodetector would see `pk_attr` change on every run); the one-to-one field keeps it one per customer.
+    id = fields.BigIntField(primary_key=True)
+    customer = fields.OneToOneField("models.Customer", related_name="portrait", on_delete=fields.CASCADE)
+    value_tier = fields.CharEnumField(ValueTier, max_length=16, db_index=True)
+    aum = fields.DecimalField(max_digits=20, decimal_places=2)
+    debt = fields.DecimalField(max_digits=20, decimal_places=2)
+    product_count = fields.IntField()
+    product_types = fields.JSONField(default=list)
+    tenure_months = fields.IntField()
+    interactions_90d = fields.IntField()
+    last_contact_at = fields.DatetimeField(null=True)
+    complaint_count = fields.IntField()
+    open_complaints = fields.IntField()
+    avg_csat = fields.FloatField(null=True)
+    nps_category = fields.CharEnumField(NpsCategory, max_length=16, null=True)
+    churn_risk = fields.FloatField()
+    churn_drivers = fields.JSONField(default=list)
+    lifecycle_stage = fields.CharEnumField(LifecycleStage, max_length=16)
+    # [{"product": ..., "score": ..., "reason": ...}], best first; the same rows as ProductRecommendation.
+    next_best_products = fields.JSONField(default=list)
+    tags = fields.JSONField(default=list)
+    computed_at = fields.DatetimeField()
+
+    class Meta:
+        table = "portrait"
+
+
+class ProductRecommendation(Model):
+    # A product the customer lacks, with its score: kept as rows so that `prospects(product)` ranks in the database.
+    id = fields.BigIntField(primary_key=True)
+    customer = fields.ForeignKeyField(
+        "models.Customer", related_name="recommendations", on_delete=fields.CASCADE, db_index=False
+    )
+    product = fields.CharEnumField(ProductType, max_length=32)
+    score = fields.FloatField()
+
+    class Meta:
+        table = "product_recommendation"
+        unique_together = (("customer", "product"),)
+        indexes = (("product", "score"),)
+
+
+class TierProductSets(Model):
+    # How many current customers of a value tier hold each exact set of active products ({mask: count}, a mask
+    # of services.portrait_rules.PRODUCT_BITS): the statistics behind next best products. One scan of every
+    # holding makes them, so computations share them and renew them when older than
+    # portrait_rules.STATISTICS_MAX_AGE, instead of every batch scanning the holdings again.
+    tier = fields.CharField(max_length=16, primary_key=True)
+    customers_per_set = fields.JSONField(default=dict)
+    computed_at = fields.DatetimeField()
+
+    class Meta:
+        table = "tier_product_sets"

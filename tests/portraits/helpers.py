@@ -1,0 +1,175 @@
+"""Constructed customers for the portrait tests: rows written straight to the database with the dates a test
+needs (the computation reads the database; requests never compute)."""
+
+from __future__ import annotations
+
+import itertools
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+
+from models.complaints import Complaint, ComplaintCategory, ComplaintReason, ComplaintStatus
+from models.customers import (
+    Channel,
+    Consent,
+    ConsentPurpose,
+    Customer,
+    CustomerKind,
+    CustomerStatus,
+    HoldingStatus,
+    ProductHolding,
+    ProductType,
+)
+from models.follow_ups import Priority
+from models.interactions import Direction, Interaction, InteractionKind, InteractionStatus
+from models.surveys import NpsCategory, SurveyInvitation, SurveyKind, SurveyResponse, SurveyTemplate
+from services import customers as customer_service, surveys
+
+NOW = datetime(2027, 3, 15, 12, 0, tzinfo=UTC)
+TODAY = NOW.date()
+LONG_AGO = NOW - timedelta(days=3 * 365)
+
+_numbers = itertools.count(1)
+
+
+def days_ago(days: int) -> datetime:
+    return NOW - timedelta(days=days)
+
+
+async def customer(
+    *,
+    branch: str | None = "北京朝阳支行",
+    status: CustomerStatus = CustomerStatus.ACTIVE,
+    created_at: datetime = LONG_AGO,
+    profiling: bool | None = True,
+    contacted_days_ago: int | None = 10,
+) -> Customer:
+    """A customer of three years, contacted 10 days ago, who consented to profiling (None: never answered)."""
+    n = next(_numbers)
+    made = await Customer.create(
+        customer_no=f"C{n:010d}", kind=CustomerKind.INDIVIDUAL, name=f"客户{n}", branch=branch, status=status
+    )
+    await Customer.filter(id=made.id).update(created_at=created_at)
+    if profiling is not None:
+        await Consent.create(customer=made, purpose=ConsentPurpose.PROFILING, granted=profiling, source="test")
+    if contacted_days_ago is not None:
+        await interaction(made, days_ago(contacted_days_ago))
+    return await Customer.get(id=made.id)
+
+
+async def holding(
+    customer: Customer,
+    product: ProductType,
+    balance: str | Decimal = "1000.00",
+    *,
+    opened: date = date(2024, 1, 10),
+    closed: date | None = None,
+) -> ProductHolding:
+    row = await ProductHolding.create(
+        customer=customer,
+        account_no=f"62220{next(_numbers):011d}",
+        product=product,
+        balance=Decimal(balance),
+        opened_at=opened,
+        closed_at=closed,
+        status=HoldingStatus.CLOSED if closed else HoldingStatus.ACTIVE,
+    )
+    await customer_service.refresh_balances([customer.id])
+    return row
+
+
+async def interaction(customer: Customer, at: datetime) -> Interaction:
+    return await Interaction.create(
+        customer=customer,
+        channel=Channel.PHONE,
+        direction=Direction.OUTBOUND,
+        kind=InteractionKind.ADVICE,
+        status=InteractionStatus.RESOLVED,
+        subject="回访",
+        occurred_at=at,
+    )
+
+
+async def complaint(customer: Customer, status: ComplaintStatus, *, received: datetime, due: datetime) -> Complaint:
+    return await Complaint.create(
+        reference_no=f"CMP-TEST-{next(_numbers):08d}",
+        customer=customer,
+        branch=customer.branch,
+        channel=Channel.PHONE,
+        category=ComplaintCategory.DEPOSIT,
+        reason=ComplaintReason.SERVICE_ATTITUDE,
+        priority=Priority.NORMAL,
+        priority_rank=2,
+        status=status,
+        summary="测试投诉",
+        description="测试",
+        received_at=received,
+        due_at=due,
+    )
+
+
+async def answer(
+    customer: Customer, at: datetime, *, nps: int | None = None, csat: float | None = None
+) -> SurveyResponse:
+    template = await SurveyTemplate.create(name="测试调查", kind=SurveyKind.NPS, questions=[])
+    invitation = await SurveyInvitation.create(
+        template=template, customer=customer, channel=Channel.SMS, expires_at=at + timedelta(days=14)
+    )
+    category: NpsCategory | None = surveys.nps_category(nps) if nps is not None else None
+    return await SurveyResponse.create(
+        invitation=invitation,
+        customer=customer,
+        answers=[],
+        nps_score=nps,
+        nps_category=category,
+        csat_score=csat,
+        submitted_at=at,
+    )
+
+
+class StatementCounter:
+    """Counts the SQL statements sent on the default connection, inside transactions too (tests.conftest's
+    QueryCounter sees only those outside one): patches the client's class and its transaction wrapper's."""
+
+    METHODS = ("execute_query", "execute_query_dict", "execute_insert", "execute_many")
+
+    def __init__(self) -> None:
+        self.statements: list[str] = []
+        self._depth = 0
+
+    def __enter__(self) -> StatementCounter:
+        from tortoise import Tortoise
+
+        base = type(Tortoise.get_connection("default"))
+        classes, pending = [], [base]
+        while pending:
+            cls = pending.pop()
+            classes.append(cls)
+            pending.extend(cls.__subclasses__())
+        self._patched = []
+        for cls in classes:
+            for name in self.METHODS:
+                if name in cls.__dict__:
+                    original = cls.__dict__[name]
+                    setattr(cls, name, self._counting(original))
+                    self._patched.append((cls, name, original))
+        return self
+
+    def _counting(self, original):
+        async def counted(client, query, *args, **kwargs):
+            if self._depth == 0:  # one statement, even when a method calls another
+                self.statements.append(str(query))
+            self._depth += 1
+            try:
+                return await original(client, query, *args, **kwargs)
+            finally:
+                self._depth -= 1
+
+        return counted
+
+    def __exit__(self, *exc) -> None:
+        for cls, name, original in self._patched:
+            setattr(cls, name, original)
+
+    @property
+    def count(self) -> int:
+        return len(self.statements)

@@ -1,0 +1,146 @@
+"""A full recompute shared by two real `crm worker` processes on Redis, one of them killed with SIGKILL mid-run:
+the batches it held are sent again by the stalled-batch sweep (sent here every second, as the scheduler would)
+and the survivor computes them; the job still ends SUCCEEDED with every customer's portrait computed by it."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from datetime import date
+from decimal import Decimal
+from pathlib import Path
+
+import httpx
+import pytest
+import redis.asyncio as aioredis
+
+from models.customers import Customer, CustomerKind, HoldingStatus, ProductHolding, ProductType
+from models.jobs import Job, JobBatch, JobStatus
+from models.portraits import Portrait
+from models.staff import Role
+from services import clock
+from tests.conftest import TEST_REDIS_URL, make_staff, token_for, with_overrides
+from tests.jobs.live import live_server
+
+pytestmark = pytest.mark.skipif(not TEST_REDIS_URL, reason="CRM_TEST_REDIS_URL is not set")
+ROOT = Path(__file__).resolve().parents[2]
+CUSTOMERS, BATCH = 3000, 20  # 150 batches: the kill lands mid-run
+RECOMPUTE = """mutation { recomputePortraits(input: {all: true}) { job { id status } errors { code message } } }"""
+
+
+@pytest.fixture(autouse=True)
+def _pinned_clock():
+    """Overrides the portrait tests' pinned clock: the workers run on the real one, and so does this test."""
+    clock.reset()
+    yield
+    clock.reset()
+
+
+def _start_worker(settings) -> subprocess.Popen:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CRM_")}
+    env.update(
+        CRM_ENV="test",
+        CRM_DATABASE_URL=settings.database_url,
+        CRM_REDIS_URL=settings.redis_url,
+        CRM_SECRET_KEY=settings.secret_key,
+        CRM_LOG_JSON="false",
+        CRM_PORTRAIT_BATCH_SIZE=str(BATCH),
+        CRM_JOB_STALL_SECONDS="3",
+    )
+    return subprocess.Popen(
+        [sys.executable, "app.py", "worker", "--threads", "2"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+async def _customers(count: int) -> list[int]:
+    today = date.today()
+    await Customer.bulk_create(
+        [Customer(customer_no=f"K{n:010d}", kind=CustomerKind.INDIVIDUAL, name=f"客户{n}") for n in range(count)],
+        batch_size=1000,
+    )
+    ids = sorted(await Customer.all().values_list("id", flat=True))
+    await ProductHolding.bulk_create(
+        [
+            ProductHolding(
+                customer_id=customer_id,
+                account_no=f"6222{customer_id:012d}",
+                product=ProductType.TIME_DEPOSIT,
+                balance=Decimal(1000 * (customer_id % 7000)),
+                opened_at=today.replace(year=today.year - 2),
+                status=HoldingStatus.ACTIVE,
+            )
+            for customer_id in ids
+        ],
+        batch_size=1000,
+    )
+    return ids
+
+
+async def _stop(worker: subprocess.Popen) -> tuple[int, str]:
+    worker.terminate()
+    try:
+        output, _ = await asyncio.to_thread(worker.communicate, timeout=30)
+    except subprocess.TimeoutExpired:
+        worker.kill()
+        output, _ = worker.communicate()
+    return worker.returncode, output
+
+
+async def test_a_worker_killed_mid_recompute_loses_nothing(settings):
+    redis_settings = with_overrides(settings, redis_url=TEST_REDIS_URL)
+    client = aioredis.Redis.from_url(TEST_REDIS_URL)
+    await client.flushdb()
+    await client.aclose()
+    async with live_server(redis_settings) as (application, address):
+        ids = await _customers(CUSTOMERS)
+        token = await token_for(await make_staff(Role.ANALYST), redis_settings)
+        doomed, survivor = _start_worker(redis_settings), _start_worker(redis_settings)
+        try:
+            async with httpx.AsyncClient(base_url=f"http://{address}") as http:
+                response = await http.post(
+                    "/graphql", headers={"Authorization": f"Bearer {token}"}, json={"query": RECOMPUTE}
+                )
+            payload = response.json()["data"]["recomputePortraits"]
+            assert payload["errors"] == [], payload
+            job = await Job.get(kind="RECOMPUTE_PORTRAITS")
+
+            deadline = time.monotonic() + 120
+            while (await Job.get(id=job.id)).processed < 10:  # both workers are at it
+                assert time.monotonic() < deadline, "the recompute did not start"
+                await asyncio.sleep(0.05)
+            doomed.send_signal(signal.SIGKILL)
+            at_kill = await Job.get(id=job.id)
+            assert at_kill.status == JobStatus.RUNNING and at_kill.processed < at_kill.total, "killed too late"
+
+            queue = application.runtime.queue
+            while (current := await Job.get(id=job.id)).status == JobStatus.RUNNING:
+                assert time.monotonic() < deadline, f"still RUNNING at {current.processed}/{current.total}"
+                queue.send("requeue_stalled_batches")  # as the scheduler does, every minute in production
+                await asyncio.sleep(1)
+            done = await Job.get(id=job.id)
+            unfinished = await JobBatch.filter(job_id=job.id, done_at__isnull=True).count()
+            portraits = await Portrait.all().values_list("customer_id", "computed_at")
+            stale = await Customer.filter(portrait_stale_since__isnull=False).count()
+        finally:
+            if doomed.poll() is None:
+                doomed.kill()
+            doomed.communicate()
+            code, output = await _stop(survivor)
+
+    assert done.status == JobStatus.SUCCEEDED, (done.errors, output[-3000:])
+    assert (done.total, done.processed, done.errors) == (CUSTOMERS // BATCH, CUSTOMERS // BATCH, [])
+    assert done.result == {"customers": CUSTOMERS, "batches": CUSTOMERS // BATCH}
+    assert unfinished == 0 and stale == 0
+    # Every customer has exactly one portrait, computed by this job.
+    assert sorted(customer_id for customer_id, _ in portraits) == ids
+    assert all(job.created_at <= computed_at <= done.finished_at for _, computed_at in portraits)
+    assert code == 0, output[-3000:]
