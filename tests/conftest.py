@@ -24,6 +24,7 @@ from tortoise.contrib.test import truncate_all_models
 from app import create_app
 from core import db
 from core.settings import Settings
+from models.jobs import Job, JobStatus
 from models.staff import Department, Role, Staff
 from services import auth, staff as staff_service
 from services.access import COMMAND_LINE
@@ -114,6 +115,9 @@ async def app(settings: Settings):
     async with RunningApp(create_app(settings)).running() as running:
         await truncate_all_models()
         yield running
+        # The next test's app resumes the jobs it finds unfinished when it starts (before it truncates): a job this
+        # test left QUEUED or RUNNING would run there, against the next test's data.
+        await Job.filter(status__in=[JobStatus.QUEUED, JobStatus.RUNNING]).update(status=JobStatus.CANCELLED)
 
 
 @pytest_asyncio.fixture
