@@ -1,12 +1,16 @@
-"""A real uvicorn server on a free loopback port, and a graphql-transport-ws client."""
+"""A real uvicorn server on a free loopback port, a graphql-transport-ws client, and `crm worker` processes."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import os
 import socket
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 import uvicorn
 import websockets
@@ -14,6 +18,8 @@ from tortoise.contrib.test import truncate_all_models
 
 from app import create_app
 from core.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 class Served:
@@ -73,3 +79,25 @@ async def stream(
 async def subscribe(address: str, token: str, query: str, variables: dict, *, timeout: float = 30.0) -> list[dict]:
     """Every `next` payload until the server completes the subscription."""
     return [payload async for payload in stream(address, token, query, variables, timeout=timeout)]
+
+
+def start_worker(settings: Settings, *, threads: int = 2, **environment: str) -> subprocess.Popen:
+    """A `crm worker` process on the settings' database and Redis (plus `CRM_*` variables given here), its
+    output piped; stop it with terminate() or kill()."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CRM_")}
+    env.update(
+        CRM_ENV="test",
+        CRM_DATABASE_URL=settings.database_url,
+        CRM_REDIS_URL=settings.redis_url or "",
+        CRM_SECRET_KEY=settings.secret_key,
+        CRM_LOG_JSON="false",
+        **environment,
+    )
+    return subprocess.Popen(
+        [sys.executable, "app.py", "worker", "--threads", str(threads)],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )

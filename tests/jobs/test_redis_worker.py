@@ -1,20 +1,16 @@
 """A job through the Redis broker and a separate `crm worker` process, with progress over Redis pub/sub."""
 
 import asyncio
-import os
 import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 import redis.asyncio as aioredis
 
 from models.staff import Role
 from tests.conftest import TEST_REDIS_URL, make_staff, token_for, with_overrides
-from tests.jobs.live import live_server, subscribe
+from tests.jobs.live import live_server, start_worker, subscribe
 
 pytestmark = pytest.mark.skipif(not TEST_REDIS_URL, reason="CRM_TEST_REDIS_URL is not set")
-ROOT = Path(__file__).resolve().parents[2]
 PROGRESS = "subscription($id: ID!) { jobProgress(id: $id) { status processed } }"
 
 
@@ -29,32 +25,13 @@ async def _flush(url: str) -> None:
     await client.aclose()
 
 
-def _start_worker(settings) -> subprocess.Popen:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CRM_")}
-    env.update(
-        CRM_ENV="test",
-        CRM_DATABASE_URL=settings.database_url,
-        CRM_REDIS_URL=settings.redis_url,
-        CRM_SECRET_KEY=settings.secret_key,
-        CRM_LOG_JSON="false",
-    )
-    return subprocess.Popen(
-        [sys.executable, "app.py", "worker", "--threads", "2"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-
-
 async def test_a_job_runs_on_a_separate_worker_process(redis_settings):
     await _flush(redis_settings.redis_url)
     async with live_server(redis_settings) as (application, address):
         assert application.runtime.worker is None  # nothing runs in the API process
         member = await make_staff(Role.AUDITOR)
         token = await token_for(member, redis_settings)
-        worker = _start_worker(redis_settings)
+        worker = start_worker(redis_settings)
         try:
             import httpx
 

@@ -5,14 +5,11 @@ and the survivor computes them; the job still ends SUCCEEDED with every customer
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import subprocess
-import sys
 import time
 from datetime import date
 from decimal import Decimal
-from pathlib import Path
 
 import httpx
 import pytest
@@ -24,10 +21,9 @@ from models.portraits import Portrait
 from models.staff import Role
 from services import clock
 from tests.conftest import TEST_REDIS_URL, make_staff, token_for, with_overrides
-from tests.jobs.live import live_server
+from tests.jobs.live import live_server, start_worker
 
 pytestmark = pytest.mark.skipif(not TEST_REDIS_URL, reason="CRM_TEST_REDIS_URL is not set")
-ROOT = Path(__file__).resolve().parents[2]
 CUSTOMERS, BATCH = 3000, 20  # 150 batches: the kill lands mid-run
 RECOMPUTE = """mutation { recomputePortraits(input: {all: true}) { job { id status } errors { code message } } }"""
 
@@ -41,24 +37,7 @@ def _pinned_clock():
 
 
 def _start_worker(settings) -> subprocess.Popen:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CRM_")}
-    env.update(
-        CRM_ENV="test",
-        CRM_DATABASE_URL=settings.database_url,
-        CRM_REDIS_URL=settings.redis_url,
-        CRM_SECRET_KEY=settings.secret_key,
-        CRM_LOG_JSON="false",
-        CRM_PORTRAIT_BATCH_SIZE=str(BATCH),
-        CRM_JOB_STALL_SECONDS="3",
-    )
-    return subprocess.Popen(
-        [sys.executable, "app.py", "worker", "--threads", "2"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    return start_worker(settings, CRM_PORTRAIT_BATCH_SIZE=str(BATCH), CRM_JOB_STALL_SECONDS="3")
 
 
 async def _customers(count: int) -> list[int]:
