@@ -55,6 +55,9 @@ class Settings:
     admin_password: str | None = field(default=None, repr=False)
     token_ttl_minutes: int = 12 * 60
     worker_threads: int = 4
+    # How long an embedded worker thread waits for a message before it looks whether to stop: it bounds how long
+    # stopping the app takes (twice this), at the cost of a wake-up per thread this often when idle.
+    worker_poll_ms: int = 100
     log_level: str = "INFO"
     log_json: bool = True
     # Each domain's own settings, by section class (see `section`); `of()` gives the defaults when absent.
@@ -103,6 +106,8 @@ class Settings:
             raise SettingsError("CRM_TOKEN_TTL_MINUTES must be at least 1")
         if not 1 <= self.worker_threads <= 64:
             raise SettingsError("CRM_WORKER_THREADS must be between 1 and 64")
+        if not 5 <= self.worker_poll_ms <= 5_000:
+            raise SettingsError("CRM_WORKER_POLL_MS must be between 5 and 5000")
         if self.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
             raise SettingsError(f"CRM_LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR, not {self.log_level!r}")
         if self.production and len(self.secret_key) < 32:

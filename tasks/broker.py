@@ -176,7 +176,9 @@ class TaskQueue:
         global _runtime
         self.broker.add_middleware(SharedLoop(loop))
         _runtime = Runtime(pubsub, self)
-        return dramatiq.Worker(self.broker, worker_threads=self.settings.worker_threads, worker_timeout=100)
+        return dramatiq.Worker(
+            self.broker, worker_threads=self.settings.worker_threads, worker_timeout=self.settings.worker_poll_ms
+        )
 
     def process_worker(self, threads: int) -> dramatiq.Worker:
         """The `crm worker` process's worker (not started yet)."""

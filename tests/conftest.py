@@ -78,6 +78,7 @@ def settings(migrated_database: str, tmp_path_factory: pytest.TempPathFactory) -
         database_url=migrated_database,
         log_json=False,
         worker_threads=2,
+        worker_poll_ms=10,  # each test stops its app: 2 x 100 ms by default, most of a short test's time
         sections={NotificationSettings: drop},
     ).validated()
 
