@@ -207,4 +207,30 @@ class Migration(migrations.Migration):
             options={"table": "tier_product_sets", "app": "models", "pk_attr": "tier"},
             bases=["Model"],
         ),
+        ops.AlterField(
+            model_name="Complaint",
+            name="customer",
+            field=fields.ForeignKeyField(
+                "models.Customer",
+                source_field="customer_id",
+                db_index=True,
+                db_constraint=True,
+                to_field="id",
+                related_name="complaints",
+                on_delete=OnDelete.RESTRICT,
+            ),
+        ),
+        ops.AlterField(
+            model_name="ProductHolding",
+            name="customer",
+            field=fields.ForeignKeyField(
+                "models.Customer",
+                source_field="customer_id",
+                db_index=True,
+                db_constraint=True,
+                to_field="id",
+                related_name="holdings",
+                on_delete=OnDelete.RESTRICT,
+            ),
+        ),
     ]

@@ -71,7 +71,10 @@ class ComplaintEventType(StrEnum):
 class Complaint(Model):
     id = fields.IntField(primary_key=True)
     reference_no = fields.CharField(max_length=24, unique=True)
-    customer = fields.ForeignKeyField("models.Customer", related_name="complaints", on_delete=fields.RESTRICT)
+    # Indexed: the portrait computation and a customer's page read the complaints of given customers.
+    customer = fields.ForeignKeyField(
+        "models.Customer", related_name="complaints", on_delete=fields.RESTRICT, db_index=True
+    )
     # The customer's branch when filed: statistics and scoping stay stable if the customer moves.
     branch = fields.CharField(max_length=64, null=True, db_index=True)
     channel = fields.CharEnumField(Channel, max_length=16, db_index=True)

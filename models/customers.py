@@ -135,7 +135,10 @@ class CustomerTag(Model):
 
 class ProductHolding(Model):
     id = fields.IntField(primary_key=True)
-    customer = fields.ForeignKeyField("models.Customer", related_name="holdings", on_delete=fields.RESTRICT)
+    # Indexed: the portrait computation and a customer's page read the holdings of given customers.
+    customer = fields.ForeignKeyField(
+        "models.Customer", related_name="holdings", on_delete=fields.RESTRICT, db_index=True
+    )
     account_no = fields.CharField(max_length=40, unique=True)
     product = fields.CharEnumField(ProductType, max_length=32)
     balance = fields.DecimalField(max_digits=20, decimal_places=2)

@@ -67,7 +67,7 @@ from services.notification_channels import (
 log = logging.getLogger(__name__)
 
 SEND_ACTOR = "send_notifications"  # tasks/notifications.py: a list of ids
-DELIVERY_BATCH = 50  # notifications per message: one claim, one connection, one record for them all
+DELIVERY_BATCH = 100  # notifications per message: one claim, one connection, one record for them all
 CLAIM_LEASE = timedelta(minutes=5)  # far longer than an SMTP or gateway timeout
 LOST_AFTER = timedelta(minutes=2)  # an unclaimed QUEUED row this old lost its message
 SWEEP_BATCH = 500

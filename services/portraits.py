@@ -3,6 +3,11 @@
 `compute(ids)` reads a batch of customers with a fixed number of set-based queries (GROUP BY customer over
 the batch's ids, whatever its size), applies the pure rules of services/portrait_rules.py and replaces the
 batch's portraits and product recommendations in one transaction. The formulas: docs/PORTRAITS.md.
+
+It is the nightly full recompute's whole cost (docs/BENCHMARKS.md, "Full portrait recompute"), so it works with
+plain rows: statements of its own (SQL that PostgreSQL and SQLite both run) read tuples and write them with
+multi-row INSERTs; no model instance is built, and the recommendations of each (tier, product set) are worked
+out once per set of co-holding statistics, not once per customer.
 """
 
 from __future__ import annotations
@@ -11,27 +16,20 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from functools import lru_cache
 from typing import Any
 
+from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.connection import get_connection
-from tortoise.expressions import F, Q, Value
-from tortoise.functions import Avg, Coalesce, Count, Max, Min
+from tortoise.expressions import F, Value
+from tortoise.functions import Coalesce
 
 from core.db import atomic
 from core.settings import SettingsError, section
-from models.complaints import Complaint
-from models.customers import (
-    ConsentPurpose,
-    Customer,
-    CustomerStatus,
-    CustomerTag,
-    HoldingStatus,
-    ProductHolding,
-    ProductType,
-)
-from models.interactions import Interaction
+from core.sql import Statement, execute, insert_rows, rows_of
+from models.customers import ConsentPurpose, Customer, CustomerStatus, HoldingStatus, ProductType
 from models.portraits import Portrait, ProductRecommendation, TierProductSets, ValueTier
-from models.surveys import NpsCategory, SurveyResponse
+from models.surveys import NpsCategory
 from services import clock, complaint_rules, consents, customer_relations, customer_rules, portrait_rules as rules
 from services.customer_relations import Relation
 
@@ -77,9 +75,6 @@ async def mark_stale(customer_ids: Iterable[int]) -> None:
         )
 
 
-# ---------------------------------------------------------------- reading a batch
-
-
 def _datetime(value: Any) -> datetime | None:
     """An aggregated timestamp as an aware UTC datetime (SQLite hands aggregates back as ISO text)."""
     if value is None or isinstance(value, datetime):
@@ -94,7 +89,124 @@ def _date(value: Any) -> date | None:
     return date.fromisoformat(str(value)[:10])
 
 
-@dataclass
+def _decimal(value: Any) -> Decimal:
+    return value if isinstance(value, Decimal) else Decimal(str(value))
+
+
+def tier_case(column: str) -> str:
+    # TIER_FLOORS are our own constants: nothing a caller sends reaches this SQL text.
+    whens = " ".join(
+        f"WHEN CAST({column} AS NUMERIC) >= {floor} THEN '{tier}'" for tier, floor in customer_rules.TIER_FLOORS[:-1]
+    )
+    return f"CASE {whens} ELSE '{customer_rules.TIER_FLOORS[-1][0]}' END"
+
+
+def _quoted(values: Iterable[Any]) -> str:
+    return ", ".join(f"'{v.value}'" for v in values)
+
+
+def _product_bit_case(column: str) -> str:
+    """A holding's product as its bit of rules.PRODUCT_BITS (our own constants, not a caller's)."""
+    whens = " ".join(f"WHEN '{p.value}' THEN {bit}" for p, bit in rules.PRODUCT_BITS.items())
+    return f"CASE {column} {whens} END"
+
+
+# How many current customers of each tier hold each exact set of active products: one scan of the holdings,
+# at most 4 x 1024 rows back. Shared by the whole batch (the statistics are about everyone, not the batch).
+CO_HOLDING_SQL = f"""
+SELECT tier, mask, COUNT(*) AS n FROM (
+    SELECT {tier_case("c.aum")} AS tier, SUM(DISTINCT {_product_bit_case("h.product")}) AS mask
+    FROM product_holding h JOIN customer c ON c.id = h.customer_id
+    WHERE h.status = '{HoldingStatus.ACTIVE.value}' AND c.status IN ({_quoted(CURRENT)})
+    GROUP BY h.customer_id, c.aum
+) sets GROUP BY tier, mask
+"""
+
+
+# The JSON columns are written and read as their model field (Tortoise's JSONField) writes and reads them.
+_JSON = Portrait._meta.fields_map["tags"]
+_encode_json = _JSON.encoder
+
+
+def _decode_json(value: Any) -> Any:
+    return value if isinstance(value, dict | list) else _JSON.decoder(value)
+
+
+# ---------------------------------------------------------------- the co-holding statistics
+
+
+class Statistics:
+    """The co-holding statistics of every tier (rules.CoHolding), and the recommendations they give each
+    (tier, set of products held): a customer's recommendations depend on nothing else, so each pair is worked
+    out once, however many customers share it (a few hundred pairs for a whole bank)."""
+
+    def __init__(self, per_tier: dict[ValueTier, rules.CoHolding]) -> None:
+        self.per_tier = per_tier
+        self._recommended: dict[tuple[ValueTier, int], tuple[str, list[tuple[str, float]]]] = {}
+
+    def recommended(self, tier: ValueTier, mask: int) -> tuple[str, list[tuple[str, float]]]:
+        """The stored form of rules.recommend for a tier and a product set (a mask of rules.PRODUCT_BITS):
+        the portrait's next_best_products as JSON text, and the (product, score) rows."""
+        key = (tier, mask)
+        found = self._recommended.get(key)
+        if found is None:
+            recommendations = rules.recommend(tier, _products_of(mask), self.per_tier[tier])
+            found = (
+                _encode_json([r.as_json() for r in recommendations]),
+                [(r.product.value, r.score) for r in recommendations],
+            )
+            self._recommended[key] = found
+        return found
+
+
+@lru_cache(maxsize=1024)
+def _products_of(mask: int) -> frozenset[ProductType]:
+    return frozenset(p for p, bit in rules.PRODUCT_BITS.items() if mask & bit)
+
+
+@lru_cache(maxsize=1024)
+def _product_types_json(mask: int) -> str:
+    """portrait.product_types for a product set: the types in the order of the ProductType enum."""
+    return _encode_json([p.value for p, bit in rules.PRODUCT_BITS.items() if mask & bit])
+
+
+# The stored statistics last read, with what was worked out from them: every batch of a worker reads the four
+# rows (one query) and reuses this while they have not changed.
+_last_read: tuple[tuple[tuple[Any, ...], ...], Statistics] | None = None
+
+
+async def co_holding() -> Statistics:
+    """The co-holding statistics of every tier: the stored ones (one query), or, when they are missing or older
+    than STATISTICS_MAX_AGE, new ones from every holding (two more: the scan and an upsert)."""
+    global _last_read
+    now = clock.now()
+    connection = get_connection("default")
+    _, stored = await connection.execute_query("SELECT tier, customers_per_set, computed_at FROM tier_product_sets")
+    stored_key = tuple(sorted((row[0], str(row[1]), str(row[2])) for row in stored))
+    if len(stored) == len(ValueTier) and min(_datetime(row[2]) for row in stored) > now - rules.STATISTICS_MAX_AGE:
+        if _last_read is not None and _last_read[0] == stored_key:
+            return _last_read[1]
+        per_tier = {ValueTier(row[0]): {int(mask): n for mask, n in _decode_json(row[1]).items()} for row in stored}
+        statistics = Statistics({tier: rules.CoHolding.of(per_tier[tier]) for tier in ValueTier})
+        _last_read = (stored_key, statistics)
+        return statistics
+    _, rows = await connection.execute_query(CO_HOLDING_SQL)
+    per_tier = {tier: {} for tier in ValueTier}
+    for row in rows:
+        per_tier[ValueTier(row["tier"])][int(row["mask"])] = int(row["n"])
+    # An upsert: computations that renew them at the same moment do not collide.
+    await TierProductSets.bulk_create(
+        [TierProductSets(tier=t.value, customers_per_set=sets, computed_at=now) for t, sets in per_tier.items()],
+        on_conflict=["tier"],
+        update_fields=["customers_per_set", "computed_at"],
+    )
+    return Statistics({tier: rules.CoHolding.of(per_tier[tier]) for tier in ValueTier})
+
+
+# ---------------------------------------------------------------- reading a batch
+
+
+@dataclass(slots=True)
 class _Gathered:
     """Everything read about one customer."""
 
@@ -102,7 +214,7 @@ class _Gathered:
     aum: Decimal
     debt: Decimal
     created_at: datetime
-    active_products: set[ProductType] = field(default_factory=set)
+    products: int = 0  # the ACTIVE products, a mask of rules.PRODUCT_BITS
     active_holdings: int = 0
     first_opened: date | None = None
     last_opened: date | None = None
@@ -126,153 +238,118 @@ def _latest(*values: date | None) -> date | None:
     return max(present) if present else None
 
 
-def tier_case(column: str) -> str:
-    # TIER_FLOORS are our own constants: nothing a caller sends reaches this SQL text.
-    whens = " ".join(
-        f"WHEN CAST({column} AS NUMERIC) >= {floor} THEN '{tier}'" for tier, floor in customer_rules.TIER_FLOORS[:-1]
-    )
-    return f"CASE {whens} ELSE '{customer_rules.TIER_FLOORS[-1][0]}' END"
-
-
-def _quoted(values: Iterable[Any]) -> str:
-    return ", ".join(f"'{v.value}'" for v in values)
-
-
-_PRODUCT_BIT_CASE = (
-    "CASE h.product " + " ".join(f"WHEN '{p.value}' THEN {bit}" for p, bit in rules.PRODUCT_BITS.items()) + " END"
-)
-# How many current customers of each tier hold each exact set of active products: one scan of the holdings,
-# at most 4 x 1024 rows back. Shared by the whole batch (the statistics are about everyone, not the batch).
-CO_HOLDING_SQL = f"""
-SELECT tier, mask, COUNT(*) AS n FROM (
-    SELECT {tier_case("c.aum")} AS tier, SUM(DISTINCT {_PRODUCT_BIT_CASE}) AS mask
-    FROM product_holding h JOIN customer c ON c.id = h.customer_id
-    WHERE h.status = '{HoldingStatus.ACTIVE.value}' AND c.status IN ({_quoted(CURRENT)})
-    GROUP BY h.customer_id, c.aum
-) sets GROUP BY tier, mask
-"""
-
-
-async def co_holding() -> dict[ValueTier, rules.CoHolding]:
-    """The co-holding statistics of every tier: the stored ones (one query), or, when they are missing or older
-    than STATISTICS_MAX_AGE, new ones from every holding (two more: the scan and an upsert)."""
-    now = clock.now()
-    stored = await TierProductSets.all()
-    if len(stored) == len(ValueTier) and min(s.computed_at for s in stored) > now - rules.STATISTICS_MAX_AGE:
-        per_tier = {ValueTier(s.tier): {int(mask): n for mask, n in s.customers_per_set.items()} for s in stored}
-    else:
-        _, rows = await get_connection("default").execute_query(CO_HOLDING_SQL)
-        per_tier = {tier: {} for tier in ValueTier}
-        for row in rows:
-            per_tier[ValueTier(row["tier"])][int(row["mask"])] = int(row["n"])
-        # An upsert: computations that renew them at the same moment do not collide.
-        await TierProductSets.bulk_create(
-            [TierProductSets(tier=t.value, customers_per_set=sets, computed_at=now) for t, sets in per_tier.items()],
-            on_conflict=["tier"],
-            update_fields=["customers_per_set", "computed_at"],
-        )
-    return {tier: rules.CoHolding.of(per_tier[tier]) for tier in ValueTier}
-
-
-async def _gather(ids: list[int], now: datetime) -> dict[int, _Gathered]:
-    """One query per kind of data, each over the whole batch."""
+async def _gather(connection: BaseDBAsyncClient, ids: list[int], now: datetime) -> dict[int, _Gathered]:
+    """One query per kind of data, each over the whole batch (GROUP BY customer_id), read as plain rows."""
     today = now.date()
+
+    s = Statement(connection)
+    sql = f"SELECT id, status, aum, debt, created_at FROM customer WHERE {s.covering('id', ids)}"
+    batch = set(ids)
     customers = {
-        row["id"]: _Gathered(CustomerStatus(row["status"]), row["aum"], row["debt"], _datetime(row["created_at"]))
-        for row in await Customer.filter(id__in=ids).values("id", "status", "aum", "debt", "created_at")
+        row[0]: _Gathered(CustomerStatus(row[1]), _decimal(row[2]), _decimal(row[3]), _datetime(row[4]))
+        for row in await rows_of(connection, sql, s)
+        if row[0] in batch
     }
-    closed_since = today - timedelta(days=rules.CLOSED_WITHIN_DAYS)
-    holdings = (
-        await ProductHolding.filter(customer_id__in=ids)
-        .group_by("customer_id", "product", "status")
-        .annotate(
-            n=Count("id"),
-            first_opened=Min("opened_at"),
-            last_opened=Max("opened_at"),
-            last_closed=Max("closed_at"),
-            closed_recently=Count("id", _filter=Q(closed_at__gte=closed_since, closed_at__lte=today)),
-        )
-        .values(
-            "customer_id", "product", "status", "n", "first_opened", "last_opened", "last_closed", "closed_recently"
-        )
+
+    s = Statement(connection)
+    active = f"status = '{HoldingStatus.ACTIVE.value}'"
+    sql = (
+        f"SELECT customer_id, SUM(DISTINCT CASE WHEN {active} THEN {_product_bit_case('product')} END), "
+        f"SUM(CASE WHEN {active} THEN 1 ELSE 0 END), MIN(opened_at), MAX(opened_at), MAX(closed_at), "
+        f"SUM(CASE WHEN closed_at >= {s.param(today - timedelta(days=rules.CLOSED_WITHIN_DAYS))} "
+        f"AND closed_at <= {s.param(today)} THEN 1 ELSE 0 END) "
+        f"FROM product_holding WHERE {s.covering('customer_id', ids)} GROUP BY customer_id"
     )
-    for row in holdings:
-        g = customers[row["customer_id"]]
-        if row["status"] == HoldingStatus.ACTIVE:
-            g.active_products.add(ProductType(row["product"]))
-            g.active_holdings += row["n"]
-        first = _date(row["first_opened"])
-        g.first_opened = min(g.first_opened, first) if g.first_opened else first
-        g.last_opened = _latest(g.last_opened, _date(row["last_opened"]))
-        g.last_closed = _latest(g.last_closed, _date(row["last_closed"]))
-        g.closed_recently += row["closed_recently"]
+    for customer_id, mask, held, first, last, closed, closed_recently in await rows_of(connection, sql, s):
+        if (g := customers.get(customer_id)) is not None:
+            g.products, g.active_holdings, g.closed_recently = int(mask or 0), int(held), int(closed_recently)
+            g.first_opened, g.last_opened, g.last_closed = _date(first), _date(last), _date(closed)
 
-    contact_since = now - timedelta(days=rules.INTERACTIONS_WITHIN_DAYS)
-    for row in (
-        await Interaction.filter(customer_id__in=ids)
-        .group_by("customer_id")
-        .annotate(recent=Count("id", _filter=Q(occurred_at__gte=contact_since)), last=Max("occurred_at"))
-        .values("customer_id", "recent", "last")
-    ):
-        g = customers[row["customer_id"]]
-        g.interactions_recent, g.last_contact = row["recent"], _datetime(row["last"])
+    s = Statement(connection)
+    since = s.param(now - timedelta(days=rules.INTERACTIONS_WITHIN_DAYS))
+    # Only the columns of the (customer_id, occurred_at) index: PostgreSQL can answer from the index alone.
+    sql = (
+        f"SELECT customer_id, SUM(CASE WHEN occurred_at >= {since} THEN 1 ELSE 0 END), MAX(occurred_at) "
+        f"FROM interaction WHERE {s.covering('customer_id', ids)} GROUP BY customer_id"
+    )
+    for customer_id, recent, last in await rows_of(connection, sql, s):
+        if (g := customers.get(customer_id)) is not None:
+            g.interactions_recent, g.last_contact = int(recent), _datetime(last)
 
-    open_statuses = list(complaint_rules.OPEN)
-    for row in (
-        await Complaint.filter(customer_id__in=ids)
-        .group_by("customer_id")
-        .annotate(
-            total=Count("id"),
-            open=Count("id", _filter=Q(status__in=open_statuses)),
-            breached=Count("id", _filter=Q(status__in=open_statuses, due_at__lt=now)),
-            last=Max("received_at"),
-        )
-        .values("customer_id", "total", "open", "breached", "last")
-    ):
-        g = customers[row["customer_id"]]
-        g.complaints, g.open_complaints, g.breached_complaints = row["total"], row["open"], row["breached"]
-        g.last_complaint = _datetime(row["last"])
+    s = Statement(connection)
+    open_ = f"status IN ({_quoted(complaint_rules.OPEN)})"
+    sql = (
+        f"SELECT customer_id, COUNT(*), SUM(CASE WHEN {open_} THEN 1 ELSE 0 END), "
+        f"SUM(CASE WHEN {open_} AND due_at < {s.param(now)} THEN 1 ELSE 0 END), MAX(received_at) "
+        f"FROM complaint WHERE {s.covering('customer_id', ids)} GROUP BY customer_id"
+    )
+    for customer_id, total, open_count, breached, last in await rows_of(connection, sql, s):
+        if (g := customers.get(customer_id)) is not None:
+            g.complaints, g.open_complaints, g.breached_complaints = int(total), int(open_count), int(breached)
+            g.last_complaint = _datetime(last)
 
+    # Survey answers are few per customer: read as they are, in answer order, and summed up here (the mean CSAT,
+    # the recent detractor answers, the last answer, the category of the latest NPS answer).
+    s = Statement(connection)
+    sql = (
+        "SELECT customer_id, csat_score, nps_category, submitted_at FROM survey_response "
+        f"WHERE {s.covering('customer_id', ids)} ORDER BY customer_id, submitted_at, id"
+    )
     detractors_since = now - timedelta(days=rules.DETRACTOR_WITHIN_DAYS)
-    for row in (
-        await SurveyResponse.filter(customer_id__in=ids)
-        .group_by("customer_id")
-        .annotate(
-            csat=Avg("csat_score"),
-            detractors=Count("id", _filter=Q(nps_category=NpsCategory.DETRACTOR, submitted_at__gte=detractors_since)),
-            last=Max("submitted_at"),
-        )
-        .values("customer_id", "csat", "detractors", "last")
-    ):
-        g = customers[row["customer_id"]]
-        g.avg_csat = round(float(row["csat"]), 2) if row["csat"] is not None else None
-        g.recent_detractors, g.last_answer = row["detractors"], _datetime(row["last"])
+    scores: dict[int, list[float]] = {}
+    for customer_id, csat, category, submitted in await rows_of(connection, sql, s):
+        if (g := customers.get(customer_id)) is None:
+            continue
+        submitted = _datetime(submitted)
+        g.last_answer = submitted  # the rows come in answer order
+        if csat is not None:
+            scores.setdefault(customer_id, []).append(float(csat))
+        if category is not None:
+            g.nps_category = NpsCategory(category)
+            if g.nps_category == NpsCategory.DETRACTOR and submitted >= detractors_since:
+                g.recent_detractors += 1
+    for customer_id, given in scores.items():
+        customers[customer_id].avg_csat = round(sum(given) / len(given), 2)
 
-    # The latest NPS answer per customer: rows in answer order, the last one wins.
-    for customer_id, category in (
-        await SurveyResponse.filter(customer_id__in=ids, nps_category__isnull=False)
-        .order_by("customer_id", "submitted_at", "id")
-        .values_list("customer_id", "nps_category")
-    ):
-        customers[customer_id].nps_category = NpsCategory(category)
-
-    for customer_id, tag in (
-        await CustomerTag.filter(customer_id__in=ids).order_by("id").values_list("customer_id", "tag")
-    ):
-        customers[customer_id].tags.append(tag)
+    s = Statement(connection)
+    sql = f"SELECT customer_id, tag FROM customer_tag WHERE {s.covering('customer_id', ids)} ORDER BY id"
+    for customer_id, tag in await rows_of(connection, sql, s):
+        if (g := customers.get(customer_id)) is not None:
+            g.tags.append(tag)
     return customers
 
 
 # ---------------------------------------------------------------- one customer's portrait
 
+# The columns of the stored rows, in the order of the tuples below.
+PORTRAIT_COLUMNS = (
+    "customer_id",
+    "value_tier",
+    "aum",
+    "debt",
+    "product_count",
+    "product_types",
+    "tenure_months",
+    "interactions_90d",
+    "last_contact_at",
+    "complaint_count",
+    "open_complaints",
+    "avg_csat",
+    "nps_category",
+    "churn_risk",
+    "churn_drivers",
+    "lifecycle_stage",
+    "next_best_products",
+    "tags",
+    "computed_at",
+)
+RECOMMENDATION_COLUMNS = ("customer_id", "product", "score")
+
 
 def portrait_of(
-    customer_id: int,
-    g: _Gathered,
-    now: datetime,
-    profiling: bool,
-    statistics: dict[ValueTier, rules.CoHolding],
-) -> tuple[Portrait, list[rules.Recommendation]]:
+    customer_id: int, g: _Gathered, now: datetime, profiling: bool, statistics: Statistics
+) -> tuple[tuple[Any, ...], list[tuple[str, float]]]:
+    """The customer's portrait row (PORTRAIT_COLUMNS) and recommendation rows (product, score), by the rules."""
     today = now.date()
     began = min(g.created_at.date(), g.first_opened) if g.first_opened else g.created_at.date()
     since_contact = g.last_contact or datetime.combine(began, datetime.min.time(), UTC)
@@ -307,30 +384,33 @@ def portrait_of(
         )
     )
     tier = rules.value_tier(g.aum)
-    held = frozenset(g.active_products)
-    recommendations = rules.recommend(tier, held, statistics[tier]) if profiling and g.status in CURRENT else []
-    portrait = Portrait(
-        customer_id=customer_id,
-        value_tier=tier,
-        aum=g.aum,
-        debt=g.debt,
-        product_count=g.active_holdings,
-        product_types=[p.value for p in ProductType if p in held],
-        tenure_months=tenure,
-        interactions_90d=g.interactions_recent,
-        last_contact_at=g.last_contact,
-        complaint_count=g.complaints,
-        open_complaints=g.open_complaints,
-        avg_csat=g.avg_csat,
-        nps_category=g.nps_category,
-        churn_risk=risk,
-        churn_drivers=[d.text for d in drivers],
-        lifecycle_stage=stage,
-        next_best_products=[r.as_json() for r in recommendations],
-        tags=g.tags + [t for t in rules.derived_tags(tier, stage, risk, g.open_complaints) if t not in g.tags],
-        computed_at=now,
+    if profiling and g.status in CURRENT:
+        next_best, recommended = statistics.recommended(tier, g.products)
+    else:
+        next_best, recommended = _encode_json([]), []
+    tags = g.tags + [t for t in rules.derived_tags(tier, stage, risk, g.open_complaints) if t not in g.tags]
+    row = (
+        customer_id,
+        tier.value,
+        g.aum,
+        g.debt,
+        g.active_holdings,
+        _product_types_json(g.products),
+        tenure,
+        g.interactions_recent,
+        g.last_contact,
+        g.complaints,
+        g.open_complaints,
+        g.avg_csat,
+        g.nps_category.value if g.nps_category else None,
+        risk,
+        _encode_json([d.text for d in drivers]),
+        stage.value,
+        next_best,
+        _encode_json(tags),
+        now,
     )
-    return portrait, recommendations
+    return row, recommended
 
 
 # ---------------------------------------------------------------- the computation
@@ -339,48 +419,53 @@ def portrait_of(
 async def compute(customer_ids: Sequence[int]) -> int:
     """Computes and stores the portraits of these customers; returns how many were written.
 
-    A fixed number of queries whatever the batch's size. In one transaction whose first statement clears the
-    batch's stale marks: a change committed while it runs marks the customer stale again (mark_stale sets an
-    empty mark), so it is recomputed later, and a failed computation rolls the clearing back."""
-    ids = sorted(set(customer_ids))
+    A fixed number of statements whatever the batch's size (16, and 2 more when the co-holding statistics are
+    renewed): the stale marks, 6 reads, the consents, the statistics, 2 DELETEs, 2 INSERTs per table and the
+    churn risks. In one transaction whose first statement clears the batch's stale marks: a change committed
+    while it runs marks the customer stale again (mark_stale sets an empty mark), so it is recomputed later,
+    and a failed computation rolls the clearing back."""
+    ids = sorted({int(pk) for pk in customer_ids})
     if not ids:
         return 0
     now = clock.now()
     async with atomic():
-        await Customer.filter(id__in=ids, portrait_stale_since__isnull=False).update(portrait_stale_since=None)
-        gathered = await _gather(ids, now)
+        connection = get_connection("default")
+        s = Statement(connection)
+        await execute(
+            connection,
+            f"UPDATE customer SET portrait_stale_since = NULL "
+            f"WHERE id IN ({s.params(ids)}) AND portrait_stale_since IS NOT NULL",
+            s,
+        )
+        gathered = await _gather(connection, ids, now)
         profiling = await consents.granted_for(ids, ConsentPurpose.PROFILING)
         statistics = await co_holding()
         portraits, recommendations = [], []
         for customer_id, g in gathered.items():
             if g.status == CustomerStatus.ERASED:
                 continue
-            portrait, recommended = portrait_of(customer_id, g, now, customer_id in profiling, statistics)
-            portraits.append(portrait)
-            recommendations.extend(
-                ProductRecommendation(customer_id=customer_id, product=r.product, score=r.score) for r in recommended
-            )
-        await ProductRecommendation.filter(customer_id__in=ids).delete()
-        await Portrait.filter(customer_id__in=ids).delete()
-        await Portrait.bulk_create(portraits)
-        await ProductRecommendation.bulk_create(recommendations)
-        await _store_churn_risk(ids)
+            row, recommended = portrait_of(customer_id, g, now, customer_id in profiling, statistics)
+            portraits.append(row)
+            recommendations.extend((customer_id, product, score) for product, score in recommended)
+        for table in ("product_recommendation", "portrait"):
+            s = Statement(connection)
+            await execute(connection, f"DELETE FROM {table} WHERE customer_id IN ({s.params(ids)})", s)
+        await insert_rows(connection, "portrait", PORTRAIT_COLUMNS, portraits)
+        await insert_rows(connection, "product_recommendation", RECOMMENDATION_COLUMNS, recommendations)
+        await _store_churn_risk(connection, ids)
     return len(portraits)
 
 
-async def _store_churn_risk(ids: list[int]) -> None:
+async def _store_churn_risk(connection: BaseDBAsyncClient, ids: list[int]) -> None:
     """customer.churn_risk from the portraits just written (0 without one), in one statement, so that the
-    customer lists filter and sort on it."""
-    placeholders = ", ".join(["?"] * len(ids))
-    sql = (
-        "UPDATE customer SET churn_risk = COALESCE("
-        "(SELECT p.churn_risk FROM portrait p WHERE p.customer_id = customer.id), 0) "
-        f"WHERE id IN ({placeholders})"
+    customer lists filter and sort on it; only the rows whose risk changed are written."""
+    s = Statement(connection)
+    risk = "COALESCE((SELECT p.churn_risk FROM portrait p WHERE p.customer_id = customer.id), 0)"
+    await execute(
+        connection,
+        f"UPDATE customer SET churn_risk = {risk} WHERE id IN ({s.params(ids)}) AND churn_risk <> {risk}",
+        s,
     )
-    connection = get_connection("default")
-    if connection.capabilities.dialect == "postgres":
-        sql = sql.replace("?", "{}").format(*(f"${i}" for i in range(1, len(ids) + 1)))
-    await connection.execute_query(sql, ids)
 
 
 # ---------------------------------------------------------------- merges and erasures

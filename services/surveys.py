@@ -72,7 +72,7 @@ from tortoise.queryset import QuerySet
 
 from core.db import atomic
 from core.settings import SettingsError, active, section
-from core.sql import insert_returning_ids
+from core.sql import insert_returning_ids, update_each
 from models.complaints import Complaint
 from models.customers import Channel, ConsentPurpose, Customer, CustomerKind, CustomerStatus, Gender
 from models.follow_ups import FollowUp, Priority
@@ -803,8 +803,7 @@ async def _notification_outcomes(recorded: Sequence[Notification]) -> None:
         linked = await SurveyInvitation.filter(id__in=ids, status__in=list(LINKED)).update(**changes, status=new_status)
         if linked < len(ids):  # answered (or suppressed) meanwhile: the status stays, the delivery facts are kept
             await SurveyInvitation.filter(id__in=ids).exclude(status__in=list(LINKED)).update(**changes)
-    if scrubbed:
-        await Notification.bulk_update(scrubbed, fields=["body"])
+    await update_each(Notification, "body", {n.id: n.body for n in scrubbed})
 
 
 notifications.on_outcome(_notification_outcomes)

@@ -6,6 +6,7 @@ from datetime import date, timedelta
 
 import pytest
 
+from core import sql
 from models.complaints import ComplaintStatus
 from models.customers import Customer, CustomerStatus, CustomerTag, ProductType
 from models.portraits import Portrait, ProductRecommendation
@@ -309,3 +310,57 @@ async def test_service_agents_and_complaint_handlers_do_not_read_portraits(gql, 
     for role in (Role.MANAGER, Role.RELATIONSHIP_MANAGER, Role.ANALYST, Role.AUDITOR):
         _, token = await staff_factory(role)
         assert (await portrait_of(gql, token, customer))["valueTier"] == "MASS"
+
+
+async def _stored(customer_ids: list[int]) -> dict[int, tuple[dict, list[tuple[str, float]]]]:
+    """Each customer's stored portrait (its fields but the row id) and recommendation rows."""
+    rows = await Portrait.filter(customer_id__in=customer_ids).values()
+    recommended = await ProductRecommendation.filter(customer_id__in=customer_ids).values_list(
+        "customer_id", "product", "score"
+    )
+    return {
+        row["customer_id"]: (
+            {k: v for k, v in row.items() if k != "id"},
+            sorted((str(product), score) for pk, product, score in recommended if pk == row["customer_id"]),
+        )
+        for row in rows
+    }
+
+
+async def test_a_large_batch_stores_what_single_computations_store(app):
+    # More portraits and recommendations than one multi-row INSERT takes (ROWS_PER_INSERT), so that both of each
+    # table's INSERTs write rows.
+    mixes = [(P.TIME_DEPOSIT,), (P.TIME_DEPOSIT, P.FUND), (P.FUND, P.INSURANCE), (P.CREDIT_CARD,), ()]
+    customers = []
+    for i in range(130):
+        customer = await h.customer(contacted_days_ago=5 + i, profiling=i % 7 != 0)
+        for product in mixes[i % len(mixes)]:
+            await h.holding(customer, product, f"{1000 + 900 * i}.00")
+        customers.append(customer)
+    ids = [c.id for c in customers]
+    assert len(ids) > sql.ROWS_PER_INSERT
+
+    assert await portraits.compute(ids) == len(ids)
+    together = await _stored(ids)
+    assert len(together) == len(ids)
+    assert sum(len(recommended) for _, recommended in together.values()) > sql.ROWS_PER_INSERT
+    for portrait, recommended in together.values():  # the rows and the portrait's list say the same
+        assert recommended == sorted((r["product"], r["score"]) for r in portrait["next_best_products"])
+    for customer_id in (ids[0], ids[1], ids[2], ids[99], ids[100], ids[-1]):
+        assert await portraits.compute([customer_id]) == 1
+        assert (await _stored([customer_id]))[customer_id] == together[customer_id]
+
+
+async def test_customers_between_the_ids_of_a_batch_are_left_alone(app):
+    # A batch whose ids fill most of their range is read by the range, one whose ids are scattered by the list:
+    # either way only the batch's customers are computed and written.
+    made = [await h.customer() for _ in range(9)]
+    ids = [c.id for c in made]
+    await portraits.mark_stale(ids)
+    dense, scattered = [ids[0], ids[2], ids[3], ids[4]], [ids[5], ids[8]]
+    for batch in (dense, scattered):
+        assert await portraits.compute(batch) == len(batch)
+    computed = set(await Portrait.filter(customer_id__in=ids).values_list("customer_id", flat=True))
+    assert computed == set(dense + scattered)
+    stale = set(await Customer.filter(id__in=ids, portrait_stale_since__isnull=False).values_list("id", flat=True))
+    assert stale == set(ids) - computed
