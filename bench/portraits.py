@@ -40,15 +40,14 @@ import time
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
-from urllib.parse import urlparse
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import asyncpg
 import redis
 
-from bench import common
-from bench.survey_campaign import LOOPBACK, PYTHON, CpuMeter, Processes, redis_refusal
+from bench import common, processes
+from bench.processes import PYTHON, CpuMeter, Processes
 from core import db
 from core.db import atomic
 from core.settings import Settings
@@ -415,14 +414,8 @@ def _load() -> str:
 
 
 async def main(args: argparse.Namespace) -> int:
-    if (refused := common.refuse_or_none(args)) is not None:
+    if (refused := processes.refuse_or_none(args)) is not None:
         return refused
-    if urlparse(args.database_url).hostname not in LOOPBACK:
-        print("This benchmark runs on this machine only: give a PostgreSQL on 127.0.0.1", file=sys.stderr)
-        return 2
-    if reason := redis_refusal(args.redis_url, args.force):
-        print(reason, file=sys.stderr)
-        return 2
     client = redis.Redis.from_url(args.redis_url)
     client.ping()
     client.flushdb()
