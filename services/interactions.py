@@ -1,7 +1,12 @@
-"""Interactions with customers; an INQUIRY is a consultation, OPEN until resolved with an outcome."""
+"""Interactions with customers; an INQUIRY is a consultation, OPEN until resolved with an outcome.
+
+`on_resolved(callback)`: other domains hear of a consultation resolved (by `resolve`, or logged resolved with its
+outcome), inside the transaction that resolves it; the post-consultation survey is sent that way
+(services.surveys). A consultation is resolved once: nothing reopens it."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -17,6 +22,22 @@ from services.filters import FilterParams
 
 MAX_SUBJECT, MAX_TEXT = 200, 20_000
 MAX_DURATION = 24 * 60 * 60
+
+ResolvedHook = Callable[[Interaction], Awaitable[None]]
+_resolved_hooks: list[ResolvedHook] = []
+
+
+def on_resolved(callback: ResolvedHook) -> None:
+    """Call `await callback(interaction)` each time a consultation (INQUIRY) is resolved, inside the transaction
+    that resolves it, with the interaction as resolved. Registering twice registers once."""
+    if callback not in _resolved_hooks:
+        _resolved_hooks.append(callback)
+
+
+async def _resolved(interaction: Interaction) -> None:
+    if interaction.kind == InteractionKind.INQUIRY and interaction.status == InteractionStatus.RESOLVED:
+        for hook in list(_resolved_hooks):
+            await hook(interaction)
 
 
 def visible(caller: Caller) -> QuerySet[Interaction]:
@@ -83,6 +104,7 @@ async def log(
         resolved_at=now if status == InteractionStatus.RESOLVED else None,
     )
     await portraits.mark_stale([customer.id])
+    await _resolved(interaction)
     return interaction
 
 
@@ -101,7 +123,9 @@ async def resolve(caller: Caller, interaction_id: int, outcome: str) -> Interact
     if not done:
         raise DomainError(ErrorCode.INVALID_TRANSITION, "This interaction is resolved already", "id")
     await portraits.mark_stale([interaction.customer_id])
-    return await Interaction.get(id=interaction.id)
+    resolved = await Interaction.get(id=interaction.id)
+    await _resolved(resolved)
+    return resolved
 
 
 @dataclass

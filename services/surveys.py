@@ -37,6 +37,11 @@ Invitations (`invite` for one customer, `invite_many` for a campaign's batch; bo
   complaint's `survey_sent` flag is claimed first and the invitation's one-to-one complaint key backs it up,
   so closing it again after a reopen sends nothing. With no such template nothing happens (and nothing is
   claimed). A failure of the survey never stops the complaint from closing (it is logged).
+- The post-consultation survey: when a consultation (an INQUIRY interaction) is resolved, or logged resolved
+  with its outcome (services.interactions.on_resolved, inside that transaction), the newest active
+  INTERACTION_RESOLVED template is sent to its customer, under every rule of any survey (the 30-day rule
+  included: a customer who consults often is asked at most once a month). A consultation is resolved once, so
+  it is asked about once. With no such template nothing happens; a failure never stops the resolving.
 
 The customer's side (public, rate-limited per IP and per token with services.limits)
 - `public_survey(token, ip=...)`: what the link shows, or None for an unknown token.
@@ -76,6 +81,7 @@ from core.sql import insert_returning_ids, update_each
 from models.complaints import Complaint
 from models.customers import Channel, ConsentPurpose, Customer, CustomerKind, CustomerStatus, Gender
 from models.follow_ups import FollowUp, Priority
+from models.interactions import Interaction
 from models.notifications import Notification, NotificationStatus
 from models.staff import Department, Staff
 from models.surveys import (
@@ -96,6 +102,7 @@ from services import (
     customer_relations,
     customers,
     follow_ups,
+    interactions,
     limits,
     notifications,
     portraits,
@@ -748,6 +755,22 @@ async def _after_complaint_closed(complaint: Complaint) -> None:
 
 
 complaints.on_closed(_after_complaint_closed)
+
+
+async def _after_consultation_resolved(interaction: Interaction) -> None:
+    """The post-consultation survey (see the module docstring)."""
+    template = await trigger_template(SurveyTrigger.INTERACTION_RESOLVED)
+    if template is None:
+        return
+    try:
+        async with atomic():
+            customer = await Customer.get(id=interaction.customer_id)
+            await invite(template, customer)
+    except (DomainError, IntegrityError) as error:  # the consultation is resolved all the same
+        log.warning("no survey for consultation %s: %s", interaction.id, error)
+
+
+interactions.on_resolved(_after_consultation_resolved)
 
 
 # ---------------------------------------------------------------- invitations: delivery and status
