@@ -47,7 +47,7 @@ import asyncpg
 import redis
 
 from bench import common, processes
-from bench.processes import PYTHON, CpuMeter, Processes
+from bench.processes import PYTHON, CpuMeter, Processes, worker_env
 from core import db
 from core.db import atomic
 from core.settings import Settings
@@ -335,8 +335,7 @@ async def floor(url: str) -> float:
 
 
 def _env(args: argparse.Namespace, folder: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CRM_")}
-    env.update(
+    return worker_env(
         CRM_ENV="development",
         CRM_DATABASE_URL=args.database_url,
         CRM_REDIS_URL=args.redis_url,
@@ -344,7 +343,6 @@ def _env(args: argparse.Namespace, folder: Path) -> dict[str, str]:
         CRM_LOG_LEVEL=args.worker_log_level,
         CRM_MAIL_DROP_DIR=str(folder / "outbox"),
     )
-    return env
 
 
 async def recompute(args: argparse.Namespace, folder: Path) -> tuple[float, Job, object]:

@@ -148,6 +148,11 @@ class CpuMeter:
         )
 
 
+def worker_env(**crm: str) -> dict[str, str]:
+    """This process's environment without its CRM_* settings, plus these: what a started worker runs with."""
+    return {**{k: v for k, v in os.environ.items() if not k.startswith("CRM_")}, **crm}
+
+
 def redis_refusal(url: str, force: bool) -> str | None:
     parsed = urlparse(url)
     if parsed.scheme != "redis":

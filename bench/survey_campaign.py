@@ -47,7 +47,7 @@ import redis
 from aiosmtpd.controller import Controller
 
 from bench import common, processes
-from bench.processes import PYTHON, ROOT, CpuMeter, CpuUse, Processes
+from bench.processes import PYTHON, ROOT, CpuMeter, CpuUse, Processes, worker_env
 from core import db
 from core.db import atomic
 from core.settings import Settings
@@ -160,12 +160,6 @@ class Phase:
         return self.messages / self.elapsed
 
 
-def _clean_env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CRM_")}
-    env.update(extra)
-    return env
-
-
 def _flush(client: redis.Redis) -> None:
     client.flushdb()
 
@@ -176,7 +170,7 @@ def floor(args: argparse.Namespace, folder: Path, client: redis.Redis, actor_nam
 
     actor = getattr(noop_actor, actor_name)
     processes = Processes(folder)
-    env = _clean_env(CRM_BENCH_REDIS_URL=args.redis_url)
+    env = worker_env(CRM_BENCH_REDIS_URL=args.redis_url)
     try:
         for worker in range(2):
             command = [str(DRAMATIQ), "bench.noop_actor", "--processes", "1", "--threads", str(args.threads)]
@@ -246,7 +240,7 @@ async def campaign(
     template: SurveyTemplate,
 ) -> CampaignRun:
     processes = Processes(folder)
-    env = _clean_env(
+    env = worker_env(
         CRM_ENV="development",
         CRM_DATABASE_URL=args.database_url,
         CRM_REDIS_URL=args.redis_url,

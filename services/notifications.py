@@ -177,18 +177,10 @@ def delivery_batches(notification_ids: Sequence[int]) -> list[list[int]]:
     return [ids[start : start + DELIVERY_BATCH] for start in range(0, len(ids), DELIVERY_BATCH)]
 
 
-async def enqueue(
-    channel: Channel,
-    recipient: str,
-    body: str,
-    *,
-    subject: str | None = None,
-    customer_id: int | None = None,
-    complaint_id: int | None = None,
-) -> Notification:
-    """One QUEUED outbox row, written in the caller's transaction; the worker is told once it commits."""
-    row = draft(channel, recipient, body, subject=subject, customer_id=customer_id, complaint_id=complaint_id)
-    [notification] = await enqueue_many([row])
+async def enqueue(channel: Channel, recipient: str, body: str, **details: Any) -> Notification:
+    """One QUEUED outbox row (`draft`'s arguments), written in the caller's transaction; the worker is told once
+    it commits."""
+    [notification] = await enqueue_many([draft(channel, recipient, body, **details)])
     return notification
 
 

@@ -215,6 +215,63 @@ def with_overrides(settings: Settings, **changes) -> Settings:
     return replace(settings, **changes).validated()
 
 
+class StatementCounter:
+    """The SQL statements (and savepoints) sent while it is active, inside transactions too (QueryCounter sees
+    only the default connection's own statements): patches the connection's class and its subclasses, the
+    transaction wrappers among them. A statement is counted once even when one method calls another."""
+
+    SENDING = ("execute_query", "execute_query_dict", "execute_insert", "execute_many", "execute_script")
+    SAVEPOINTS = ("savepoint", "release_savepoint", "savepoint_rollback")
+
+    def __init__(self) -> None:
+        self.sent: list[str] = []  # statements, and savepoints by their method's name in capitals
+        self._patched: list[tuple[type, str, object]] = []
+        self._depth = 0
+
+    def __enter__(self) -> StatementCounter:
+        from tortoise import Tortoise
+
+        classes, pending = [], [type(Tortoise.get_connection("default"))]
+        while pending:
+            cls = pending.pop()
+            classes.append(cls)
+            pending.extend(cls.__subclasses__())
+        for cls in classes:
+            for name in (*self.SENDING, *self.SAVEPOINTS):
+                if name in vars(cls):
+                    self._patch(cls, name, vars(cls)[name], name in self.SAVEPOINTS)
+        return self
+
+    def _patch(self, cls: type, name: str, original, savepoint: bool) -> None:
+        async def counted(client, *args, **kwargs):
+            if self._depth == 0:
+                self.sent.append(name.upper() if savepoint else str(args[0] if args else kwargs.get("query")))
+            self._depth += 1
+            try:
+                return await original(client, *args, **kwargs)
+            finally:
+                self._depth -= 1
+
+        setattr(cls, name, counted)
+        self._patched.append((cls, name, original))
+
+    def __exit__(self, *exc) -> None:
+        for cls, name, original in reversed(self._patched):
+            setattr(cls, name, original)
+
+    @property
+    def statements(self) -> list[str]:
+        savepoints = {name.upper() for name in self.SAVEPOINTS}
+        return [s for s in self.sent if s not in savepoints]
+
+    @property
+    def count(self) -> int:
+        return len(self.statements)
+
+    def reads(self) -> list[str]:
+        return [s for s in self.statements if s.lstrip().upper().startswith("SELECT")]
+
+
 class QueryCounter:
     """Counts the SQL statements sent on the default connection while it is active."""
 

@@ -160,20 +160,6 @@ async def test_seeded_customers_wait_for_the_sweep_and_cover_every_tier(app):
 # ---------------------------------------------------------------- the sweep
 
 
-@pytest.fixture
-def computed(monkeypatch) -> list[list[int]]:
-    """The id lists handed to portraits.compute, which still computes."""
-    calls: list[list[int]] = []
-    original = portraits.compute
-
-    async def counting(customer_ids):
-        calls.append(sorted(customer_ids))
-        return await original(customer_ids)
-
-    monkeypatch.setattr(portraits, "compute", counting)
-    return calls
-
-
 async def test_the_sweep_takes_only_portraits_stale_for_the_whole_window(app, computed):
     early, late, fresh = await h.customer(), await h.customer(), await h.customer()
     await _fresh(fresh.id)

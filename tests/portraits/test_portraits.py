@@ -12,6 +12,7 @@ from models.customers import Customer, CustomerStatus, CustomerTag, ProductType
 from models.portraits import Portrait, ProductRecommendation
 from models.staff import Role
 from services import clock, portraits
+from tests.conftest import StatementCounter
 from tests.portraits import helpers as h
 from tests.portraits.helpers import NOW, TODAY, days_ago
 
@@ -264,11 +265,11 @@ async def test_the_number_of_queries_does_not_grow_with_the_batch(app):
         await h.answer(customer, days_ago(3), nps=i % 11, csat=3.0)
         await CustomerTag.create(customer=customer, tag="测试")
         customers.append(customer)
-    with h.StatementCounter() as first:  # the co-holding statistics are made once, then shared
+    with StatementCounter() as first:  # the co-holding statistics are made once, then shared
         assert await portraits.compute([customers[1].id]) == 1
-    with h.StatementCounter() as one:
+    with StatementCounter() as one:
         assert await portraits.compute([customers[0].id]) == 1
-    with h.StatementCounter() as fifty:
+    with StatementCounter() as fifty:
         assert await portraits.compute([c.id for c in customers]) == 50
     assert one.count == fifty.count, (one.statements, fifty.statements)
     assert first.count == one.count + 2, first.statements

@@ -170,19 +170,6 @@ def sent(app) -> list[tuple]:
     dispatch.bind(app.runtime.queue.send)
 
 
-@pytest.fixture
-def computed(monkeypatch) -> list[list[int]]:
-    calls: list[list[int]] = []
-    original = portraits.compute
-
-    async def counting(customer_ids):
-        calls.append(sorted(customer_ids))
-        return await original(customer_ids)
-
-    monkeypatch.setattr(portraits, "compute", counting)
-    return calls
-
-
 async def _planned(member, count: int, size: int, sent: list[tuple]) -> tuple[Job, list[int]]:
     """A full recompute of `count` customers, its handler run: batches stored and sent, none run yet."""
     ids = [(await h.customer(contacted_days_ago=None)).id for _ in range(count)]

@@ -9,7 +9,6 @@ import itertools
 import re
 
 import pytest
-from tortoise import Tortoise
 
 from core.db import atomic
 from models.customers import Customer, CustomerStatus
@@ -21,7 +20,7 @@ from services import access, customers as customer_service, jobs as job_service,
 from services.access import Caller
 from services.customer_erasure import erase
 from tests.complaints.helpers import new_customer
-from tests.conftest import make_staff
+from tests.conftest import StatementCounter, make_staff
 from tests.jobs.helpers import wait_for_job
 from tests.segments.helpers import create_segment, update_raw as update_segment
 from tests.surveys.helpers import create_template, gid, pk, send
@@ -293,48 +292,6 @@ async def test_progress_is_published_batch_by_batch(gql, admin, outbox, monkeypa
     assert finished.status == JobStatus.SUCCEEDED and job_service.progress_of(finished) == 1.0
 
 
-class Statements:
-    """The SQL statements and savepoints sent while it is active, inside transactions too (QueryCounter sees the
-    default connection's own statements only, not those of a transaction)."""
-
-    SENDING = ("execute_query", "execute_query_dict", "execute_insert", "execute_many", "execute_script")
-    SAVEPOINTS = ("savepoint", "release_savepoint", "savepoint_rollback")
-
-    def __init__(self) -> None:
-        self.sent: list[str] = []
-        self._patched: list[tuple[type, str, object]] = []
-
-    def __enter__(self) -> Statements:
-        base = type(Tortoise.get_connection("default"))
-        classes, pending = [], [base]
-        while pending:
-            cls = pending.pop()
-            classes.append(cls)
-            pending.extend(cls.__subclasses__())
-        for cls in classes:
-            for name in (*self.SENDING, *self.SAVEPOINTS):
-                if name in vars(cls):
-                    self._patch(cls, name, vars(cls)[name], name in self.SAVEPOINTS)
-        return self
-
-    def _patch(self, cls: type, name: str, original, savepoint: bool) -> None:
-        sent = self.sent
-
-        async def counted(client, *args, **kwargs):
-            sent.append(name.upper() if savepoint else str(args[0] if args else kwargs.get("query")))
-            return await original(client, *args, **kwargs)
-
-        setattr(cls, name, counted)
-        self._patched.append((cls, name, original))
-
-    def __exit__(self, *exc) -> None:
-        for cls, name, original in reversed(self._patched):
-            setattr(cls, name, original)
-
-    def reads(self) -> list[str]:
-        return [s for s in self.sent if s.lstrip().upper().startswith("SELECT")]
-
-
 # ---------------------------------------------------------------- the handler: crashes and re-delivery
 
 
@@ -545,7 +502,7 @@ async def test_customers_are_read_in_bounded_batches(launcher, template, outbox,
 
     monkeypatch.setattr(surveys, "invite_many", invite_many)
     job = await _start(launcher, template.id)
-    with Statements() as counter:
+    with StatementCounter() as counter:
         finished = await _run(job.id)
     assert finished.result == _result(10, 10)
     assert sizes == [4, 4, 2]
@@ -566,7 +523,7 @@ async def test_a_batch_costs_a_constant_number_of_reads_whatever_its_size(launch
         await _customers(customers)
         monkeypatch.setattr(survey_campaigns, "BATCH_CUSTOMERS", customers)  # one full batch, one empty
         job = await _start(launcher, template.id)
-        with Statements() as counter:
+        with StatementCounter() as counter:
             finished = await _run(job.id)
         assert finished.result == _result(customers, customers)
         return len(counter.reads()), len(counter.sent) - len(counter.reads())
