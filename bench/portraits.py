@@ -122,7 +122,6 @@ async def seed(url: str, rows: int, rng: random.Random) -> dict[str, int]:
                     0.6,
                     aum,
                     debt,
-                    0.0,
                     1,
                     created,
                     now,
@@ -137,7 +136,7 @@ async def seed(url: str, rows: int, rng: random.Random) -> dict[str, int]:
             records=customers,
             columns=[
                 "id", "customer_no", "kind", "name", "kyc_status", "status", "completeness", "aum", "debt",
-                "churn_risk", "version", "created_at", "updated_at",
+                "version", "created_at", "updated_at",
             ],
         )  # fmt: skip
         await conn.copy_records_to_table(
@@ -254,9 +253,9 @@ async def _forget_results(url: str) -> None:
     conn = await asyncpg.connect(_pg(url))
     try:
         await conn.execute(
-            "TRUNCATE portrait, product_recommendation, job_batch, job CASCADE;"
+            "TRUNCATE portrait, job_batch, job CASCADE;"
             "DELETE FROM staff WHERE username = 'bench-analyst';"
-            "UPDATE customer SET portrait_stale_since = NULL, churn_risk = 0"
+            "UPDATE customer SET portrait_stale_since = NULL"
         )
         await conn.execute("VACUUM ANALYZE customer")
     finally:

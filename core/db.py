@@ -15,7 +15,7 @@ from tortoise.migrations.api import migrate as migrate_api
 from tortoise.migrations.executor import MigrationExecutor
 from tortoise.transactions import in_transaction
 
-from core import domains
+from core import domains, sqlite_schema
 
 MODEL_MODULES = domains.module_names("models")
 APP_CONFIG = {"models": MODEL_MODULES, "default_connection": "default", "migrations": "migrations"}
@@ -61,9 +61,10 @@ async def close_orm() -> None:
 
 
 async def migrate(database_url: str) -> list[str]:
-    """Apply every migration the database lacks (Tortoise's own migrations), then let every domain add the
-    data it ships (`async def ready_made()` in its services module, which must be idempotent); returns the
-    names of the migrations applied."""
+    """Apply every migration the database lacks (Tortoise's own migrations; on SQLite, then the indexes its table
+    rebuilds dropped: core/sqlite_schema.py), then let every domain add the data it ships (`async def
+    ready_made()` in its services module, which must be idempotent); returns the names of the migrations
+    applied."""
     _ensure_sqlite_folder(database_url)
     applied: list[str] = []
 
@@ -74,6 +75,8 @@ async def migrate(database_url: str) -> list[str]:
     async with TortoiseContext():
         await migrate_api(config=tortoise_config(database_url), progress=progress)
         await Tortoise.close_connections()
+    if urlparse(database_url).scheme == "sqlite":
+        await sqlite_schema.restore_indexes(tortoise_config(database_url))
     async with TortoiseContext():
         await Tortoise.init(config=tortoise_config(database_url))
         try:

@@ -3,10 +3,8 @@ from json import dumps, loads
 
 from tortoise import fields, migrations
 from tortoise.fields.base import OnDelete
-from tortoise.indexes import Index
 from tortoise.migrations import operations as ops
 
-from models.customers import ProductType
 from models.portraits import LifecycleStage, ValueTier
 from models.surveys import NpsCategory
 
@@ -62,7 +60,6 @@ class Migration(migrations.Migration):
                 (
                     "value_tier",
                     fields.CharEnumField(
-                        db_index=True,
                         description="PRIVATE_BANKING: PRIVATE_BANKING\nWEALTH: WEALTH\nAFFLUENT: AFFLUENT\nMASS: MASS",
                         enum_type=ValueTier,
                         max_length=16,
@@ -120,42 +117,18 @@ class Migration(migrations.Migration):
                     ),
                 ),
                 ("computed_at", fields.DatetimeField(auto_now=False, auto_now_add=False)),
+                ("score_current_deposit", fields.FloatField(null=True)),
+                ("score_time_deposit", fields.FloatField(null=True)),
+                ("score_debit_card", fields.FloatField(null=True)),
+                ("score_credit_card", fields.FloatField(null=True)),
+                ("score_personal_loan", fields.FloatField(null=True)),
+                ("score_mortgage", fields.FloatField(null=True)),
+                ("score_wealth_management", fields.FloatField(null=True)),
+                ("score_fund", fields.FloatField(null=True)),
+                ("score_insurance", fields.FloatField(null=True)),
+                ("score_precious_metal", fields.FloatField(null=True)),
             ],
             options={"table": "portrait", "app": "models", "pk_attr": "id"},
-            bases=["Model"],
-        ),
-        ops.CreateModel(
-            name="ProductRecommendation",
-            fields=[
-                ("id", fields.BigIntField(generated=True, primary_key=True, unique=True, db_index=True)),
-                (
-                    "customer",
-                    fields.ForeignKeyField(
-                        "models.Customer",
-                        source_field="customer_id",
-                        db_constraint=True,
-                        to_field="id",
-                        related_name="recommendations",
-                        on_delete=OnDelete.CASCADE,
-                    ),
-                ),
-                (
-                    "product",
-                    fields.CharEnumField(
-                        description="CURRENT_DEPOSIT: CURRENT_DEPOSIT\nTIME_DEPOSIT: TIME_DEPOSIT\nDEBIT_CARD: DEBIT_CARD\nCREDIT_CARD: CREDIT_CARD\nPERSONAL_LOAN: PERSONAL_LOAN\nMORTGAGE: MORTGAGE\nWEALTH_MANAGEMENT: WEALTH_MANAGEMENT\nFUND: FUND\nINSURANCE: INSURANCE\nPRECIOUS_METAL: PRECIOUS_METAL",
-                        enum_type=ProductType,
-                        max_length=32,
-                    ),
-                ),
-                ("score", fields.FloatField()),
-            ],
-            options={
-                "table": "product_recommendation",
-                "app": "models",
-                "unique_together": (("customer", "product"),),
-                "indexes": [Index(fields=["product", "score"])],
-                "pk_attr": "id",
-            },
             bases=["Model"],
         ),
         ops.CreateModel(
@@ -220,6 +193,7 @@ class Migration(migrations.Migration):
                 on_delete=OnDelete.RESTRICT,
             ),
         ),
+        ops.RemoveField(model_name="Customer", name="churn_risk"),
         ops.AlterField(
             model_name="ProductHolding",
             name="customer",

@@ -110,8 +110,6 @@ class Customer(Model):
     completeness = fields.FloatField(default=0.0)
     aum = fields.DecimalField(max_digits=20, decimal_places=2, default=0)
     debt = fields.DecimalField(max_digits=20, decimal_places=2, default=0)
-    # Written by the portrait computation (0 until the first one).
-    churn_risk = fields.FloatField(default=0.0)
     # Set when data behind the portrait changed; the portrait computation clears it.
     portrait_stale_since = fields.DatetimeField(null=True)
     version = fields.IntField(default=1)

@@ -29,7 +29,8 @@ class Portrait(Model):
     # autodetector would see `pk_attr` change on every run); the one-to-one field keeps it one per customer.
     id = fields.BigIntField(primary_key=True)
     customer = fields.OneToOneField("models.Customer", related_name="portrait", on_delete=fields.CASCADE)
-    value_tier = fields.CharEnumField(ValueTier, max_length=16, db_index=True)
+    # Not indexed: the tier filters of the customer lists read the customer's AUM (customer_rules.TIER_FLOORS).
+    value_tier = fields.CharEnumField(ValueTier, max_length=16)
     aum = fields.DecimalField(max_digits=20, decimal_places=2)
     debt = fields.DecimalField(max_digits=20, decimal_places=2)
     product_count = fields.IntField()
@@ -41,31 +42,36 @@ class Portrait(Model):
     open_complaints = fields.IntField()
     avg_csat = fields.FloatField(null=True)
     nps_category = fields.CharEnumField(NpsCategory, max_length=16, null=True)
+    # What the customer lists filter and sort on (services.customers.sortable).
     churn_risk = fields.FloatField()
     churn_drivers = fields.JSONField(default=list)
     lifecycle_stage = fields.CharEnumField(LifecycleStage, max_length=16)
-    # [{"product": ..., "score": ..., "reason": ...}], best first; the same rows as ProductRecommendation.
+    # [{"product": ..., "score": ..., "reason": ...}], best first; the same scores as the columns below.
     next_best_products = fields.JSONField(default=list)
     tags = fields.JSONField(default=list)
     computed_at = fields.DatetimeField()
+    # The recommendation score of each product (score_column), null where it is not recommended (held, nobody
+    # like the customer holds it, no PROFILING consent, or the relationship is over): columns rather than a row
+    # per customer and product, so that `prospects(product)` ranks on one column of the portraits and a full
+    # recompute writes one row per customer (docs/PORTRAITS.md). A new ProductType needs its column here.
+    score_current_deposit = fields.FloatField(null=True)
+    score_time_deposit = fields.FloatField(null=True)
+    score_debit_card = fields.FloatField(null=True)
+    score_credit_card = fields.FloatField(null=True)
+    score_personal_loan = fields.FloatField(null=True)
+    score_mortgage = fields.FloatField(null=True)
+    score_wealth_management = fields.FloatField(null=True)
+    score_fund = fields.FloatField(null=True)
+    score_insurance = fields.FloatField(null=True)
+    score_precious_metal = fields.FloatField(null=True)
 
     class Meta:
         table = "portrait"
 
 
-class ProductRecommendation(Model):
-    # A product the customer lacks, with its score: kept as rows so that `prospects(product)` ranks in the database.
-    id = fields.BigIntField(primary_key=True)
-    customer = fields.ForeignKeyField(
-        "models.Customer", related_name="recommendations", on_delete=fields.CASCADE, db_index=False
-    )
-    product = fields.CharEnumField(ProductType, max_length=32)
-    score = fields.FloatField()
-
-    class Meta:
-        table = "product_recommendation"
-        unique_together = (("customer", "product"),)
-        indexes = (("product", "score"),)
+def score_column(product: ProductType) -> str:
+    """The portrait's column holding the recommendation score of `product`."""
+    return f"score_{product.value.lower()}"
 
 
 class TierProductSets(Model):

@@ -80,6 +80,7 @@ async def customers(
     order = order_by or DEFAULT_ORDER
     descending = order.direction == SortDirection.DESC
     qs = customer_service.matching(await caller_of(info), CUSTOMER_FILTER.to_service(filter))
+    qs = customer_service.sortable(qs, order.field.value)
     keys = [OrderKey(order.field.value, descending), OrderKey("id", descending)]
     page = await paginate(qs, keys, first=first, after=after, last=last, before=before)
     return Connection.of(page, Customer.from_model)

@@ -23,8 +23,9 @@ async def prospects(
     before: str | None = None,
 ) -> Connection[Customer]:
     qs = mining.prospects(await caller_of(info), product)
-    page = await paginate(qs, mining.PROSPECT_ORDER, first=first, after=after, last=last, before=before)
-    return Connection.of(page, lambda recommendation: Customer.from_model(recommendation.customer))
+    order = mining.prospect_order(product)
+    page = await paginate(qs, order, first=first, after=after, last=last, before=before)
+    return Connection.of(page, lambda portrait: Customer.from_model(portrait.customer))
 
 
 async def tier_distribution(info: Info) -> list[TierBucket]:

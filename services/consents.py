@@ -9,8 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from tortoise.expressions import Q
+from tortoise.connection import get_connection
 
+from core.sql import Statement, rows_of
 from models.customers import Channel, Consent, ConsentChange, ConsentPurpose, Customer, CustomerStatus
 from services import access, customers, portraits
 from services.access import Caller, require_role
@@ -91,19 +92,20 @@ def _granted(answers: dict[Channel | None, bool], purpose: ConsentPurpose, chann
 
 async def granted_for(customer_ids: list[int], purpose: ConsentPurpose, channel: Channel | None = None) -> set[int]:
     """The ids among `customer_ids` whose consent to `purpose` (on `channel`, if given) is granted, in one
-    query whatever their number (none for no ids)."""
+    query whatever their number (none for no ids). Plain rows: a portrait batch asks this for 1,000 ids."""
     ids = sorted(set(customer_ids))
     if not ids:
         return set()
-    answered = Q(channel__isnull=True) if channel is None else Q(channel__isnull=True) | Q(channel=channel)
-    rows = await (
-        Consent.filter(customer_id__in=ids, purpose=purpose)
-        .filter(answered)
-        .values_list("customer_id", "channel", "granted")
-    )
+    connection = get_connection("default")
+    s = Statement(connection)
+    # Placeholders are taken in the order they appear (SQLite's are positional).
+    sql = f"SELECT customer_id, channel, granted FROM consent WHERE {s.covering('customer_id', ids)}"
+    sql += f" AND purpose = {s.param(purpose.value)} AND "
+    sql += "channel IS NULL" if channel is None else f"(channel IS NULL OR channel = {s.param(channel.value)})"
     answers: dict[int, dict[Channel | None, bool]] = {pk: {} for pk in ids}
-    for customer_id, answer_channel, granted in rows:
-        answers[customer_id][Channel(answer_channel) if answer_channel is not None else None] = granted
+    for customer_id, answer_channel, granted in await rows_of(connection, sql, s):
+        if (answered := answers.get(customer_id)) is not None:
+            answered[Channel(answer_channel) if answer_channel is not None else None] = bool(granted)
     return {pk for pk in ids if _granted(answers[pk], purpose, channel)}
 
 

@@ -548,9 +548,9 @@ class _Importer:
             async with atomic():
                 await _custom_plans()
                 # One writer per import: a second delivery running alongside sees the checkpoint move.
-                locked = await Job.filter(id=job.id).select_for_update().values_list("checkpoint", flat=True)
-                if locked and locked[0] != job.checkpoint:
-                    raise Superseded(f"job {job.id}: another worker moved the checkpoint to {locked[0]}")
+                current = await jobs.locked(job.id)
+                if current is not None and current.checkpoint != job.checkpoint:
+                    raise Superseded(f"job {job.id}: another worker moved the checkpoint to {current.checkpoint}")
                 creates, updates, unchanged = await self._plan(rows)
                 created = await self._write_creates(creates, careful)
                 updated = await self._write_updates(updates, careful)

@@ -12,7 +12,7 @@ from typing import Any
 
 from tortoise.exceptions import IntegrityError
 from tortoise.expressions import Q, Subquery
-from tortoise.functions import Sum
+from tortoise.functions import Coalesce, Sum
 from tortoise.queryset import QuerySet
 
 from models.customers import (
@@ -26,6 +26,7 @@ from models.customers import (
     ProductType,
     RiskLevel,
 )
+from models.portraits import Portrait
 from models.staff import Role, Staff
 from services import access, clock, consents as consent_service, customer_rules as rules, portraits, timeline
 from services.access import ALL_ROLES, Caller, require_role
@@ -416,6 +417,17 @@ def matching(caller: Caller, customer_filter: CustomerFilter) -> QuerySet[Custom
     return apply_filter(visible(caller), customer_filter)
 
 
+# The sort keys of a customer list that are not columns of the customer: the churn risk is the portrait's (0 for
+# a customer without one: not computed yet, or erased), so the portrait computation writes no customer row.
+_DERIVED_KEYS = {"churn_risk": Coalesce("portrait__churn_risk", 0.0)}
+
+
+def sortable(qs: QuerySet[Customer], key: str) -> QuerySet[Customer]:
+    """`qs` ready to be ordered and paged by `key`, a customer column or a derived key."""
+    derived = _DERIVED_KEYS.get(key)
+    return qs.annotate(**{key: derived}) if derived is not None else qs
+
+
 def apply_filter(qs: QuerySet[Customer], f: CustomerFilter) -> QuerySet[Customer]:
     if f.search and f.search.strip():
         qs = qs.filter(_search(f.search))
@@ -441,8 +453,9 @@ def apply_filter(qs: QuerySet[Customer], f: CustomerFilter) -> QuerySet[Customer
         qs = qs.filter(aum__gte=f.min_aum)
     if f.max_aum is not None:
         qs = qs.filter(aum__lte=f.max_aum)
-    if f.min_churn_risk is not None:
-        qs = qs.filter(churn_risk__gte=f.min_churn_risk)
+    if f.min_churn_risk is not None and f.min_churn_risk > 0:  # everyone's risk is at least 0
+        at_risk = Portrait.filter(churn_risk__gte=f.min_churn_risk).values("customer_id")
+        qs = qs.filter(id__in=Subquery(at_risk))
 
     def active_of(product: ProductType) -> Subquery:
         return Subquery(ProductHolding.filter(product=product, status=HoldingStatus.ACTIVE).values("customer_id"))

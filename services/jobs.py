@@ -226,7 +226,7 @@ async def split(progress: Progress, batches: Sequence[dict], result: dict | None
     ignored). `result` is stored on the job as its result (e.g. what the batches cover)."""
     job = progress.job
     async with atomic():
-        await _lock(job.id)
+        await locked(job.id)
         stored = await JobBatch.filter(job_id=job.id).count()
         if not stored:
             await JobBatch.bulk_create([JobBatch(job_id=job.id, seq=n, params=p) for n, p in enumerate(batches)])
@@ -262,7 +262,8 @@ async def run_batch(job_id: int, seq: int, publish: Publish) -> None:
         await work(job, batch.params)
         # One batch of the job ends at a time (PostgreSQL: the job row's lock; SQLite: its single writer), and
         # each counts the done batches afresh: a count never goes stale, whoever else writes it.
-        total = await _lock(job_id)
+        current = await locked(job_id)
+        total = current.total if current is not None else None
         now = clock.now()
         if await JobBatch.filter(id=batch.id, done_at__isnull=True).update(done_at=now):
             done = await JobBatch.filter(job_id=job_id, done_at__isnull=False).count()
@@ -277,11 +278,10 @@ async def run_batch(job_id: int, seq: int, publish: Publish) -> None:
     await publish(channel(job_id), {"id": job_id, "status": status.value})
 
 
-async def _lock(job_id: int) -> int | None:
-    """Inside a transaction: hold the job's row until it ends (PostgreSQL; SQLite ignores it and has one writer).
-    Returns the job's total as it is now."""
-    totals = await Job.filter(id=job_id).select_for_update().values_list("total", flat=True)
-    return totals[0] if totals else None
+async def locked(job_id: int) -> Job | None:
+    """Inside a transaction: the job as it is now, its row held until the transaction ends (PostgreSQL; SQLite
+    ignores it and has one writer). The whole row: Tortoise drops FOR UPDATE from `values_list` queries."""
+    return await Job.filter(id=job_id).select_for_update().first()
 
 
 async def fail(job_id: int, message: str, publish: Publish) -> None:

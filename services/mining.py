@@ -14,28 +14,32 @@ from tortoise.expressions import Subquery
 from tortoise.queryset import QuerySet
 
 from models.customers import Consent, ConsentPurpose, HoldingStatus, ProductHolding, ProductType
-from models.portraits import ProductRecommendation, ValueTier
+from models.portraits import Portrait, ValueTier, score_column
 from services import access, customers
 from services.access import Caller, require_role
 from services.pagination import OrderKey
 from services.portraits import CURRENT, tier_case
 
 CENT = Decimal("0.01")
-# Best prospects first; the customer id makes the order total (one recommendation per customer and product).
-PROSPECT_ORDER = [OrderKey("score", descending=True), OrderKey("customer_id")]
 
 
-def prospects(caller: Caller, product: ProductType) -> QuerySet[ProductRecommendation]:
-    """The recommendations of `product` to current customers the caller may see who still lack it (with
-    the customer loaded), to be ordered by PROSPECT_ORDER. Customers who have not consented to profiling
-    have no recommendations, so they are never anyone's prospects."""
+def prospect_order(product: ProductType) -> list[OrderKey]:
+    """Best prospects first; the customer id makes the order total (one portrait per customer)."""
+    return [OrderKey(score_column(product), descending=True), OrderKey("customer_id")]
+
+
+def prospects(caller: Caller, product: ProductType) -> QuerySet[Portrait]:
+    """The portraits, with the customer loaded, of current customers the caller may see who still lack
+    `product` and to whom it is recommended, to be ordered by prospect_order(product). Customers who have not
+    consented to profiling have no recommendations, so they are never anyone's prospects."""
     require_role(caller, access.PORTRAIT_READERS)
     visible = customers.visible(caller).filter(status__in=CURRENT)
     holders = ProductHolding.filter(product=product, status=HoldingStatus.ACTIVE)
     # A revocation counts at once, before the recompute it triggers (the general answer: consents.granted_for).
     revoked = Consent.filter(purpose=ConsentPurpose.PROFILING, channel__isnull=True, granted=False)
     return (
-        ProductRecommendation.filter(product=product, customer_id__in=Subquery(visible.values("id")))
+        Portrait.filter(**{f"{score_column(product)}__isnull": False})
+        .filter(customer_id__in=Subquery(visible.values("id")))
         .exclude(customer_id__in=Subquery(holders.values("customer_id")))
         .exclude(customer_id__in=Subquery(revoked.values("customer_id")))
         .select_related("customer")

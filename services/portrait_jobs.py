@@ -27,8 +27,9 @@ Recompute jobs (`recomputePortraits`, roles: access.PORTRAIT_RECOMPUTERS)
 - The job's params: {"customer_ids": [...]} | {"segment_id": n} | {"all": true}. The worker evaluates the
   audience as the requester is now (`jobs.requester`; a segment's members live), then splits it into batches
   of CRM_PORTRAIT_BATCH_SIZE ids (services.jobs.split): one message per batch, so that every worker process
-  takes a share. Progress counts the batches done; the result is {"customers", "batches"}. A batch re-delivered
-  after its worker died is computed again (compute is idempotent); the job ends SUCCEEDED with the last batch.
+  takes a share. The co-holding statistics are renewed (when missing or old) before the batches are sent.
+  Progress counts the batches done; the result is {"customers", "batches"}. A batch re-delivered after its
+  worker died is computed again (compute is idempotent); the job ends SUCCEEDED with the last batch.
 - The nightly full recompute (`nightly()`, scheduled daily) is the same job with {"all": true}, created by
   nobody; it is skipped while another full recompute is queued or running.
 """
@@ -195,6 +196,9 @@ async def run(params: dict, progress: jobs.Progress) -> jobs.InBatches:
     ids = await _audience(caller, params)
     size = active_settings().of(portraits.PortraitSettings).portrait_batch_size
     batches = [{"ids": ids[n : n + size]} for n in range(0, len(ids), size)]
+    # Renewed here, once, when they are missing or old: otherwise every batch starting at once would find them
+    # so and scan all the holdings itself.
+    await portraits.co_holding()
     return await jobs.split(progress, batches, {"customers": len(ids), "batches": len(batches)})
 
 

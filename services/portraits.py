@@ -2,12 +2,13 @@
 
 `compute(ids)` reads a batch of customers with a fixed number of set-based queries (GROUP BY customer over
 the batch's ids, whatever its size), applies the pure rules of services/portrait_rules.py and replaces the
-batch's portraits and product recommendations in one transaction. The formulas: docs/PORTRAITS.md.
+batch's portraits (their recommendation scores included) in one transaction. The formulas: docs/PORTRAITS.md.
 
 It is the nightly full recompute's whole cost (docs/BENCHMARKS.md, "Full portrait recompute"), so it works with
 plain rows: statements of its own (SQL that PostgreSQL and SQLite both run) read tuples and write them with
 multi-row INSERTs; no model instance is built, and the recommendations of each (tier, product set) are worked
-out once per set of co-holding statistics, not once per customer.
+out once per set of co-holding statistics, not once per customer. A customer's recommendations are columns of
+their portrait (one score per product), so a batch of 1,000 customers writes 1,000 rows.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from core.db import atomic
 from core.settings import SettingsError, section
 from core.sql import Statement, execute, insert_rows, rows_of
 from models.customers import ConsentPurpose, Customer, CustomerStatus, HoldingStatus, ProductType
-from models.portraits import Portrait, ProductRecommendation, TierProductSets, ValueTier
+from models.portraits import Portrait, TierProductSets, ValueTier, score_column
 from models.surveys import NpsCategory
 from services import clock, complaint_rules, consents, customer_relations, customer_rules, portrait_rules as rules
 from services.customer_relations import Relation
@@ -142,26 +143,34 @@ class Statistics:
 
     def __init__(self, per_tier: dict[ValueTier, rules.CoHolding]) -> None:
         self.per_tier = per_tier
-        self._recommended: dict[tuple[ValueTier, int], tuple[str, list[tuple[str, float]]]] = {}
+        self._recommended: dict[tuple[ValueTier, int], tuple[Any, ...]] = {}
 
-    def recommended(self, tier: ValueTier, mask: int) -> tuple[str, list[tuple[str, float]]]:
+    def recommended(self, tier: ValueTier, mask: int) -> tuple[Any, ...]:
         """The stored form of rules.recommend for a tier and a product set (a mask of rules.PRODUCT_BITS):
-        the portrait's next_best_products as JSON text, and the (product, score) rows."""
+        the portrait's next_best_products as JSON text, then the score of each product (SCORE_COLUMNS)."""
         key = (tier, mask)
         found = self._recommended.get(key)
         if found is None:
             recommendations = rules.recommend(tier, _products_of(mask), self.per_tier[tier])
-            found = (
-                _encode_json([r.as_json() for r in recommendations]),
-                [(r.product.value, r.score) for r in recommendations],
-            )
+            scores = {r.product: r.score for r in recommendations}
+            found = (_encode_json([r.as_json() for r in recommendations]), *(scores.get(p) for p in ProductType))
             self._recommended[key] = found
         return found
+
+
+# A portrait that recommends nothing: no consent to profiling, or the relationship is over.
+NOTHING_RECOMMENDED = (_encode_json([]), *(None for _ in ProductType))
 
 
 @lru_cache(maxsize=1024)
 def _products_of(mask: int) -> frozenset[ProductType]:
     return frozenset(p for p, bit in rules.PRODUCT_BITS.items() if mask & bit)
+
+
+@lru_cache(maxsize=4096)
+def _json_list(items: tuple[str, ...]) -> str:
+    """A list of texts as JSON: the churn drivers and tags of a batch come from a few hundred combinations."""
+    return _encode_json(list(items))
 
 
 @lru_cache(maxsize=1024)
@@ -339,17 +348,17 @@ PORTRAIT_COLUMNS = (
     "churn_risk",
     "churn_drivers",
     "lifecycle_stage",
-    "next_best_products",
     "tags",
     "computed_at",
+    "next_best_products",
+    *(score_column(p) for p in ProductType),
 )
-RECOMMENDATION_COLUMNS = ("customer_id", "product", "score")
 
 
 def portrait_of(
     customer_id: int, g: _Gathered, now: datetime, profiling: bool, statistics: Statistics
-) -> tuple[tuple[Any, ...], list[tuple[str, float]]]:
-    """The customer's portrait row (PORTRAIT_COLUMNS) and recommendation rows (product, score), by the rules."""
+) -> tuple[Any, ...]:
+    """The customer's portrait row (PORTRAIT_COLUMNS), by the rules."""
     today = now.date()
     began = min(g.created_at.date(), g.first_opened) if g.first_opened else g.created_at.date()
     since_contact = g.last_contact or datetime.combine(began, datetime.min.time(), UTC)
@@ -384,11 +393,8 @@ def portrait_of(
         )
     )
     tier = rules.value_tier(g.aum)
-    if profiling and g.status in CURRENT:
-        next_best, recommended = statistics.recommended(tier, g.products)
-    else:
-        next_best, recommended = _encode_json([]), []
-    tags = g.tags + [t for t in rules.derived_tags(tier, stage, risk, g.open_complaints) if t not in g.tags]
+    recommended = statistics.recommended(tier, g.products) if profiling and g.status in CURRENT else NOTHING_RECOMMENDED
+    tags = (*g.tags, *(t for t in rules.derived_tags(tier, stage, risk, g.open_complaints) if t not in g.tags))
     row = (
         customer_id,
         tier.value,
@@ -404,13 +410,12 @@ def portrait_of(
         g.avg_csat,
         g.nps_category.value if g.nps_category else None,
         risk,
-        _encode_json([d.text for d in drivers]),
+        _json_list(tuple(d.text for d in drivers)),
         stage.value,
-        next_best,
-        _encode_json(tags),
+        _json_list(tags),
         now,
     )
-    return row, recommended
+    return row + recommended
 
 
 # ---------------------------------------------------------------- the computation
@@ -419,11 +424,11 @@ def portrait_of(
 async def compute(customer_ids: Sequence[int]) -> int:
     """Computes and stores the portraits of these customers; returns how many were written.
 
-    A fixed number of statements whatever the batch's size (16, and 2 more when the co-holding statistics are
-    renewed): the stale marks, 6 reads, the consents, the statistics, 2 DELETEs, 2 INSERTs per table and the
-    churn risks. In one transaction whose first statement clears the batch's stale marks: a change committed
-    while it runs marks the customer stale again (mark_stale sets an empty mark), so it is recomputed later,
-    and a failed computation rolls the clearing back."""
+    A fixed number of statements whatever the batch's size (12, and 2 more when the co-holding statistics are
+    renewed): the stale marks, 6 reads, the consents, the statistics, the DELETE and 2 INSERTs. In one
+    transaction whose first statement clears the batch's stale marks: a change committed while it runs marks
+    the customer stale again (mark_stale sets an empty mark), so it is recomputed later, and a failed
+    computation rolls the clearing back."""
     ids = sorted({int(pk) for pk in customer_ids})
     if not ids:
         return 0
@@ -440,36 +445,19 @@ async def compute(customer_ids: Sequence[int]) -> int:
         gathered = await _gather(connection, ids, now)
         profiling = await consents.granted_for(ids, ConsentPurpose.PROFILING)
         statistics = await co_holding()
-        portraits, recommendations = [], []
-        for customer_id, g in gathered.items():
-            if g.status == CustomerStatus.ERASED:
-                continue
-            row, recommended = portrait_of(customer_id, g, now, customer_id in profiling, statistics)
-            portraits.append(row)
-            recommendations.extend((customer_id, product, score) for product, score in recommended)
-        for table in ("product_recommendation", "portrait"):
-            s = Statement(connection)
-            await execute(connection, f"DELETE FROM {table} WHERE customer_id IN ({s.params(ids)})", s)
+        portraits = [
+            portrait_of(customer_id, g, now, customer_id in profiling, statistics)
+            for customer_id, g in gathered.items()
+            if g.status != CustomerStatus.ERASED
+        ]
+        s = Statement(connection)
+        await execute(connection, f"DELETE FROM portrait WHERE customer_id IN ({s.params(ids)})", s)
         await insert_rows(connection, "portrait", PORTRAIT_COLUMNS, portraits)
-        await insert_rows(connection, "product_recommendation", RECOMMENDATION_COLUMNS, recommendations)
-        await _store_churn_risk(connection, ids)
     return len(portraits)
 
 
-async def _store_churn_risk(connection: BaseDBAsyncClient, ids: list[int]) -> None:
-    """customer.churn_risk from the portraits just written (0 without one), in one statement, so that the
-    customer lists filter and sort on it; only the rows whose risk changed are written."""
-    s = Statement(connection)
-    risk = "COALESCE((SELECT p.churn_risk FROM portrait p WHERE p.customer_id = customer.id), 0)"
-    await execute(
-        connection,
-        f"UPDATE customer SET churn_risk = {risk} WHERE id IN ({s.params(ids)}) AND churn_risk <> {risk}",
-        s,
-    )
-
-
 # ---------------------------------------------------------------- merges and erasures
-# A portrait and its recommendations are derived data, never moved: a merge drops the duplicate's (the merge
+# A portrait is derived data, never moved: a merge drops the duplicate's (the merge
 # marks the survivor stale, and its recompute sees the merged records); an erasure drops the erased person's.
 
 
@@ -486,6 +474,5 @@ async def _drop(relation: Relation, customer_ids: list[int]) -> None:
     await relation.model.filter(**relation.lookup(customer_ids)).delete()
 
 
-for _derived in (Portrait, ProductRecommendation):
-    customer_relations.register_merge_resolver(_derived, _moves_nothing, _drop_the_duplicates)
-    customer_relations.register_scrubber(_derived, _drop)
+customer_relations.register_merge_resolver(Portrait, _moves_nothing, _drop_the_duplicates)
+customer_relations.register_scrubber(Portrait, _drop)

@@ -192,9 +192,9 @@ async def _run_batch(
         async with atomic():
             await _custom_plans()
             # One writer per campaign: a second delivery running alongside sees the checkpoint move.
-            locked = await Job.filter(id=job.id).select_for_update().values_list("checkpoint", flat=True)
-            if locked and locked[0] != job.checkpoint:
-                raise Superseded(f"job {job.id}: another worker moved the checkpoint to {locked[0]}")
+            current = await jobs.locked(job.id)
+            if current is not None and current.checkpoint != job.checkpoint:
+                raise Superseded(f"job {job.id}: another worker moved the checkpoint to {current.checkpoint}")
             batch = await audience().filter(id__gt=job.checkpoint).order_by("id").limit(BATCH_CUSTOMERS)
             if not batch:
                 return 0

@@ -31,3 +31,30 @@ async def test_migrate_creates_the_shipped_templates_once(tmp_path):
             assert shipped[1].trigger == SurveyTrigger.COMPLAINT_CLOSED and all(t.active for t in shipped)
         finally:
             await Tortoise.close_connections()
+
+
+
+async def test_migrated_tables_have_every_index_and_unique_constraint_of_the_models(tmp_path):
+    """SQLite cannot alter a column in place: the indexes and unique constraints of a table that a migration
+    rebuilt are put back (the embedded default would otherwise accept two customers with one identity document)."""
+    from tortoise import Tortoise
+
+    from core import db, sqlite_schema
+
+    migrated, generated = tmp_path / "migrated.sqlite3", tmp_path / "generated.sqlite3"
+    assert await db.migrate(f"sqlite://{migrated}")
+    async with TortoiseContext():
+        await Tortoise.init(config=tortoise_config(f"sqlite://{generated}"))
+        try:
+            await Tortoise.generate_schemas()
+            expected = await sqlite_schema.indexes_of(Tortoise.get_connection("default"))
+        finally:
+            await Tortoise.close_connections()
+    async with TortoiseContext():
+        await Tortoise.init(config=tortoise_config(f"sqlite://{migrated}"))
+        try:
+            present = await sqlite_schema.indexes_of(Tortoise.get_connection("default"))
+        finally:
+            await Tortoise.close_connections()
+    assert {t: set(i) for t, i in present.items()} == {t: set(i) for t, i in expected.items()}
+    assert await sqlite_schema.restore_indexes(tortoise_config(f"sqlite://{migrated}")) == []  # nothing left

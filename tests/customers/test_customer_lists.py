@@ -5,9 +5,10 @@ import pytest
 
 from models.customers import Customer
 from models.staff import Role
-from schema.base import to_global_id
+from schema.base import int_pk, to_global_id
 from tests.conftest import QueryCounter
 from tests.customers.helpers import HOLDING, create, resident_id
+from tests.portraits.helpers import stored_churn_risk
 
 LIST = """query($filter: CustomerFilter, $order: CustomerOrder, $first: Int, $after: String) {
   customers(filter: $filter, orderBy: $order, first: $first, after: $after) {
@@ -76,7 +77,7 @@ async def book(gql, admin, staff_factory):
         email=None,
         riskLevel=None,
     )
-    await create(
+    e = await create(
         gql,
         token,
         name="赵强",
@@ -90,7 +91,8 @@ async def book(gql, admin, staff_factory):
     await _holding(gql, token, b["id"], "6222000000000003", "WEALTH_MANAGEMENT", "7000000")  # PRIVATE_BANKING
     await _holding(gql, token, c["id"], "6222000000000004", "CURRENT_DEPOSIT", "60000")  # AFFLUENT
     await _holding(gql, token, d["id"], "6222000000000005", "FUND", "100000", closed="2024-01-01")  # closed: MASS
-    await Customer.filter(customer_no="C0000000005").update(status="DORMANT", churn_risk=0.8)
+    await Customer.filter(customer_no="C0000000005").update(status="DORMANT")
+    await stored_churn_risk(int_pk(e["id"], "Customer"), 0.8)
     return {"token": token, "rm": rm}
 
 

@@ -21,6 +21,7 @@ from models.customers import (
 )
 from models.follow_ups import Priority
 from models.interactions import Direction, Interaction, InteractionKind, InteractionStatus
+from models.portraits import LifecycleStage, Portrait, ValueTier, score_column
 from models.surveys import NpsCategory, SurveyInvitation, SurveyKind, SurveyResponse, SurveyTemplate
 from services import customers as customer_service, surveys
 
@@ -123,4 +124,29 @@ async def answer(
         nps_category=category,
         csat_score=csat,
         submitted_at=at,
+    )
+
+
+async def scores(customer_id: int) -> list[tuple[ProductType, float]]:
+    """The recommendation scores stored in the customer's portrait (its score columns), best first."""
+    row = await Portrait.get_or_none(customer_id=customer_id).values(*(score_column(p) for p in ProductType))
+    found = [(p, row[score_column(p)]) for p in ProductType if row and row[score_column(p)] is not None]
+    return sorted(found, key=lambda pair: (-pair[1], pair[0].value))
+
+
+async def stored_churn_risk(customer_id: int, churn_risk: float) -> None:
+    """A stored portrait with this churn risk, for list tests that need one without the facts behind it."""
+    await Portrait.create(
+        customer_id=customer_id,
+        value_tier=ValueTier.MASS,
+        aum=Decimal(0),
+        debt=Decimal(0),
+        product_count=0,
+        tenure_months=0,
+        interactions_90d=0,
+        complaint_count=0,
+        open_complaints=0,
+        churn_risk=churn_risk,
+        lifecycle_stage=LifecycleStage.DORMANT,
+        computed_at=NOW,
     )

@@ -4,7 +4,7 @@ duplicate's portrait and an erasure the erased person's."""
 from __future__ import annotations
 
 from models.customers import Customer, ProductType
-from models.portraits import Portrait, ProductRecommendation
+from models.portraits import Portrait
 from services import portraits
 from tests.portraits import helpers as h
 from tests.portraits.test_mining import PROSPECTS
@@ -41,8 +41,8 @@ async def test_revoking_profiling_hides_products_and_prospects_before_the_recomp
     assert read["customer"]["portrait"]["stale"] is True
     assert (await gql(PROSPECTS, {"product": "FUND"}, token=token))["prospects"]["totalCount"] == 0
 
-    await portraits.compute([customer.id])  # the recompute drops the stored rows too
-    assert not await ProductRecommendation.exists(customer_id=customer.id)
+    await portraits.compute([customer.id])  # the recompute drops the stored scores too
+    assert await h.scores(customer.id) == []
 
 
 async def test_merging_drops_the_duplicates_portrait(gql, admin):
@@ -52,7 +52,6 @@ async def test_merging_drops_the_duplicates_portrait(gql, admin):
     merged = (await gql(MERGE, {"input": ids}, token=token))["mergeCustomers"]
     assert merged["errors"] == [] and merged["moved"] == {"holdings": 1, "interactions": 1, "consents": 1}
     assert not await Portrait.exists(customer_id=duplicate.id)
-    assert not await ProductRecommendation.exists(customer_id=duplicate.id)
     assert (await Customer.get(id=survivor.id)).portrait_stale_since is not None
     assert await portraits.compute([survivor.id, duplicate.id]) == 2
 
@@ -63,5 +62,4 @@ async def test_erasing_drops_the_portrait(gql, admin):
     erase = {"id": gid(customer), "reason": "PIPL request"}
     assert (await gql(ERASE, {"input": erase}, token=token))["eraseCustomer"]["errors"] == []
     assert not await Portrait.exists(customer_id=customer.id)
-    assert not await ProductRecommendation.exists(customer_id=customer.id)
     assert await portraits.compute([customer.id]) == 0

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from models.customers import Customer
 from models.staff import Role
-from schema.base import to_global_id
+from schema.base import int_pk, to_global_id
 from tests.complaints.helpers import new_customer
 from tests.customers.helpers import HOLDING
+from tests.portraits.helpers import stored_churn_risk
 
 SEGMENT_FIELDS = """id name description filter size version createdAt updatedAt createdBy { username }"""
 CREATE = f"""mutation($input: CreateSegmentInput!) {{ createSegment(input: $input) {{
@@ -96,6 +97,7 @@ async def book(gql, token: str, staff_factory) -> dict:
     await hold("赵强", "FUND", "100000", closed="2024-01-01")  # closed: MASS
     await hold("陈静", "TIME_DEPOSIT", "50000")  # AFFLUENT
     await hold("杨敏", "CREDIT_CARD", "3000")  # debt only: MASS
-    await Customer.filter(name="赵强").update(status="DORMANT", churn_risk=0.8)
+    await Customer.filter(name="赵强").update(status="DORMANT")
+    await stored_churn_risk(int_pk(people["赵强"]["id"], "Customer"), 0.8)
     await Customer.filter(name="刘洋").update(status="CLOSED")
     return {"people": people, "rm": rm}
