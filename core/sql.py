@@ -20,9 +20,11 @@ from collections.abc import Mapping, Sequence
 from functools import lru_cache
 from typing import Any, TypeVar
 
+import asyncpg
 from pypika_tortoise.context import SqlContext
 from pypika_tortoise.terms import Parameter
 from tortoise.backends.base.client import BaseDBAsyncClient
+from tortoise.exceptions import IntegrityError
 from tortoise.models import Model
 from tortoise.queryset import UpdateQuery
 
@@ -113,6 +115,13 @@ class Statement:
             return f"{column} BETWEEN {self.param(ids[0])} AND {self.param(ids[-1])}"
         return f"{column} IN ({self.params(ids)})"
 
+    def exactly(self, column: str, ids: Sequence[int]) -> str:
+        """A condition that holds for exactly the ids of a sorted, distinct list: their range when they fill it
+        (no parameter per id), else the list."""
+        if len(ids) > 1 and ids[-1] - ids[0] == len(ids) - 1:
+            return f"{column} BETWEEN {self.param(ids[0])} AND {self.param(ids[-1])}"
+        return f"{column} IN ({self.params(ids)})"
+
     def param(self, value: Any) -> str:
         return self.params([value])
 
@@ -133,12 +142,21 @@ async def execute(connection: BaseDBAsyncClient, sql: str, statement: Statement)
 
 # The rows go in groups of ROWS_PER_INSERT through one prepared multi-row INSERT (executemany), and the rest
 # through the one-row INSERT: two statements whatever the number of rows, far from either database's limit of
-# parameters per statement (32,766 on SQLite), and on PostgreSQL a quarter less work per row than one-row INSERTs.
+# parameters per statement (32,766 on SQLite), and a quarter less work per row than one-row INSERTs. PostgreSQL
+# takes them with COPY instead (binary, one round trip): less work again for both sides.
 ROWS_PER_INSERT = 100
 
 
 async def insert_rows(connection: BaseDBAsyncClient, table: str, columns: Sequence[str], rows: list[tuple]) -> None:
-    """Plain rows (values as the database takes them) into `table`, with two statements."""
+    """Plain rows (values as the database takes them) into `table`: one COPY on PostgreSQL, two statements on
+    SQLite. A unique or foreign key refusing a row raises Tortoise's IntegrityError on both."""
+    if connection.capabilities.dialect == "postgres":
+        async with connection.acquire_connection() as raw:
+            try:
+                await raw.copy_records_to_table(table, records=rows, columns=list(columns))
+            except asyncpg.IntegrityConstraintViolationError as refused:
+                raise IntegrityError(refused) from refused
+        return
     whole = len(rows) - len(rows) % ROWS_PER_INSERT
     head = f"INSERT INTO {table} ({', '.join(columns)}) VALUES "
     context = connection.query_class.SQL_CONTEXT

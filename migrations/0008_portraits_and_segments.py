@@ -9,6 +9,15 @@ from models.portraits import LifecycleStage, ValueTier
 from models.surveys import NpsCategory
 
 
+async def drop_the_portraits_foreign_key(apps, schema_editor) -> None:
+    """Portrait.customer has db_constraint=False, which Tortoise's CreateModel ignores (PostgreSQL only: the
+    check costs SQLite next to nothing, and SQLite cannot drop a constraint)."""
+    if schema_editor.client.capabilities.dialect == "postgres":
+        await schema_editor.client.execute_script(
+            "ALTER TABLE portrait DROP CONSTRAINT IF EXISTS portrait_customer_id_fkey"
+        )
+
+
 class Migration(migrations.Migration):
     dependencies = [("models", "0007_surveys_and_notifications")]
 
@@ -51,7 +60,7 @@ class Migration(migrations.Migration):
                     fields.OneToOneField(
                         "models.Customer",
                         source_field="customer_id",
-                        db_constraint=True,
+                        db_constraint=False,
                         to_field="id",
                         related_name="portrait",
                         on_delete=OnDelete.CASCADE,
@@ -207,4 +216,5 @@ class Migration(migrations.Migration):
                 on_delete=OnDelete.RESTRICT,
             ),
         ),
+        ops.RunPython(drop_the_portraits_foreign_key, ops.RunPython.noop),
     ]

@@ -28,7 +28,13 @@ class Portrait(Model):
     # An id of its own: Tortoise's migrations cannot tell a one-to-one primary key from its column (the
     # autodetector would see `pk_attr` change on every run); the one-to-one field keeps it one per customer.
     id = fields.BigIntField(primary_key=True)
-    customer = fields.OneToOneField("models.Customer", related_name="portrait", on_delete=fields.CASCADE)
+    # No foreign-key constraint on PostgreSQL (dropped by migration 0008; Tortoise's migrations would create it
+    # anyway): each checked row locks its customer row, a tenth of a full recompute's database time. Only
+    # services/portraits.py writes portraits, for customers it has just read; erasures and merges delete them in
+    # code (the hooks at its end), and customers are never deleted.
+    customer = fields.OneToOneField(
+        "models.Customer", related_name="portrait", on_delete=fields.CASCADE, db_constraint=False
+    )
     # Not indexed: the tier filters of the customer lists read the customer's AUM (customer_rules.TIER_FLOORS).
     value_tier = fields.CharEnumField(ValueTier, max_length=16)
     aum = fields.DecimalField(max_digits=20, decimal_places=2)

@@ -439,7 +439,7 @@ async def compute(customer_ids: Sequence[int]) -> int:
         await execute(
             connection,
             f"UPDATE customer SET portrait_stale_since = NULL "
-            f"WHERE id IN ({s.params(ids)}) AND portrait_stale_since IS NOT NULL",
+            f"WHERE {s.exactly('id', ids)} AND portrait_stale_since IS NOT NULL",
             s,
         )
         gathered = await _gather(connection, ids, now)
@@ -451,7 +451,7 @@ async def compute(customer_ids: Sequence[int]) -> int:
             if g.status != CustomerStatus.ERASED
         ]
         s = Statement(connection)
-        await execute(connection, f"DELETE FROM portrait WHERE customer_id IN ({s.params(ids)})", s)
+        await execute(connection, f"DELETE FROM portrait WHERE {s.exactly('customer_id', ids)}", s)
         await insert_rows(connection, "portrait", PORTRAIT_COLUMNS, portraits)
     return len(portraits)
 

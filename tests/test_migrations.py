@@ -1,5 +1,6 @@
 """Migrations are Tortoise's own (dialect-independent operations); the models must not drift from them."""
 
+import pytest
 from tortoise.context import TortoiseContext
 from tortoise.migrations.autodetector import MigrationAutodetector
 
@@ -33,7 +34,6 @@ async def test_migrate_creates_the_shipped_templates_once(tmp_path):
             await Tortoise.close_connections()
 
 
-
 async def test_migrated_tables_have_every_index_and_unique_constraint_of_the_models(tmp_path):
     """SQLite cannot alter a column in place: the indexes and unique constraints of a table that a migration
     rebuilt are put back (the embedded default would otherwise accept two customers with one identity document)."""
@@ -58,3 +58,16 @@ async def test_migrated_tables_have_every_index_and_unique_constraint_of_the_mod
             await Tortoise.close_connections()
     assert {t: set(i) for t, i in present.items()} == {t: set(i) for t, i in expected.items()}
     assert await sqlite_schema.restore_indexes(tortoise_config(f"sqlite://{migrated}")) == []  # nothing left
+
+
+async def test_portraits_have_no_foreign_key_on_postgresql(app):
+    """Migration 0008 drops the constraint Tortoise creates although Portrait.customer says db_constraint=False."""
+    from tortoise.connection import get_connection
+
+    connection = get_connection("default")
+    if connection.capabilities.dialect != "postgres":
+        pytest.skip("SQLite keeps the constraint (it cannot drop one, and its check costs next to nothing)")
+    _, rows = await connection.execute_query(
+        "SELECT conname FROM pg_constraint WHERE conrelid = 'portrait'::regclass AND contype = 'f'"
+    )
+    assert list(rows) == []

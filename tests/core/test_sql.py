@@ -59,3 +59,36 @@ async def test_update_each_sets_each_row_its_own_value(app):
 
     names = dict(await Staff.filter(id__in=[r.id for r in rows]).values_list("username", "display_name"))
     assert names == {"p": "张伟", "q": "Q", "r": "李娜"}
+
+
+async def test_insert_rows_writes_every_row_and_refuses_a_duplicate_whole(app):
+    from datetime import UTC, datetime
+
+    from tortoise.connection import get_connection
+
+    from core.sql import ROWS_PER_INSERT, insert_rows
+
+    now = datetime.now(UTC)
+    columns = (
+        "username",
+        "display_name",
+        "password_hash",
+        "role",
+        "department",
+        "active",
+        "failed_logins",
+        "created_at",
+        "updated_at",
+    )
+
+    def rows(names: list[str]) -> list[tuple]:
+        return [(n, n.title(), "x", Role.ANALYST.value, Department.RISK.value, True, 0, now, now) for n in names]
+
+    names = [f"plain{n:03d}" for n in range(ROWS_PER_INSERT + 30)]  # a whole group and the rest
+    async with atomic():
+        await insert_rows(get_connection("default"), "staff", columns, rows(names))
+    assert sorted(await Staff.all().values_list("username", flat=True)) == names
+    with pytest.raises(IntegrityError):
+        async with atomic():
+            await insert_rows(get_connection("default"), "staff", columns, rows(["fresh", names[7]]))
+    assert not await Staff.exists(username="fresh")

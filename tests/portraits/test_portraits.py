@@ -342,15 +342,17 @@ async def test_a_large_batch_stores_what_single_computations_store(app):
 
 
 async def test_customers_between_the_ids_of_a_batch_are_left_alone(app):
-    # A batch whose ids fill most of their range is read by the range, one whose ids are scattered by the list:
-    # either way only the batch's customers are computed and written.
+    # A batch whose ids fill most of their range is read by the range, one whose ids are scattered by the list,
+    # and one whose ids fill their range is written by it: only the batch's customers are computed and written.
     made = [await h.customer() for _ in range(9)]
     ids = [c.id for c in made]
     await portraits.mark_stale(ids)
-    dense, scattered = [ids[0], ids[2], ids[3], ids[4]], [ids[5], ids[8]]
+    dense, contiguous, scattered = [ids[0], ids[2], ids[3], ids[4]], [ids[6], ids[7]], [ids[5], ids[8]]
+    assert await portraits.compute(contiguous) == 2
+    assert not await Portrait.filter(customer_id__in=[ids[5], ids[8]]).exists()
     for batch in (dense, scattered):
         assert await portraits.compute(batch) == len(batch)
     computed = set(await Portrait.filter(customer_id__in=ids).values_list("customer_id", flat=True))
-    assert computed == set(dense + scattered)
+    assert computed == set(dense + contiguous + scattered)
     stale = set(await Customer.filter(id__in=ids, portrait_stale_since__isnull=False).values_list("id", flat=True))
     assert stale == set(ids) - computed
