@@ -39,7 +39,7 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
         return 1
     from app import create_app
 
-    uvicorn.run(create_app(settings), host=args.host, port=args.port, log_config=None, proxy_headers=True)
+    uvicorn.run(create_app(settings), host=args.host, port=args.port, log_config=None, proxy_headers=False)
     return 0
 
 

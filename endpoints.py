@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 import logging
 from typing import TYPE_CHECKING
 
@@ -37,6 +38,14 @@ def routes(settings: Settings, metrics: Metrics) -> list[Route]:
         )
 
     async def metrics_endpoint(request: Request) -> Response:
+        if settings.metrics_token is not None:
+            given = bearer_token(request.headers.get("authorization")) or ""
+            if not hmac.compare_digest(given.encode(), settings.metrics_token.encode()):
+                return JSONResponse(
+                    {"error": "UNAUTHENTICATED"},
+                    status_code=401,
+                    headers={"WWW-Authenticate": 'Bearer realm="metrics"'},
+                )
         text = metrics.render(await _job_counts(), await notifications.counts())
         return Response(text, media_type="text/plain; version=0.0.4")
 
@@ -64,6 +73,11 @@ async def _download(request: Request, settings: Settings) -> Response:
         job = await jobs.get(caller, request.path_params["job_id"])
     except DomainError:
         return JSONResponse({"error": "NOT_FOUND"}, status_code=404)
+    if not await jobs.file_allowed(job):
+        # The creator no longer holds a role that may start this kind of job: the file goes with the role.
+        return JSONResponse(
+            {"error": "FORBIDDEN", "message": "This job's file is no longer available"}, status_code=403
+        )
     result = job.result or {}
     if "csv" not in result:
         return JSONResponse({"error": "NOT_FOUND", "message": "This job has no file (yet)"}, status_code=404)

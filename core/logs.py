@@ -42,3 +42,38 @@ def configure_logging(level: str = "INFO", json_lines: bool = True) -> None:
     for name in ("uvicorn", "uvicorn.error", "dramatiq"):
         logging.getLogger(name).handlers[:] = []
         logging.getLogger(name).propagate = True
+
+
+graphql_log = logging.getLogger("crm.graphql")
+
+
+def log_graphql_errors(errors: list, execution_context: object | None = None) -> None:
+    """Replaces strawberry's `Schema.process_errors`, which logs every error at ERROR with the query text (and
+    so the values written into it) and a traceback. Here an expected client error (UNAUTHENTICATED, FORBIDDEN,
+    BAD_USER_INPUT, GRAPHQL_PARSE_FAILED, ...) is one INFO line; only an unexpected one is ERROR, with its
+    traceback. Neither line holds the query text, the variables' values or the error message (a coercion
+    error's message quotes the value it refused)."""
+    from schema.protection import _code_for
+
+    operation = getattr(execution_context, "operation_name", None)
+    for error in errors:
+        code = (error.extensions or {}).get("code") or _code_for(error)
+        extra = {
+            "code": code,
+            "path": ".".join(str(p) for p in error.path) if error.path else None,
+            "operation": operation,
+            "request_id": request_id_var.get(),
+        }
+        path = extra["path"] or "-"
+        if code == "INTERNAL_SERVER_ERROR":
+            original = error.original_error
+            graphql_log.error(
+                "unexpected GraphQL error %s at %s in %s",
+                type(original).__name__,
+                path,
+                operation or "(anonymous)",
+                exc_info=(type(original), original, original.__traceback__) if original is not None else None,
+                extra=extra,
+            )
+        else:
+            graphql_log.info("GraphQL client error %s at %s in %s", code, path, operation or "(anonymous)", extra=extra)

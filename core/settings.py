@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
@@ -60,6 +61,13 @@ class Settings:
     worker_poll_ms: int = 100
     log_level: str = "INFO"
     log_json: bool = True
+    # Browser origins allowed to call the API from scripts (CORS), comma-separated; none by default.
+    cors_origins: str = ""
+    # When set, GET /metrics needs `Authorization: Bearer <this token>`.
+    metrics_token: str | None = field(default=None, repr=False)
+    # Peers (comma-separated addresses or CIDRs) whose X-Forwarded-For / X-Forwarded-Proto are believed; none
+    # by default, so a client cannot choose the address that rate limits and the audit log see.
+    trusted_proxies: str = ""
     # Each domain's own settings, by section class (see `section`); `of()` gives the defaults when absent.
     sections: Mapping[type, Any] = field(default_factory=dict, repr=False)
 
@@ -69,6 +77,16 @@ class Settings:
     @property
     def production(self) -> bool:
         return self.env == "production"
+
+    @property
+    def cors_origin_list(self) -> list[str]:
+        return [o.strip().rstrip("/") for o in self.cors_origins.split(",") if o.strip()]
+
+    @property
+    def trusted_networks(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+        return tuple(
+            ipaddress.ip_network(n.strip(), strict=False) for n in self.trusted_proxies.split(",") if n.strip()
+        )
 
     @property
     def embedded_broker(self) -> bool:
@@ -112,6 +130,16 @@ class Settings:
             raise SettingsError(f"CRM_LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR, not {self.log_level!r}")
         if self.production and len(self.secret_key) < 32:
             raise SettingsError("CRM_SECRET_KEY must be set to at least 32 characters in production")
+        for origin in self.cors_origin_list:
+            parsed = urlparse(origin)
+            if origin == "*" or parsed.scheme not in ("http", "https") or not parsed.netloc or parsed.path:
+                raise SettingsError(f"CRM_CORS_ORIGINS must list origins like https://crm.example.com, not {origin!r}")
+        if self.metrics_token is not None and len(self.metrics_token) < 16:
+            raise SettingsError("CRM_METRICS_TOKEN must be at least 16 characters")
+        try:
+            self.trusted_networks  # noqa: B018 (parses the setting)
+        except ValueError as exc:
+            raise SettingsError(f"CRM_TRUSTED_PROXIES must be comma-separated addresses or CIDRs: {exc}") from None
         for value in self.sections.values():
             if hasattr(value, "check"):
                 value.check()

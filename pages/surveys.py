@@ -15,7 +15,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
 from core.settings import Settings
-from services import surveys
+from services import limits, surveys
 from services.complaint_rules import BANK_TIME
 from services.errors import DomainError, ErrorCode
 
@@ -58,13 +58,15 @@ def _not_found(request: Request) -> HTMLResponse:
 
 
 def _limited(request: Request, error: DomainError) -> HTMLResponse:
-    return _message(request, "limited", "请稍后再试", "访问过于频繁，请过几分钟再打开此链接。", status=429)
+    page = _message(request, "limited", "请稍后再试", "访问过于频繁，请过几分钟再打开此链接。", status=429)
+    page.headers["Retry-After"] = str(error.retry_after if isinstance(error, limits.RateLimited) else 60)
+    return page
 
 
 async def _survey(request: Request, token: str):
     """The survey behind the token, or the response to show instead (unknown, limited)."""
     try:
-        survey = await surveys.public_survey(token, ip=_ip(request))
+        survey = await surveys.public_survey(token, ip=_ip(request))  # limited per address and per link
     except DomainError as error:
         if error.errors[0].code == ErrorCode.LIMIT_EXCEEDED:
             return None, _limited(request, error)

@@ -32,7 +32,7 @@ from schema.complaints import (
 )
 from schema.conventions import mutation
 from schema.jobs import Job, JobPayload
-from schema.permissions import allow
+from schema.permissions import allow, live_caller
 from services import access, complaint_stats, complaints as complaint_service
 from services.pagination import OrderKey, paginate
 
@@ -88,9 +88,7 @@ async def complaints(
 ) -> Connection[Complaint]:
     order = order_by or DEFAULT_ORDER
     descending = order.direction == SortDirection.DESC
-    qs = complaint_service.apply_filter(
-        complaint_service.visible(await caller_of(info)), COMPLAINT_FILTER.to_service(filter)
-    )
+    qs = complaint_service.matching(await caller_of(info), COMPLAINT_FILTER.to_service(filter))
     keys = [OrderKey(order.field.value, descending), OrderKey("id", descending)]
     page = await paginate(qs, keys, first=first, after=after, last=last, before=before)
     return Connection.of(page, Complaint.from_model)
@@ -203,7 +201,7 @@ async def export_complaint_report(info: Info, input: ComplaintReportInput) -> Jo
 
 async def complaint_updated(info: Info, id: strawberry.ID | None = None) -> AsyncGenerator[Complaint, None]:
     """Each change of one complaint, or of every complaint the viewer may see."""
-    caller = await caller_of(info)
+    caller = await info.context.recheck()  # the connection may be older than the token's revocation
     if caller.staff is None:
         raise unauthenticated()
     visible = complaint_service.visible(caller)
@@ -216,10 +214,16 @@ async def complaint_updated(info: Info, id: strawberry.ID | None = None) -> Asyn
         channel = complaint_service.channel_for_all()
     async with info.context.pubsub.subscribe(channel) as updates:
         async for message in updates:
+            # The token, role and branch of now, not of when the socket opened (a revoked one closes it).
+            caller = await live_caller(info)
             found = await complaint_service.visible(caller).get_or_none(id=message["id"])
             if found is not None:  # others' branches stay invisible
                 info.context.fresh_loaders()  # a connection lives long: each message reads anew
-                yield Complaint.from_model(found)
+                try:
+                    yield Complaint.from_model(found)
+                finally:
+                    # Resumed once the message is out: its customer.pii_read entries, one per customer.
+                    await info.context.flush_pii_reads()
 
 
 @strawberry.type

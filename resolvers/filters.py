@@ -28,7 +28,7 @@ from strawberry.types.enum import StrawberryEnumDefinition
 from strawberry.types.field import StrawberryField
 
 from schema.base import int_pk, to_global_id
-from services.errors import not_found
+from services.errors import DomainError, ErrorCode, not_found
 from services.filters import field_types
 
 __all__ = ["Convert", "FilterMapping", "GlobalId"]
@@ -38,6 +38,9 @@ F = TypeVar("F")
 Convert = Callable[[Any, list[str]], Mapping[str, Any]]
 
 _names = NameConverter()
+# Values of one list field of a filter (statuses, tags, tiers, ...). Each tag and tier is one more condition of
+# the SQL statement, and a thousand of them overflow the query builder's recursion (a 500): refused before.
+MAX_LIST_VALUES = 100
 
 
 @dataclass(frozen=True)
@@ -76,6 +79,8 @@ class FilterMapping(Generic[F]):
             if value is None or value is strawberry.UNSET:
                 continue
             where = [*path, _names.get_graphql_name(f)]
+            if isinstance(value, list) and len(value) > MAX_LIST_VALUES:
+                raise DomainError(ErrorCode.LIMIT_EXCEEDED, f"At most {MAX_LIST_VALUES} values", where)
             if name in self.custom:
                 values.update(self.custom[name](value, where))
             elif name in self.ids:

@@ -36,9 +36,7 @@ async def interactions(
     last: int | None = None,
     before: str | None = None,
 ) -> Connection[Interaction]:
-    qs = interaction_service.apply_filter(
-        interaction_service.visible(await caller_of(info)), INTERACTION_FILTER.to_service(filter)
-    )
+    qs = interaction_service.matching(await caller_of(info), INTERACTION_FILTER.to_service(filter))
     page = await paginate(qs, NEWEST_FIRST, first=first, after=after, last=last, before=before)
     return Connection.of(page, Interaction.from_model)
 

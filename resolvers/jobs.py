@@ -9,7 +9,7 @@ from models.jobs import JobStatus
 from resolvers.common import caller_of
 from schema.base import Connection, api_error, int_pk, unauthenticated
 from schema.jobs import Job, JobKind
-from schema.permissions import allow
+from schema.permissions import allow, live_caller
 from services import access, jobs as job_service
 from services.pagination import OrderKey, paginate
 
@@ -41,7 +41,7 @@ async def jobs(
 
 
 async def job_progress(info: Info, id: strawberry.ID) -> AsyncGenerator[Job, None]:
-    caller = await caller_of(info)
+    caller = await info.context.recheck()  # the connection may be older than the token's revocation
     if caller.staff is None:
         raise unauthenticated()
     pk = int_pk(id, "Job")
@@ -51,13 +51,28 @@ async def job_progress(info: Info, id: strawberry.ID) -> AsyncGenerator[Job, Non
     # Subscribe before reading, so that no update between the read and the subscription is missed.
     async with info.context.pubsub.subscribe(job_service.channel(pk)) as updates:
         current = await job_service.get(caller, pk)
-        yield Job.from_model(current)
+        try:
+            yield Job.from_model(current)
+        finally:
+            await info.context.flush_pii_reads()
         if current.status.finished:
             return
         async for _ in updates:
-            current = await job_service.get(caller, pk)
+            # The state first, as near the news as can be; then the token and role of now (a revoked token
+            # closes the socket), and the read again if who may see which jobs changed. A job no longer visible
+            # ends the subscription.
+            current = await job_service.visible(caller).get_or_none(id=pk)
+            fresh = await live_caller(info)
+            if (fresh.staff.id, fresh.role) != (caller.staff.id, caller.role):
+                current = await job_service.visible(fresh).get_or_none(id=pk)
+            caller = fresh
+            if current is None:
+                raise api_error("NOT_FOUND", "Job not found")
             info.context.fresh_loaders()
-            yield Job.from_model(current)
+            try:
+                yield Job.from_model(current)
+            finally:
+                await info.context.flush_pii_reads()
             if current.status.finished:
                 return
 

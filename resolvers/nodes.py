@@ -7,7 +7,7 @@ import strawberry
 from strawberry.types import Info
 
 from resolvers.common import caller_of
-from schema.base import Node, api_error, from_global_id, node_types, unauthenticated
+from schema.base import Node, api_error, from_global_id, node_types, pk_of, unauthenticated
 
 MAX_NODES = 100
 
@@ -21,11 +21,12 @@ async def _resolve(info: Info, ids: list[str]) -> list[Node | None]:
     keys: list[tuple[str, int] | None] = []
     for global_id in ids:
         parsed = from_global_id(global_id)
-        if parsed is None or parsed[0] not in types or not parsed[1].isdigit():
+        pk = pk_of(parsed[1]) if parsed is not None and parsed[0] in types else None
+        if pk is None:
             keys.append(None)
             continue
-        keys.append((parsed[0], int(parsed[1])))
-        wanted.setdefault(parsed[0], []).append(int(parsed[1]))
+        keys.append((parsed[0], pk))
+        wanted.setdefault(parsed[0], []).append(pk)
     found = {name: await types[name].resolve_nodes(caller, pks) for name, pks in wanted.items()}
     return [found[k[0]].get(k[1]) if k else None for k in keys]
 

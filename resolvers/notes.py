@@ -6,7 +6,7 @@ from strawberry.types import Info
 from models.notes import NoteVisibility as NoteVisibilityEnum
 from resolvers.common import caller_of
 from resolvers.complaints import publish_complaint
-from schema.base import from_global_id
+from schema.base import from_global_id, pk_of
 from schema.conventions import mutation
 from schema.notes import AddNoteInput, Note, NotePayload
 from services import access, notes as note_service
@@ -15,10 +15,11 @@ from services.errors import not_found
 
 async def add_note(info: Info, input: AddNoteInput) -> NotePayload:
     subject = from_global_id(input.subject_id)
-    if subject is None or subject[0] not in ADD_TO or not subject[1].isdigit():
+    pk = pk_of(subject[1]) if subject is not None and subject[0] in ADD_TO else None
+    if pk is None:
         raise not_found("Customer or complaint", "subjectId")
     visibility = NoteVisibilityEnum(input.visibility.value) if input.visibility else None
-    note = await ADD_TO[subject[0]](await caller_of(info), int(subject[1]), input.body, visibility)
+    note = await ADD_TO[subject[0]](await caller_of(info), pk, input.body, visibility)
     if note.complaint_id is not None:
         publish_complaint(info, note.complaint_id)
     return NotePayload(note=Note.from_model(note))

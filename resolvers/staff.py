@@ -9,8 +9,16 @@ from resolvers.common import caller_of
 from schema.base import Connection, require_pk
 from schema.conventions import mutation
 from schema.permissions import allow
-from schema.staff import CreateStaffInput, LoginInput, LoginPayload, Staff, StaffPayload, UpdateStaffInput
-from services import access, auth, staff as staff_service
+from schema.staff import (
+    CreateStaffInput,
+    LoginInput,
+    LoginPayload,
+    LogoutPayload,
+    Staff,
+    StaffPayload,
+    UpdateStaffInput,
+)
+from services import access, auth, limits, staff as staff_service
 from services.pagination import OrderKey, paginate
 
 STAFF_ORDER = [OrderKey("username"), OrderKey("id")]
@@ -36,14 +44,22 @@ async def staff_list(
 
 async def login(info: Info, input: LoginInput) -> LoginPayload:
     settings = info.context.settings
-    session = await auth.login(
-        await caller_of(info),
-        input.username,
-        input.password,
-        secret_key=settings.secret_key,
-        ttl=timedelta(minutes=settings.token_ttl_minutes),
-    )
+    with limits.retry_after_on(info.context.response):
+        session = await auth.login(
+            await caller_of(info),
+            input.username,
+            input.password,
+            secret_key=settings.secret_key,
+            ttl=timedelta(minutes=settings.token_ttl_minutes),
+        )
     return LoginPayload(token=session.token, expires_at=session.expires_at, staff=Staff.from_model(session.staff))
+
+
+async def logout(info: Info) -> LogoutPayload:
+    revoked = await auth.logout(
+        await caller_of(info), info.context._token(), secret_key=info.context.settings.secret_key
+    )
+    return LogoutPayload(revoked=revoked)
 
 
 async def create_staff(info: Info, input: CreateStaffInput) -> StaffPayload:
@@ -87,5 +103,8 @@ class Query:
 @strawberry.type
 class Mutation:
     login: LoginPayload = mutation(None, None, public=True, resolver=login)
+    logout: LogoutPayload = mutation(
+        "logout", access.ALL_ROLES, resolver=logout, description="Revokes the bearer token of this request."
+    )
     create_staff: StaffPayload = mutation("staff.create", access.STAFF_ADMINS, resolver=create_staff)
     update_staff: StaffPayload = mutation("staff.update", access.STAFF_ADMINS, resolver=update_staff)

@@ -31,7 +31,7 @@ from schema.surveys import (
     SurveyTemplatePayload,
     UpdateSurveyTemplateInput,
 )
-from services import access, survey_campaigns, surveys as survey_service
+from services import access, limits, survey_campaigns, surveys as survey_service
 from services.pagination import OrderKey, paginate
 
 NEWEST_FIRST = [OrderKey("created_at", True), OrderKey("id", True)]
@@ -73,7 +73,8 @@ async def survey_invitations(
 
 
 async def survey_by_token(info: Info, token: str) -> PublicSurvey | None:
-    found = await survey_service.public_survey(token, ip=info.context.ip)
+    with limits.retry_after_on(info.context.response):  # the service limits per address and per link
+        found = await survey_service.public_survey(token, ip=info.context.ip)
     return PublicSurvey.from_service(found) if found else None
 
 
@@ -141,7 +142,8 @@ async def submit_survey_response(info: Info, input: SubmitSurveyResponseInput) -
     answers = [
         survey_service.Answer(a.question_key, number=a.number, text=a.text, choices=a.choices) for a in input.answers
     ]
-    await survey_service.submit(input.token, answers, input.comment, ip=info.context.ip)
+    with limits.retry_after_on(info.context.response):  # the service limits per address and per link
+        await survey_service.submit(input.token, answers, input.comment, ip=info.context.ip)
     return SubmitSurveyResponsePayload(accepted=True)
 
 

@@ -84,11 +84,24 @@ def from_global_id(global_id: str) -> tuple[str, str] | None:
     return (type_name, pk) if sep and type_name and pk else None
 
 
+# The largest primary key a table holds (a 32-bit integer column on PostgreSQL).
+MAX_PK = 2**31 - 1
+
+
+def pk_of(text: str) -> int | None:
+    """The primary key a global id's key part names: ASCII digits within the column's range, else None (a larger
+    number, or digits like "²" that str.isdigit() accepts and int() refuses, failed in the database: a 500)."""
+    if not (text.isascii() and text.isdigit()):
+        return None
+    pk = int(text)
+    return pk if pk <= MAX_PK else None
+
+
 def int_pk(global_id: str, type_name: str) -> int | None:
     parsed = from_global_id(global_id)
-    if parsed is None or parsed[0] != type_name or not parsed[1].isdigit():
+    if parsed is None or parsed[0] != type_name:
         return None
-    return int(parsed[1])
+    return pk_of(parsed[1])
 
 
 def require_pk(global_id: str, type_name: str, field: str | list[str] = "id") -> int:

@@ -3,11 +3,20 @@ from __future__ import annotations
 from datetime import datetime
 
 import strawberry
-from strawberry.extensions import DisableIntrospection, MaxAliasesLimiter, MaxTokensLimiter, QueryDepthLimiter
+from strawberry.extensions import DisableIntrospection, MaxTokensLimiter
 from strawberry.schema.config import StrawberryConfig
 
 from schema.base import DATETIME_SCALAR, node_types
-from schema.protection import CostLimiter, ErrorCodes, MaskUnexpectedErrors, PiiReadAudit
+from schema.protection import (
+    AliasLimiter,
+    CostLimiter,
+    DepthLimiter,
+    ErrorCodes,
+    InputSizeLimiter,
+    MaskUnexpectedErrors,
+    NoSuggestions,
+    PiiReadAudit,
+)
 from schema.root import Mutation, Query, Subscription
 
 LIMITS = {"depth": 10, "aliases": 30, "tokens": 5_000, "batch": 20}
@@ -16,15 +25,16 @@ LIMITS = {"depth": 10, "aliases": 30, "tokens": 5_000, "batch": 20}
 def protection_extensions(production: bool = False) -> list:
     """Fresh extensions per request (factories), in the order they must run."""
     extensions: list = [
-        lambda: QueryDepthLimiter(max_depth=LIMITS["depth"]),
-        lambda: MaxAliasesLimiter(max_alias_count=LIMITS["aliases"]),
+        lambda: DepthLimiter(max_depth=LIMITS["depth"]),
+        lambda: AliasLimiter(max_alias_count=LIMITS["aliases"]),
         lambda: MaxTokensLimiter(max_token_count=LIMITS["tokens"]),
         CostLimiter,
+        InputSizeLimiter,
         ErrorCodes,
         PiiReadAudit,
     ]
     if production:
-        extensions += [DisableIntrospection, MaskUnexpectedErrors]
+        extensions += [DisableIntrospection, MaskUnexpectedErrors, NoSuggestions]
     return extensions
 
 

@@ -18,10 +18,11 @@ from models.complaints import (
 )
 from schema import loaders
 from schema.base import DateRange, Node, SortDirection, UserError, to_global_id
-from schema.customers import Channel
+from schema.customers import Channel, reveal_text
 from schema.follow_ups import FollowUp, Priority
 from schema.notes import Note
 from schema.permissions import allow
+from schema.protection import EVENTS_SHOWN, FOLLOW_UPS_SHOWN, NOTES_SHOWN
 from schema.staff import Department, Staff, load_staff
 from services import access, complaints as complaint_service
 from services.access import Caller
@@ -56,9 +57,12 @@ class ComplaintEvent:
     type: ComplaintEventType
     from_status: ComplaintStatus | None
     to_status: ComplaintStatus | None
-    message: str | None
     at: datetime
     _m: strawberry.Private[ComplaintEventModel]
+
+    @strawberry.field
+    def message(self, info: Info) -> str | None:
+        return reveal_text(info, self._m.message)
 
     @strawberry.field(description="null when the system acted (SLA monitor, auto-escalation).")
     async def actor(self, info: Info) -> Staff | None:
@@ -66,7 +70,7 @@ class ComplaintEvent:
 
     @classmethod
     def from_model(cls, m: ComplaintEventModel) -> ComplaintEvent:
-        return cls(type=m.type, from_status=m.from_status, to_status=m.to_status, message=m.message, at=m.at, _m=m)
+        return cls(type=m.type, from_status=m.from_status, to_status=m.to_status, at=m.at, _m=m)
 
 
 @strawberry.type(description="A customer's complaint, handled under the regulator's 15/30/60-day clock.")
@@ -82,8 +86,6 @@ class Complaint(Node):
     suggested_reason: ComplaintReason | None
     priority: Priority
     status: ComplaintStatus
-    summary: str
-    description: str
     amount_in_dispute: Decimal | None
     received_at: datetime
     acknowledged_at: datetime | None
@@ -94,7 +96,6 @@ class Complaint(Node):
     sla_state: SlaState
     escalation_level: int
     department: Department | None
-    resolution: str | None
     compensation_amount: Decimal | None
     customer_accepted: bool | None
     resolved_at: datetime | None
@@ -103,6 +104,18 @@ class Complaint(Node):
     created_at: datetime
     updated_at: datetime
     _m: strawberry.Private[ComplaintModel]
+
+    @strawberry.field
+    def summary(self, info: Info) -> str:
+        return reveal_text(info, self._m.summary)
+
+    @strawberry.field
+    def description(self, info: Info) -> str:
+        return reveal_text(info, self._m.description)
+
+    @strawberry.field
+    def resolution(self, info: Info) -> str | None:
+        return reveal_text(info, self._m.resolution)
 
     @strawberry.field
     async def customer(self, info: Info) -> Annotated[Customer, strawberry.lazy("schema.customers")]:
@@ -116,15 +129,18 @@ class Complaint(Node):
 
     @strawberry.field
     async def events(self, info: Info) -> list[ComplaintEvent]:
-        return [ComplaintEvent.from_model(e) for e in await info.context.loaders.complaint_events.load(self._m.id)]
+        events = await info.context.loaders.complaint_events.load(self._m.id)
+        return [ComplaintEvent.from_model(e) for e in events[:EVENTS_SHOWN]]  # the cost limit counts on it
 
     @strawberry.field
     async def notes(self, info: Info) -> list[Note]:
-        return [Note.from_model(n) for n in await info.context.loaders.complaint_notes.load(self._m.id)]
+        notes = await info.context.loaders.complaint_notes.load(self._m.id)
+        return [Note.from_model(n) for n in notes[:NOTES_SHOWN]]
 
     @strawberry.field
     async def follow_ups(self, info: Info) -> list[FollowUp]:
-        return [FollowUp.from_model(f) for f in await info.context.loaders.complaint_follow_ups.load(self._m.id)]
+        follow_ups = await info.context.loaders.complaint_follow_ups.load(self._m.id)
+        return [FollowUp.from_model(f) for f in follow_ups[:FOLLOW_UPS_SHOWN]]
 
     @strawberry.field(extensions=allow(access.SURVEY_READERS))
     async def survey_invitation(
@@ -151,8 +167,6 @@ class Complaint(Node):
             suggested_reason=m.suggested_reason,
             priority=m.priority,
             status=m.status,
-            summary=m.summary,
-            description=m.description,
             amount_in_dispute=m.amount_in_dispute,
             received_at=m.received_at,
             acknowledged_at=m.acknowledged_at,
@@ -161,7 +175,6 @@ class Complaint(Node):
             sla_state=SlaState(complaint_service.sla_state(m)),
             escalation_level=m.escalation_level,
             department=m.department,
-            resolution=m.resolution,
             compensation_amount=m.compensation_amount,
             customer_accepted=m.customer_accepted,
             resolved_at=m.resolved_at,
@@ -250,7 +263,11 @@ class ExtendComplaintDeadlineInput:
     id: strawberry.ID
     reason: str
     approved_by_id: strawberry.ID | None = strawberry.field(
-        default=None, description="Required for the second extension (beyond 30 days): a MANAGER or ADMIN."
+        default=None,
+        description=(
+            "Optional; when given, it must be the caller: the second extension (to 60 days) is made by a MANAGER or "
+            "ADMIN themselves."
+        ),
     )
 
 

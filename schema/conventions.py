@@ -18,6 +18,7 @@ from services.access import not_allowed
 from services.errors import DomainError, forbidden
 
 SECRET_INPUTS = frozenset({"password", "token"})
+UNAUTHENTICATED_MUTATION = "auth.unauthenticated_mutation"
 
 
 class MutationConventions(FieldExtension):
@@ -36,6 +37,7 @@ class MutationConventions(FieldExtension):
     async def resolve_async(self, next_: Any, source: Any, info: Info, **kwargs: Any) -> Any:
         caller = await info.context.caller()
         if caller.staff is None and not self.public:
+            await _record_unauthenticated(info, caller)
             raise unauthenticated()
         payload_type = self.field.type
         detail = {"input": _provided_fields(kwargs.get("input"))}
@@ -66,6 +68,16 @@ class MutationConventions(FieldExtension):
                     },
                 )
             return payload_type(errors=UserError.from_domain(error))
+
+
+async def _record_unauthenticated(info: Info, caller: Any) -> None:
+    """A mutation tried without a valid token: its name, the client's address and whether a (revoked, expired
+    or unknown) token came with it; never the variables or the token (DOMAIN.md, "Audit")."""
+    await audit.record(
+        caller,
+        UNAUTHENTICATED_MUTATION,
+        detail={"mutation": info.field_name, "token": "invalid" if info.context.token_presented else "missing"},
+    )
 
 
 def _provided_fields(value: Any) -> list[str]:

@@ -29,9 +29,11 @@ from models.customers import (
 from schema import loaders
 from schema.base import Connection, Node, SortDirection, UserError, to_global_id
 from schema.permissions import allow
+from schema.protection import HOLDINGS_SHOWN, NOTES_SHOWN
 from schema.staff import Staff, load_staff
 from services import access, consents as consent_service, customer_rules as rules, customers as customer_service
 from services.access import Caller
+from services.identity import mask_free_text
 from services.pagination import OrderKey, paginate
 
 if TYPE_CHECKING:
@@ -67,12 +69,25 @@ class ValueTier(Enum):
     MASS = "MASS"
 
 
+def shows_pii(info: Info) -> bool:
+    """Whether this viewer sees personal data unmasked: the one decision for fields and free text."""
+    return rules.sees_pii(info.context.viewer_role)
+
+
+def reveal_text(info: Info, value: str | None) -> str | None:
+    """Free text (notes, interaction records, complaint texts, follow-ups, survey comments) as this viewer may
+    see it: phone numbers, resident ID numbers and e-mail addresses in it masked for a masked viewer."""
+    if value is None or shows_pii(info):
+        return value
+    return mask_free_text(value)
+
+
 def reveal(info: Info, customer_id: int, field: str, value: str | None) -> str | None:
     """A personal-data value as this viewer may see it; unmasked values are noted for the pii_read audit."""
     if value is None:
         return None
     context = info.context
-    if rules.sees_pii(context.viewer_role):
+    if shows_pii(info):
         context.pii_reads.setdefault(customer_id, set()).add(rules.camel(field))
         return value
     return rules.MASKS[field](value)
@@ -105,6 +120,10 @@ class ChangeEntry:
         model_field = {"idNumber": "id_number", "phone": "phone", "email": "email", "address": "address"}.get(
             self.field
         )
+        if self.field == "birthDate":  # digits 7-14 of the ID number: hidden from masked viewers
+            return value if shows_pii(info) else None
+        if self.field == "statusNote":  # free text
+            return reveal_text(info, value)
         return reveal(info, self._m.customer_id, model_field, value) if model_field else value
 
     @strawberry.field
@@ -171,13 +190,11 @@ class Customer(Node):
     kind: CustomerKind
     name: str
     gender: Gender | None
-    birth_date: date | None
     id_type: IdType | None
     occupation: str | None
     risk_level: RiskLevel | None
     kyc_status: KycStatus
     status: CustomerStatus
-    status_note: str | None
     branch: str | None
     preferred_channel: Channel | None
     completeness: float = strawberry.field(description="Share, 0 to 1, of the key fields present and valid.")
@@ -188,6 +205,17 @@ class Customer(Node):
     created_at: datetime
     updated_at: datetime
     _m: strawberry.Private[CustomerModel]
+
+    @strawberry.field(description="null unless the viewer may read personal data (digits 7-14 of the ID number).")
+    def birth_date(self, info: Info) -> date | None:
+        if self._m.birth_date is None or not shows_pii(info):
+            return None
+        info.context.pii_reads.setdefault(self._m.id, set()).add("birthDate")  # personal data: audited
+        return self._m.birth_date
+
+    @strawberry.field
+    def status_note(self, info: Info) -> str | None:
+        return reveal_text(info, self._m.status_note)
 
     @strawberry.field(description="Masked (e.g. 110105********1234) unless the viewer may read personal data.")
     def id_number(self, info: Info) -> str | None:
@@ -227,7 +255,8 @@ class Customer(Node):
 
     @strawberry.field
     async def holdings(self, info: Info) -> list[ProductHolding]:
-        return [ProductHolding.from_model(h) for h in await info.context.loaders.holdings.load(self._m.id)]
+        holdings = await info.context.loaders.holdings.load(self._m.id)
+        return [ProductHolding.from_model(h) for h in holdings[:HOLDINGS_SHOWN]]  # the cost limit counts on it
 
     @strawberry.field
     async def history(
@@ -320,7 +349,8 @@ class Customer(Node):
     async def notes(self, info: Info) -> list[Annotated[Note, strawberry.lazy("schema.notes")]]:
         from schema.notes import Note
 
-        return [Note.from_model(n) for n in await info.context.loaders.notes.load(self._m.id)]
+        notes = await info.context.loaders.notes.load(self._m.id)
+        return [Note.from_model(n) for n in notes[:NOTES_SHOWN]]  # the newest; the cost limit counts on it
 
     @strawberry.field(extensions=allow(access.PORTRAIT_READERS))
     async def portrait(self, info: Info) -> Annotated[Portrait, strawberry.lazy("schema.portraits")] | None:
@@ -341,13 +371,25 @@ class Customer(Node):
         from schema.timeline import TimelineConnection, TimelineItem
         from services import timeline
 
+        def item(entry: timeline.Entry) -> TimelineItem:
+            found = TimelineItem.from_entry(entry)
+            found.title, found.detail = reveal_text(info, found.title), reveal_text(info, found.detail)
+            return found
+
         page = await timeline.page(self._m.id, first=first, after=after, last=last, before=before)
-        return TimelineConnection.of(page, TimelineItem.from_entry)
+        return TimelineConnection.of(page, item)
 
     @strawberry.field
     async def possible_duplicates(self, info: Info) -> list[Customer]:
-        found = await customer_service.possible_duplicates(await info.context.caller(), self._m)
-        return [Customer.from_model(c) for c in found]
+        caller = await info.context.caller()
+
+        async def load(customers: list[CustomerModel]) -> list[list[CustomerModel]]:
+            found = await customer_service.possible_duplicates_of(caller, customers)
+            return [found[c.id] for c in customers]
+
+        # One loader per request: every customer of a list asks at once (two statements in all).
+        loader = info.context.loaders.made("possible_duplicates", lambda: load, cache_key=lambda c: c.id)
+        return [Customer.from_model(c) for c in await loader.load(self._m)]
 
     @classmethod
     async def resolve_nodes(cls, caller: Caller, pks: list[int]) -> dict[int, Customer]:
@@ -361,13 +403,11 @@ class Customer(Node):
             kind=m.kind,
             name=m.name,
             gender=m.gender,
-            birth_date=m.birth_date,
             id_type=m.id_type,
             occupation=m.occupation,
             risk_level=m.risk_level,
             kyc_status=m.kyc_status,
             status=m.status,
-            status_note=m.status_note,
             branch=m.branch,
             preferred_channel=m.preferred_channel,
             completeness=m.completeness,
@@ -395,7 +435,13 @@ NEWEST_SUBMITTED = [OrderKey("submitted_at", descending=True), OrderKey("id", de
 
 @strawberry.input
 class CustomerFilter:
-    search: str | None = strawberry.field(default=None, description="Matches name, customer number, phone or email.")
+    search: str | None = strawberry.field(
+        default=None,
+        description=(
+            "Matches name, customer number, phone, email or ID number; phone, email and ID number on the whole value "
+            "only for a viewer who sees them masked."
+        ),
+    )
     status: list[CustomerStatus] | None = None
     kind: CustomerKind | None = None
     branch: str | None = None

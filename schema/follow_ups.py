@@ -13,6 +13,7 @@ from models.follow_ups import (
 )
 from schema import loaders
 from schema.base import Node, UserError, to_global_id
+from schema.customers import reveal_text
 from schema.staff import Department, Staff, load_staff
 from services import follow_ups as follow_ups_service
 from services.access import Caller
@@ -31,8 +32,6 @@ FollowUpStatus = strawberry.enum(FollowUpStatusEnum, name="FollowUpStatus")
 )
 class FollowUp(Node):
     id: strawberry.ID
-    title: str
-    description: str | None
     department: Department | None
     priority: Priority
     status: FollowUpStatus
@@ -41,6 +40,14 @@ class FollowUp(Node):
     created_at: datetime
     completed_at: datetime | None
     _m: strawberry.Private[FollowUpModel]
+
+    @strawberry.field
+    def title(self, info: Info) -> str:
+        return reveal_text(info, self._m.title)
+
+    @strawberry.field
+    def description(self, info: Info) -> str | None:
+        return reveal_text(info, self._m.description)
 
     @strawberry.field
     async def customer(self, info: Info) -> Annotated[Customer, strawberry.lazy("schema.customers")] | None:
@@ -74,8 +81,6 @@ class FollowUp(Node):
     def from_model(cls, m: FollowUpModel) -> FollowUp:
         return cls(
             id=to_global_id("FollowUp", m.id),
-            title=m.title,
-            description=m.description,
             department=m.department,
             priority=m.priority,
             status=m.status,

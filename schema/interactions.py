@@ -13,7 +13,7 @@ from models.interactions import (
     InteractionStatus as InteractionStatusEnum,
 )
 from schema.base import Node, UserError, to_global_id
-from schema.customers import Channel
+from schema.customers import Channel, reveal_text
 from schema.staff import Staff, load_staff
 from services import interactions as interactions_service
 from services.access import Caller
@@ -33,14 +33,23 @@ class Interaction(Node):
     direction: Direction
     kind: InteractionKind
     status: InteractionStatus
-    subject: str
-    content: str | None
-    outcome: str | None
     occurred_at: datetime
     duration_seconds: int | None
     resolved_at: datetime | None
     created_at: datetime
     _m: strawberry.Private[InteractionModel]
+
+    @strawberry.field
+    def subject(self, info: Info) -> str:
+        return reveal_text(info, self._m.subject)
+
+    @strawberry.field
+    def content(self, info: Info) -> str | None:
+        return reveal_text(info, self._m.content)
+
+    @strawberry.field
+    def outcome(self, info: Info) -> str | None:
+        return reveal_text(info, self._m.outcome)
 
     @strawberry.field
     async def customer(self, info: Info) -> Annotated[Customer, strawberry.lazy("schema.customers")]:
@@ -64,9 +73,6 @@ class Interaction(Node):
             direction=m.direction,
             kind=m.kind,
             status=m.status,
-            subject=m.subject,
-            content=m.content,
-            outcome=m.outcome,
             occurred_at=m.occurred_at,
             duration_seconds=m.duration_seconds,
             resolved_at=m.resolved_at,

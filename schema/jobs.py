@@ -38,12 +38,24 @@ class Job(Node):
     total: int | None
     processed: int
     failed: int
-    result: JSON | None
+    stored_result: strawberry.Private[dict | None]
     errors: list[JobError]
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
     created_by_id: strawberry.Private[int | None]
+    model: strawberry.Private[JobModel]
+
+    @strawberry.field(
+        description="What the job produced; a file (csv) only while its creator may still start such jobs."
+    )
+    async def result(self, info: Info) -> JSON | None:
+        if not self.stored_result or "csv" not in self.stored_result:
+            return self.stored_result
+        creator = await info.context.loaders.staff.load(self.created_by_id) if self.created_by_id else None
+        if job_service.file_allowed_to(self.model, creator):
+            return self.stored_result
+        return {k: v for k, v in self.stored_result.items() if k != "csv"}
 
     @strawberry.field
     async def created_by(self, info: Info) -> Staff | None:
@@ -63,7 +75,8 @@ class Job(Node):
             total=m.total,
             processed=m.processed,
             failed=m.failed,
-            result=m.result,
+            stored_result=m.result,
+            model=m,
             errors=[JobError(row=e.get("row"), field=e.get("field"), message=e["message"]) for e in m.errors],
             created_at=m.created_at,
             started_at=m.started_at,

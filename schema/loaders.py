@@ -64,10 +64,17 @@ class Loaders:
             raise AttributeError(f"no loader named {name}: register it in its domain's schema module")
         return self._loader(name, lambda: _LOAD_FNS[name])
 
-    def _loader(self, key: Any, make_load_fn: Callable[[], LoadFn]) -> DataLoader:
+    def _loader(
+        self, key: Any, make_load_fn: Callable[[], LoadFn], cache_key: Callable[[Any], Any] | None = None
+    ) -> DataLoader:
         if key not in self._made:
-            self._made[key] = DataLoader(load_fn=make_load_fn())
+            self._made[key] = DataLoader(load_fn=make_load_fn(), cache_key_fn=cache_key)
         return self._made[key]
+
+    def made(self, key: Any, make_load_fn: Callable[[], LoadFn], cache_key: Callable[[Any], Any] | None = None):
+        """A loader whose load function needs more than its keys (the caller, for what they may see), made on first
+        use and kept for the request under `key`; `cache_key` turns a key (e.g. a model row) into a hashable one."""
+        return self._loader(key, make_load_fn, cache_key)
 
     def first_rows(self, model: type[Model], order: tuple[str, ...], size: int) -> DataLoader[int, list]:
         """The first `size` rows of `model` per customer, for every customer on the page at once."""

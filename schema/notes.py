@@ -9,6 +9,7 @@ from strawberry.types import Info
 from models.notes import Note as NoteModel, NoteVisibility as NoteVisibilityEnum
 from schema import loaders
 from schema.base import Node, UserError, to_global_id
+from schema.customers import reveal_text
 from schema.staff import Staff, load_staff
 from services import notes as notes_service
 from services.access import Caller
@@ -25,10 +26,13 @@ class NoteVisibility(Enum):
 @strawberry.type
 class Note(Node):
     id: strawberry.ID
-    body: str
     visibility: NoteVisibility
     created_at: datetime
     _m: strawberry.Private[NoteModel]
+
+    @strawberry.field
+    def body(self, info: Info) -> str:
+        return reveal_text(info, self._m.body)
 
     @strawberry.field
     async def author(self, info: Info) -> Staff | None:
@@ -42,7 +46,6 @@ class Note(Node):
     def from_model(cls, m: NoteModel) -> Note:
         return cls(
             id=to_global_id("Note", m.id),
-            body=m.body,
             visibility=NoteVisibility(m.visibility.value),
             created_at=m.created_at,
             _m=m,

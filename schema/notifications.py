@@ -11,7 +11,7 @@ from models.notifications import (
     NotificationStatus as NotificationStatusEnum,
 )
 from schema.base import Node, UserError, to_global_id
-from schema.customers import Channel
+from schema.customers import Channel, reveal_text
 from services import notifications as notification_service
 from services.access import Caller
 
@@ -28,14 +28,22 @@ class Notification(Node):
     id: strawberry.ID
     channel: Channel
     recipient: str = strawberry.field(description="Masked address (email or phone) it went to.")
-    subject: str | None
-    body: str
+    stored_subject: strawberry.Private[str | None]
+    stored_body: strawberry.Private[str]
     status: NotificationStatus
     attempts: int
     last_error: str | None
     created_at: datetime
     sent_at: datetime | None
     _m: strawberry.Private[NotificationModel]
+
+    @strawberry.field
+    def subject(self, info: Info) -> str | None:
+        return reveal_text(info, self.stored_subject)
+
+    @strawberry.field
+    def body(self, info: Info) -> str:
+        return reveal_text(info, self.stored_body) or ""
 
     @strawberry.field
     async def customer(self, info: Info) -> Annotated[Customer, strawberry.lazy("schema.customers")] | None:
@@ -56,9 +64,9 @@ class Notification(Node):
             channel=m.channel,
             # Masked whatever the caller's role: the address is only ever needed by the worker that sends.
             recipient=notification_service.masked_recipient(m),
-            subject=m.subject,
+            stored_subject=m.subject,
             # Without what the message carries for the customer alone (a survey link's token).
-            body=notification_service.shown_body(m),
+            stored_body=notification_service.shown_body(m),
             status=m.status,
             attempts=m.attempts,
             last_error=m.last_error,

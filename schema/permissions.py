@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from strawberry.permission import BasePermission, PermissionExtension
@@ -9,7 +10,11 @@ from strawberry.types import Info
 
 from models.staff import Role
 from schema.base import forbidden, unauthenticated
-from services.access import not_allowed
+from services.access import Caller, not_allowed
+
+# How long a subscription whose socket was closed waits for the connection to end (it is cancelled then).
+CLOSE_GRACE_SECONDS = 10.0
+UNAUTHORIZED = 4401  # graphql-transport-ws: the connection's credentials no longer hold
 
 
 class RolesAllowed(BasePermission):
@@ -29,3 +34,20 @@ class RolesAllowed(BasePermission):
 
 def allow(roles: frozenset[Role]) -> list[PermissionExtension]:
     return [PermissionExtension(permissions=[RolesAllowed(roles)], use_directives=False)]
+
+
+async def live_caller(info: Info) -> Caller:
+    """Before each message of a live subscription: the token, role and branch again (DOMAIN.md). A revoked or
+    expired token, or a deactivated staff member, closes the websocket with 4401 Unauthorized: nothing more is
+    delivered on it, this subscription or any other. Over a transport without a socket to close, the subscription
+    ends with UNAUTHENTICATED instead. The caller returned carries the current role and branch."""
+    context = info.context
+    caller = await context.recheck()
+    if caller.staff is not None:
+        return caller
+    if context.is_websocket:
+        await context.close_socket(UNAUTHORIZED, "Unauthorized")
+        # The handler cancels every operation of the connection once the close completes; until then (or if the
+        # peer never answers) this one sends nothing.
+        await asyncio.sleep(CLOSE_GRACE_SECONDS)
+    raise unauthenticated()

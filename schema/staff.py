@@ -93,3 +93,9 @@ class LoginPayload:
     expires_at: datetime | None = None
     staff: Staff | None = None
     errors: list[UserError] = strawberry.field(default_factory=list)
+
+
+@strawberry.type
+class LogoutPayload:
+    revoked: bool = strawberry.field(default=False, description="True when the token of this request was revoked.")
+    errors: list[UserError] = strawberry.field(default_factory=list)

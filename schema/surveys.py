@@ -20,7 +20,7 @@ from models.surveys import (
 )
 from schema import loaders
 from schema.base import Node, UserError, to_global_id
-from schema.customers import Channel, CustomerFilter
+from schema.customers import Channel, CustomerFilter, reveal_text
 from schema.follow_ups import FollowUp
 from services import surveys as survey_service
 from services.access import Caller
@@ -173,13 +173,27 @@ class SurveyAnswer:
 @strawberry.type
 class SurveyResponse(Node):
     id: strawberry.ID
-    answers: list[SurveyAnswer]
     nps_score: int | None
     nps_category: NpsCategory | None
     csat_score: float | None
-    comment: str | None
     submitted_at: datetime
     _m: strawberry.Private[SurveyResponseModel]
+
+    @strawberry.field
+    def answers(self, info: Info) -> list[SurveyAnswer]:
+        return [
+            SurveyAnswer(
+                question_key=a["questionKey"],
+                number=a.get("number"),
+                text=reveal_text(info, a.get("text")),
+                choices=a.get("choices"),
+            )
+            for a in self._m.answers
+        ]
+
+    @strawberry.field
+    def comment(self, info: Info) -> str | None:
+        return reveal_text(info, self._m.comment)
 
     @strawberry.field
     async def invitation(self, info: Info) -> SurveyInvitation:
@@ -208,16 +222,9 @@ class SurveyResponse(Node):
     def from_model(cls, m: SurveyResponseModel) -> SurveyResponse:
         return cls(
             id=to_global_id("SurveyResponse", m.id),
-            answers=[
-                SurveyAnswer(
-                    question_key=a["questionKey"], number=a.get("number"), text=a.get("text"), choices=a.get("choices")
-                )
-                for a in m.answers
-            ],
             nps_score=m.nps_score,
             nps_category=m.nps_category,
             csat_score=m.csat_score,
-            comment=m.comment,
             submitted_at=m.submitted_at,
             _m=m,
         )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import io
 import json
 from dataclasses import dataclass
@@ -11,6 +10,7 @@ from datetime import datetime
 from tortoise.expressions import Q
 from tortoise.queryset import QuerySet
 
+from core import csv_safe
 from models.audit import AuditEntry
 from services.access import AUDIT_READERS, Caller, require_role
 from services.errors import invalid
@@ -87,7 +87,7 @@ async def export_csv(params: dict, progress) -> dict:
     qs = _filtered(AuditFilter.from_params(params))
     await progress.set_total(await qs.count())
     out = io.StringIO()
-    writer = csv.writer(out)
+    writer = csv_safe.writer(out)  # a username typed at login must not become a formula
     writer.writerow(CSV_COLUMNS)
     last_id, rows = 0, 0
     while True:

@@ -22,7 +22,6 @@ Definitions (per bucket):
 
 from __future__ import annotations
 
-import csv
 import io
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -31,6 +30,7 @@ from enum import Enum
 
 from tortoise.connection import get_connection
 
+from core import csv_safe
 from models.complaints import ComplaintCategory, ComplaintReason, ComplaintStatus
 from models.jobs import Job
 from services import access, clock, complaint_rules as rules, complaints, jobs
@@ -468,7 +468,7 @@ def render_report(rows: list[tuple[tuple[str, ...], Figures]]) -> tuple[str, int
     """The CSV text (UTF-8 BOM for Excel, CRLF lines) and its number of data rows (totals row excluded)."""
     rows = sorted(rows, key=lambda r: (_order(ComplaintCategory, r[0][0]), _order(ComplaintReason, r[0][1])))
     out = io.StringIO()
-    writer = csv.writer(out)
+    writer = csv_safe.writer(out)
     writer.writerow(REPORT_COLUMNS)
     total = Figures()
     for (category, reason), figures in rows:

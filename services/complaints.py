@@ -28,7 +28,17 @@ from models.customers import Channel, CustomerStatus
 from models.follow_ups import FollowUp, Priority
 from models.notifications import Notification
 from models.staff import Department, Role, Staff
-from services import access, clock, complaint_rules as rules, customers, notifications, portraits, timeline
+from services import (
+    access,
+    clock,
+    complaint_rules as rules,
+    customer_rules,
+    customers,
+    identity,
+    notifications,
+    portraits,
+    timeline,
+)
 from services.access import ALL_ROLES, Caller, require_role
 from services.errors import DomainError, ErrorCode, invalid, not_found
 from services.filters import FilterParams
@@ -280,14 +290,21 @@ async def extend_deadline(
     if current.extension_count >= 2:
         raise DomainError(ErrorCode.LIMIT_EXCEEDED, f"The deadline is at its maximum of {rules.MAX_DAYS} days", "id")
     if current.extension_count == 1:
-        approver = await Staff.get_or_none(id=approved_by_id, active=True) if approved_by_id else None
-        if approver is None:
+        # Made by a MANAGER or ADMIN themselves: nobody approves in another's name (DOMAIN.md, "Complaints").
+        if caller.role not in access.EXTENSION_APPROVERS:
             raise DomainError(
-                ErrorCode.REQUIRED, "A second extension needs a MANAGER's or ADMIN's approval", "approvedById"
+                ErrorCode.FORBIDDEN,
+                f"A second extension is made by one of the roles {access.describe(access.EXTENSION_APPROVERS)} "
+                "themselves, not approved on their behalf",
+                "approvedById",
             )
-        if approver.role not in access.EXTENSION_APPROVERS:
-            raise invalid("approvedById", "Only a MANAGER or ADMIN may approve a second extension")
-        text = f"{text} (approved by {approver.username})"
+        if approved_by_id is not None and approved_by_id != caller.staff.id:
+            raise DomainError(
+                ErrorCode.FORBIDDEN,
+                "Nobody approves a second extension in another's name: approvedById, when given, must be you",
+                "approvedById",
+            )
+        text = f"{text} (approved by {caller.staff.username})"
     count = current.extension_count + 1
     complaint = await _move(
         caller,
@@ -505,7 +522,13 @@ def sla_condition(state: str, now: datetime) -> Q:
     return met if state == "MET" else Q(status__in=ended) & ~met
 
 
-def apply_filter(qs: QuerySet[Complaint], f: ComplaintFilter) -> QuerySet[Complaint]:
+def matching(caller: Caller, complaint_filter: ComplaintFilter) -> QuerySet[Complaint]:
+    """The complaints of `complaint_filter` among those the caller may see, searched as the caller may search."""
+    sees_pii = caller.operator or customer_rules.sees_pii(caller.role)
+    return apply_filter(visible(caller), complaint_filter, sees_pii=sees_pii)
+
+
+def apply_filter(qs: QuerySet[Complaint], f: ComplaintFilter, *, sees_pii: bool = True) -> QuerySet[Complaint]:
     if f.customer_id is not None:
         qs = qs.filter(customer_id=f.customer_id)
     if f.status:
@@ -531,7 +554,11 @@ def apply_filter(qs: QuerySet[Complaint], f: ComplaintFilter) -> QuerySet[Compla
         qs = qs.filter(received_at__lt=f.received_before)
     if f.search and f.search.strip():
         text = f.search.strip()
-        qs = qs.filter(Q(summary__icontains=text) | Q(description__icontains=text) | Q(reference_no__icontains=text))
+        if sees_pii or not identity.probes_identifiers(text):
+            texts = Q(summary__icontains=text) | Q(description__icontains=text)
+            qs = qs.filter(texts | Q(reference_no__icontains=text))
+        else:  # digits typed into the texts are masked for this viewer: a search may not probe them
+            qs = qs.filter(reference_no__icontains=text)
     return qs
 
 

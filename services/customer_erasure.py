@@ -4,8 +4,12 @@ Every row of the customer (found by services.customer_relations, direct or indir
 the customer id (regulatory retention, statistics); each model's scrubber (`SCRUBBERS`) clears what may
 name the person. Erasure also applies, on top of any hook, a generic redaction: every occurrence of the
 erased person's name, ID number, phone, email and address in any text or JSON column of any of their
-rows (direct or indirect) is replaced by ``***``. That catches exact copies only — free text written in
-other forms ("138-1234-5678", a nickname) needs the model's scrubber.
+rows (direct or indirect) is replaced by ``***``, phone and ID numbers however typed ("158-8771-7721",
+"158 8771 7721", "+86 15887717721"). In free text (`_free_text`: text columns, and long character
+columns that are not unique, such as notes, interaction records, complaint texts, follow-ups and survey
+comments) every other phone number, resident ID number and e-mail address goes too: the rest of the
+text stays (services.identity.scrub_identifiers, the pattern that also masks free text for masked
+viewers). A nickname or a misspelt name still needs the model's scrubber.
 
 The service raises DomainError and never opens its own transaction: the GraphQL layer runs each call in
 one transaction. It writes its own success audit entries (`customer.erase`); the mutation layer writes
@@ -31,7 +35,7 @@ from models.customers import (
     CustomerTag,
     ProductHolding,
 )
-from services import access, audit, clock, customer_rules as rules, customers as customer_service
+from services import access, audit, clock, customer_rules as rules, customers as customer_service, identity
 from services.access import Caller, require_role
 from services.consents import CONSENT_DEFAULTS
 from services.customer_merge import merged_note
@@ -41,6 +45,8 @@ from services.errors import DomainError, ErrorCode, invalid
 ERASURE_SOURCE = "erasure"
 REDACTED = "***"
 MAX_REASON = 500
+# A character column at least this long holds prose (a complaint's summary, an interaction's subject).
+FREE_TEXT_LENGTH = 200
 
 # ---------------------------------------------------------------- erase
 
@@ -83,6 +89,7 @@ async def erase(caller: Caller, customer_id: int, reason: str) -> Customer:
     targets = [customer, *await _merged_into(customer)]
     ids = [t.id for t in targets]
     pattern = _identifying_pattern(targets)
+    free_text_pattern = _identifying_pattern(targets, any_identifier=True)
     if pattern is not None and pattern.search(reason):
         raise invalid(
             "reason", "The reason is kept in the audit trail for good: it must not repeat the customer's personal data"
@@ -96,10 +103,9 @@ async def erase(caller: Caller, customer_id: int, reason: str) -> Customer:
         scrubber = SCRUBBERS.get(relation.model)
         if scrubber is not None and relation.model is not Customer:
             await scrubber(relation, ids)
-    if pattern is not None:
-        for relation in relations:
-            if relation.model is not Customer:  # other customers' rows are theirs, not this person's
-                await _redact(relation, ids, pattern)
+    for relation in relations:
+        if relation.model is not Customer:  # other customers' rows are theirs, not this person's
+            await _redact(relation, ids, pattern, free_text_pattern)
 
     for target, old in zip(targets, before, strict=True):
         # The history says what was erased, never the values (written after the scrub, which empties
@@ -142,17 +148,17 @@ async def _merged_into(customer: Customer) -> list[Customer]:
     return found
 
 
-def _identifying_pattern(customers: list[Customer]) -> re.Pattern[str] | None:
-    needles = {
-        getattr(c, f).strip()
-        for c in customers
-        for f in IDENTIFYING
-        if isinstance(getattr(c, f), str) and len(getattr(c, f).strip()) >= 2
-    }
-    needles.discard(rules.ERASED_NAME)
-    if not needles:
-        return None
-    return re.compile("|".join(re.escape(n) for n in sorted(needles, key=len, reverse=True)), re.IGNORECASE)
+def _identifying_pattern(customers: list[Customer], any_identifier: bool = False) -> re.Pattern[str] | None:
+    """The erased people's name, ID number, phone, email and address (numbers however typed); with
+    `any_identifier`, also any other phone number, resident ID number or e-mail address (free text)."""
+    return identity.identifiers_pattern(
+        names=[c.name for c in customers if c.name != rules.ERASED_NAME],
+        phones=[c.phone for c in customers],
+        id_numbers=[c.id_number for c in customers],
+        emails=[c.email for c in customers],
+        others=[c.address for c in customers],
+        any_identifier=any_identifier,
+    )
 
 
 async def _erase_customer_row(caller: Caller, customer: Customer) -> None:
@@ -202,9 +208,16 @@ def _text_fields(model: type[Model]) -> list[str]:
     return names
 
 
-def _redacted(value: Any, pattern: re.Pattern[str], limit: int | None) -> Any:
+def _free_text(field: Any) -> bool:
+    """Prose staff or the customer typed: a text column, or a long character column that is not a key."""
+    if isinstance(field, TextField):
+        return True
+    return isinstance(field, CharField) and not field.unique and (field.max_length or 0) >= FREE_TEXT_LENGTH
+
+
+def _redacted(value: Any, pattern: re.Pattern[str] | None, limit: int | None) -> Any:
     if isinstance(value, str):
-        result = pattern.sub(REDACTED, value)
+        result = identity.scrub_with(value, pattern, REDACTED)
         return result[:limit] if limit else result
     if isinstance(value, dict):
         return {k: _redacted(v, pattern, None) for k, v in value.items()}
@@ -213,8 +226,11 @@ def _redacted(value: Any, pattern: re.Pattern[str], limit: int | None) -> Any:
     return value
 
 
-async def _redact(relation: Relation, customer_ids: list[int], pattern: re.Pattern[str]) -> None:
-    """Replaces every copy of the person's identifying values in the text and JSON columns of the rows."""
+async def _redact(
+    relation: Relation, customer_ids: list[int], pattern: re.Pattern[str] | None, free_text_pattern: re.Pattern[str]
+) -> None:
+    """Replaces every copy of the person's identifying values in the text and JSON columns of the rows, and
+    any phone number, ID number or e-mail address in their free text."""
     model = relation.model
     names = _text_fields(model)
     if not names:
@@ -224,7 +240,8 @@ async def _redact(relation: Relation, customer_ids: list[int], pattern: re.Patte
         changes = {}
         for name in names:
             field = model._meta.fields_map[name]
-            new = _redacted(row[name], pattern, getattr(field, "max_length", None))
+            wanted = free_text_pattern if _free_text(field) else pattern
+            new = _redacted(row[name], wanted, getattr(field, "max_length", None))
             if new != row[name]:
                 changes[name] = new
         if changes:

@@ -4,7 +4,8 @@ field-level history, holdings, duplicates and list filters (consents: services.c
 from __future__ import annotations
 
 import secrets
-from collections.abc import Collection
+from collections import defaultdict
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
@@ -15,6 +16,7 @@ from tortoise.expressions import Q, Subquery
 from tortoise.functions import Coalesce, Sum
 from tortoise.queryset import QuerySet
 
+from core.sql import Statement, rows_of
 from models.customers import (
     ChangeEntry,
     Customer,
@@ -32,7 +34,7 @@ from services import access, clock, consents as consent_service, customer_rules 
 from services.access import ALL_ROLES, Caller, require_role
 from services.errors import DomainError, ErrorCode, forbidden, invalid, not_found
 from services.filters import FilterParams
-from services.identity import mask_account
+from services.identity import IdentityError, mask_account, normalize_mobile
 
 # What updateCustomer may change (the one list: the resolver and the import derive theirs from it).
 UPDATABLE = (
@@ -357,25 +359,68 @@ async def refresh_balances(customer_ids: list[int]) -> None:
 # ---------------------------------------------------------------- duplicates
 
 
+MAX_DUPLICATES = 50  # shown per customer, lowest ids first
+
+
 async def possible_duplicates(caller: Caller, customer: Customer) -> list[Customer]:
     """Other customers with the same phone, the same email, or the same name and birth date."""
-    conditions = []
+    return (await possible_duplicates_of(caller, [customer]))[customer.id]
+
+
+async def possible_duplicates_of(caller: Caller, customers: Sequence[Customer]) -> dict[int, list[Customer]]:
+    """For each customer, up to MAX_DUPLICATES others the caller may see, not erased, with the same phone, the
+    same email, or the same name and birth date, by id. Two statements however many customers: the first takes,
+    for every phone, email and name with birth date asked about, its first MAX_DUPLICATES + 1 holders by id (a
+    window function: a number shared by thousands reads no more), the second reads those customers."""
+    require_role(caller, ALL_ROLES)
+    result: dict[int, list[Customer]] = {c.id: [] for c in customers}
+    phones = sorted({c.phone for c in customers if c.phone})
+    emails = sorted({c.email for c in customers if c.email})
+    named = sorted({(c.name, c.birth_date) for c in customers if c.birth_date})
+    if not (phones or emails or named):
+        return result
+    connection = Customer._choose_db()
+    s = Statement(connection)
+    branch = home_branch(caller)
+    parts = []
+    for partition, values in (("phone", phones), ("email", emails), ("name, birth_date", named)):
+        if not values:
+            continue
+        if partition == "name, birth_date":
+            condition = " OR ".join(f"(name = {s.param(n)} AND birth_date = {s.param(d)})" for n, d in values)
+        else:
+            condition = f"{partition} IN ({s.params(values)})"
+        scope = f"status <> {s.param(CustomerStatus.ERASED.value)}"
+        if branch:
+            scope += f" AND branch = {s.param(branch)}"
+        parts.append(
+            f"SELECT id FROM (SELECT id, ROW_NUMBER() OVER (PARTITION BY {partition} ORDER BY id) AS rn "
+            f"FROM customer WHERE ({condition}) AND {scope}) AS ranked_{len(parts)} "
+            f"WHERE rn <= {MAX_DUPLICATES + 1}"
+        )
+    ids = {row[0] for row in await rows_of(connection, " UNION ".join(parts), s)}
+    if not ids:
+        return result
+    holders: dict[tuple, list[Customer]] = defaultdict(list)
+    for found in await Customer.filter(id__in=ids).order_by("id"):
+        for key in _duplicate_keys(found):
+            holders[key].append(found)
+    for customer in customers:
+        same = {other.id: other for key in _duplicate_keys(customer) for other in holders.get(key, ())}
+        same.pop(customer.id, None)
+        result[customer.id] = [same[i] for i in sorted(same)][:MAX_DUPLICATES]
+    return result
+
+
+def _duplicate_keys(customer: Customer) -> list[tuple]:
+    keys: list[tuple] = []
     if customer.phone:
-        conditions.append(Q(phone=customer.phone))
+        keys.append(("phone", customer.phone))
     if customer.email:
-        conditions.append(Q(email=customer.email))
+        keys.append(("email", customer.email))
     if customer.birth_date:
-        conditions.append(Q(name=customer.name, birth_date=customer.birth_date))
-    if not conditions:
-        return []
-    return (
-        await visible(caller)
-        .filter(Q(*conditions, join_type=Q.OR))
-        .exclude(id=customer.id)
-        .exclude(status=CustomerStatus.ERASED)
-        .order_by("id")
-        .limit(50)
-    )
+        keys.append(("name", customer.name, customer.birth_date))
+    return keys
 
 
 # ---------------------------------------------------------------- lists
@@ -402,19 +447,37 @@ class CustomerFilter(FilterParams):
     created_before: datetime | None = None
 
 
-def _search(text: str) -> Q:
+def _search(text: str, sees_pii: bool) -> Q:
+    """Name (any part) and customer number (its start); phone, e-mail and ID number on any part of the value
+    for a viewer who sees them unmasked, and only on the whole value for a masked viewer (DOMAIN.md: a customer
+    on the phone gives their number), so that hidden digits cannot be probed one at a time. LIKE wildcards in
+    `text` match literally (Tortoise escapes them)."""
     text = text.strip()
-    digits = "".join(ch for ch in text if ch.isdigit())
-    options = [Q(name__icontains=text), Q(customer_no__istartswith=text), Q(email__icontains=text)]
-    if len(digits) >= 3:  # phones are stored normalised: 13812345678
-        options.append(Q(phone__contains=digits.removeprefix("86") if len(digits) > 11 else digits))
+    options = [Q(name__icontains=text), Q(customer_no__istartswith=text)]
+    compact = "".join(ch for ch in text if ch not in " -").upper()
+    if sees_pii:
+        digits = "".join(ch for ch in text if ch.isdigit())
+        options.append(Q(email__icontains=text))
+        if len(digits) >= 3:  # phones are stored normalised: 13812345678
+            options.append(Q(phone__contains=digits.removeprefix("86") if len(digits) > 11 else digits))
+        if len(compact) >= 3:
+            options.append(Q(id_number__icontains=compact))
+        return Q(*options, join_type=Q.OR)
+    if "@" in text:
+        options.append(Q(email__iexact=text))
+    try:
+        options.append(Q(phone=normalize_mobile(text)))
+    except IdentityError:
+        pass
+    if compact:
+        options.append(Q(id_number=compact))
     return Q(*options, join_type=Q.OR)
 
 
 def matching(caller: Caller, customer_filter: CustomerFilter) -> QuerySet[Customer]:
     """The customers of `customer_filter` among those the caller may see: the one way a customer list is made
     (the customers query, a segment's size and members, a survey campaign's audience)."""
-    return apply_filter(visible(caller), customer_filter)
+    return apply_filter(visible(caller), customer_filter, sees_pii=caller.operator or rules.sees_pii(caller.role))
 
 
 # The sort keys of a customer list that are not columns of the customer: the churn risk is the portrait's (0 for
@@ -428,9 +491,10 @@ def sortable(qs: QuerySet[Customer], key: str) -> QuerySet[Customer]:
     return qs.annotate(**{key: derived}) if derived is not None else qs
 
 
-def apply_filter(qs: QuerySet[Customer], f: CustomerFilter) -> QuerySet[Customer]:
+def apply_filter(qs: QuerySet[Customer], f: CustomerFilter, *, sees_pii: bool) -> QuerySet[Customer]:
+    """`qs` narrowed by `f`; `sees_pii`: whether the viewer sees phone, e-mail and ID numbers unmasked (search)."""
     if f.search and f.search.strip():
-        qs = qs.filter(_search(f.search))
+        qs = qs.filter(_search(f.search, sees_pii))
     if f.status:
         qs = qs.filter(status__in=f.status)
     if f.kind:

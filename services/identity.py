@@ -7,6 +7,7 @@ offending value, so they are safe to log and to return to API clients.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date
 from typing import Literal, overload
@@ -17,13 +18,18 @@ __all__ = [
     "Gender",
     "IdentityError",
     "ResidentId",
+    "find_identifiers",
+    "identifiers_pattern",
     "mask_account",
     "mask_email",
+    "mask_free_text",
     "mask_id_number",
     "mask_phone",
     "normalize_mobile",
     "parse_resident_id",
     "resident_id_check_char",
+    "scrub_identifiers",
+    "scrub_with",
     "unified_social_credit_check_char",
     "validate_email",
     "validate_unified_social_credit_code",
@@ -241,3 +247,125 @@ def mask_account(value: str | None) -> str | None:
     compact = value.replace(" ", "").replace("-", "")
     keep = min(4, len(compact) // 2)
     return "****" + compact[len(compact) - keep :]
+
+
+# --- Identifiers inside free text ------------------------------------------------
+#
+# Staff type phone numbers, resident ID numbers and e-mail addresses into notes, interaction records, complaint
+# texts, follow-ups and survey comments, in any form: 15887717721, 158-8771-7721, 158 8771 7721,
+# +86 158 8771 7721, 110105 19900307 1234.  `find_identifiers` finds them (one place), `mask_free_text` shows
+# them to masked viewers in the masked forms of the fields, `scrub_identifiers` removes them on erasure.
+
+IdentifierKind = Literal["EMAIL", "RESIDENT_ID", "PHONE"]
+
+# At most one separator between two digits: a space, a hyphen, a dot, a no-break or an ideographic space.
+_SEP = "[ \\-.\u00a0\u3000]?"
+_LABEL_IN_TEXT = r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
+_EMAIL_IN_TEXT = rf"[A-Za-z0-9._%+-]+@{_LABEL_IN_TEXT}(?:\.{_LABEL_IN_TEXT})+"
+# 18 characters (the last may be X), not part of a longer run of digits.
+_ID_IN_TEXT = rf"(?<![0-9])[0-9](?:{_SEP}[0-9]){{16}}{_SEP}[0-9Xx](?![0-9])"
+# A mainland mobile, optionally after +86 / 0086 / 86 / (+86), not part of a longer run of digits.
+_PHONE_PREFIX = rf"(?:(?:\+|00)?86{_SEP}|\(\+?86\){_SEP})"
+_PHONE_IN_TEXT = rf"(?<![0-9]){_PHONE_PREFIX}?1{_SEP}[3-9](?:{_SEP}[0-9]){{9}}(?![0-9])"
+_IDENTIFIER = re.compile(f"(?P<EMAIL>{_EMAIL_IN_TEXT})|(?P<RESIDENT_ID>{_ID_IN_TEXT})|(?P<PHONE>{_PHONE_IN_TEXT})")
+
+
+def _compact(value: str) -> str:
+    """The characters of a typed number without its separators, upper-cased (a trailing x becomes X)."""
+    return re.sub(r"[^0-9A-Za-z]", "", value).upper()
+
+
+def find_identifiers(text: str) -> list[tuple[IdentifierKind, int, int]]:
+    """Every e-mail address, resident ID number (18 characters) and mainland mobile number in `text`, however
+    typed, as (kind, start, end), left to right and never overlapping."""
+    found: list[tuple[IdentifierKind, int, int]] = []
+    for match in _IDENTIFIER.finditer(text):
+        kind: IdentifierKind = match.lastgroup  # type: ignore[assignment]
+        found.append((kind, match.start(), match.end()))
+    return found
+
+
+def _masked_identifier(kind: IdentifierKind, value: str) -> str:
+    if kind == "EMAIL":
+        return mask_email(value)
+    if kind == "RESIDENT_ID":
+        return mask_id_number(_compact(value))
+    digits = _compact(value)  # +86 158 8771 7721 -> 8615887717721
+    return _mask_middle(digits[-11:], 3, 4)
+
+
+# The last word of a text cut short with "…" (services.timeline.short), digit groups typed apart included.
+_CUT_TAIL = re.compile("[0-9A-Za-z._%+@()-]*[0-9@][0-9A-Za-z._%+@()-]*(?:[ \u00a0\u3000][0-9()+-]+)*…$")
+
+
+def mask_free_text(text: str) -> str:
+    """`text` with every phone number, resident ID number and e-mail address in it in the masked form of the
+    fields (``138****5678``, ``110105********1234``, ``z***@example.com``); the rest is kept as written.
+
+    A text cut short (ending in "…") may end in part of a number or address, too short to be recognised: such
+    a last word with three digits or an ``@`` becomes ``***``."""
+    masked = _IDENTIFIER.sub(lambda m: _masked_identifier(m.lastgroup, m.group()), text)  # type: ignore[arg-type]
+    tail = _CUT_TAIL.search(masked)
+    if tail and ("@" in tail.group() or sum(c.isdigit() for c in tail.group()) >= 3):
+        masked = masked[: tail.start()] + "***…"
+    return masked
+
+
+def identifiers_pattern(
+    *,
+    names: Iterable[str | None] = (),
+    phones: Iterable[str | None] = (),
+    id_numbers: Iterable[str | None] = (),
+    emails: Iterable[str | None] = (),
+    others: Iterable[str | None] = (),
+    any_identifier: bool = False,
+) -> re.Pattern[str] | None:
+    """One person's identifying values as a pattern (case-insensitive): names, e-mail addresses and `others`
+    (e.g. an address) as written, phone and ID numbers however typed (separators, a +86 prefix); with
+    `any_identifier`, also every phone number, resident ID number and e-mail address (`find_identifiers`)."""
+    options = [_IDENTIFIER.pattern] if any_identifier else []
+    for value in (*id_numbers, *phones):
+        compact = _compact(value or "")
+        if compact.startswith("86") and len(compact) == 13:  # a stored +86 prefix
+            compact = compact[2:]
+        if len(compact) >= 5:
+            options.append(f"(?<![0-9]){_PHONE_PREFIX}?" + _SEP.join(re.escape(c) for c in compact) + "(?![0-9])")
+    literal = {v.strip() for v in (*names, *emails, *others) if v and len(v.strip()) >= 2}
+    options += [re.escape(v) for v in sorted(literal, key=len, reverse=True)]
+    if not options:
+        return None
+    return re.compile("|".join(options), re.IGNORECASE)
+
+
+def scrub_identifiers(
+    text: str,
+    *,
+    names: Iterable[str | None] = (),
+    phones: Iterable[str | None] = (),
+    id_numbers: Iterable[str | None] = (),
+    emails: Iterable[str | None] = (),
+    others: Iterable[str | None] = (),
+    any_identifier: bool = True,
+    replacement: str = "***",
+) -> str:
+    """`text` without the person's identifying values and, with `any_identifier`, without any other phone
+    number, resident ID number or e-mail address (`identifiers_pattern`): each is replaced by `replacement`,
+    the rest of the text is kept as written."""
+    pattern = identifiers_pattern(
+        names=names, phones=phones, id_numbers=id_numbers, emails=emails, others=others, any_identifier=any_identifier
+    )
+    return scrub_with(text, pattern, replacement)
+
+
+def scrub_with(text: str, pattern: re.Pattern[str] | None, replacement: str = "***") -> str:
+    """`scrub_identifiers` with a pattern made once by `identifiers_pattern` (for many texts)."""
+    return pattern.sub(replacement, text) if pattern is not None else text
+
+
+_DIGIT_RUN = re.compile(r"\d(?:[\s-]?\d){2,}")
+
+
+def probes_identifiers(search: str) -> bool:
+    """Whether a search string could probe identifiers hidden in free text (a run of 3+ digits, however
+    spaced, or an `@`): masked viewers do not get such searches over free text, only over fields they see."""
+    return "@" in search or _DIGIT_RUN.search(search) is not None

@@ -15,7 +15,7 @@ from tortoise.queryset import QuerySet
 
 from models.customers import Channel, CustomerStatus
 from models.interactions import Direction, Interaction, InteractionKind, InteractionStatus
-from services import access, clock, customers, portraits, timeline
+from services import access, clock, customer_rules, customers, identity, portraits, timeline
 from services.access import ALL_ROLES, Caller, require_role
 from services.errors import DomainError, ErrorCode, invalid, not_found
 from services.filters import FilterParams
@@ -140,7 +140,13 @@ class InteractionFilter(FilterParams):
     search: str | None = None
 
 
-def apply_filter(qs: QuerySet[Interaction], f: InteractionFilter) -> QuerySet[Interaction]:
+def matching(caller: Caller, interaction_filter: InteractionFilter) -> QuerySet[Interaction]:
+    """The interactions of `interaction_filter` among those the caller may see, searched as the caller may."""
+    sees_pii = caller.operator or customer_rules.sees_pii(caller.role)
+    return apply_filter(visible(caller), interaction_filter, sees_pii=sees_pii)
+
+
+def apply_filter(qs: QuerySet[Interaction], f: InteractionFilter, *, sees_pii: bool = True) -> QuerySet[Interaction]:
     if f.customer_id is not None:
         qs = qs.filter(customer_id=f.customer_id)
     if f.staff_id is not None:
@@ -157,7 +163,10 @@ def apply_filter(qs: QuerySet[Interaction], f: InteractionFilter) -> QuerySet[In
         qs = qs.filter(occurred_at__lt=f.occurred_before)
     if f.search and f.search.strip():
         text = f.search.strip()
-        qs = qs.filter(Q(subject__icontains=text) | Q(content__icontains=text))
+        if sees_pii or not identity.probes_identifiers(text):
+            qs = qs.filter(Q(subject__icontains=text) | Q(content__icontains=text))
+        else:  # digits typed into the texts are masked for this viewer: a search may not probe them
+            qs = qs.filter(id__in=[])
     return qs
 
 

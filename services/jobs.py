@@ -124,16 +124,41 @@ Handler = Callable[[dict, Progress], Awaitable[dict | InBatches]]
 BatchWork = Callable[[Job, dict], Awaitable[None]]
 _HANDLERS: dict[str, Handler] = {}
 _BATCH_WORK: dict[str, BatchWork] = {}
+# Who may start each kind of job (the role set of the mutation that starts it): a job's file is handed out only
+# while its creator still holds one of them (DOMAIN.md, limits and protection). A domain names the set when it
+# registers its kind (`starters=`); these are the kinds registered before it could.
+_STARTERS: dict[str, frozenset[Role]] = {}
 
 
-def register_kind(kind: str, handler: Handler, *, batch: BatchWork | None = None) -> None:
+def register_kind(
+    kind: str, handler: Handler, *, batch: BatchWork | None = None, starters: frozenset[Role] | None = None
+) -> None:
     """A domain declares a kind of job and the handler a worker runs for it (from its tasks module). A kind
-    whose handler splits the work (`split`) also gives the work of one batch."""
+    whose handler splits the work (`split`) also gives the work of one batch; `starters` is the role set that
+    may start it (a job's file is downloadable only while its creator holds one)."""
     if _HANDLERS.get(kind, handler) is not handler or _BATCH_WORK.get(kind, batch) is not batch:
         raise ValueError(f"job kind {kind} is registered already")
     _HANDLERS[kind] = handler
     if batch is not None:
         _BATCH_WORK[kind] = batch
+    if starters is not None:
+        _STARTERS[kind] = starters
+
+
+def file_allowed_to(job: Job, creator: Staff | None) -> bool:
+    """Whether `job`'s file may still be handed out, its creator being `creator`: they are active and still hold
+    a role that may start this kind of job (a kind that names no such roles hands out nothing). A job of the
+    command line has no creator; who sees it (`visible`) decides."""
+    if job.created_by_id is None:
+        return True
+    roles = _STARTERS.get(job.kind)
+    return roles is not None and creator is not None and creator.active and creator.role in roles
+
+
+async def file_allowed(job: Job) -> bool:
+    """file_allowed_to, reading the creator."""
+    creator = await Staff.get_or_none(id=job.created_by_id) if job.created_by_id is not None else None
+    return file_allowed_to(job, creator)
 
 
 def kinds() -> list[str]:

@@ -92,7 +92,7 @@ async def create(
         return await Staff.create(
             username=username,
             display_name=display_name.strip(),
-            password_hash=auth.hash_password(password),
+            password_hash=await auth.hash_password(password),
             role=role,
             department=department,
             branch=_clean_branch(branch),
@@ -137,7 +137,7 @@ async def update(caller: Caller, staff_id: int, changes: StaffChanges) -> Staff:
     if changes.active is not None:
         staff.active = changes.active
     if changes.password is not None:
-        staff.password_hash = auth.hash_password(changes.password)
+        staff.password_hash = await auth.hash_password(changes.password)
         staff.failed_logins, staff.locked_until = 0, None
     await staff.save()
     # A deactivated account or a new password ends every session at once.
@@ -154,7 +154,7 @@ async def ensure_admin(username: str, password: str) -> Staff | None:
         return await Staff.create(
             username=username.strip().lower(),
             display_name="Administrator",
-            password_hash=auth.hash_password(password),
+            password_hash=await auth.hash_password(password),
             role=Role.ADMIN,
             department=Department.OPERATIONS,
         )

@@ -133,9 +133,6 @@ TOKEN_IN_TEXT = re.compile(r"(?<![A-Za-z0-9_-])[A-Za-z0-9_-]{43}(?![A-Za-z0-9_-]
 TOKEN_REMOVED = "[link removed after sending]"
 
 # Rate limits of the public side: (hits, window) per key.
-READ_LIMIT = (30, timedelta(minutes=10))  # per IP: opening survey links
-SUBMIT_IP_LIMIT = (10, timedelta(minutes=10))  # per IP: submissions
-SUBMIT_TOKEN_LIMIT = (5, timedelta(minutes=10))  # per token: submissions
 
 DETRACTOR_MAX, PASSIVE_MAX = 6, 8  # NPS 0-6 detractor, 7-8 passive, 9-10 promoter
 LOW_RATING = 2  # a rating of 2 or less opens the recovery follow-up, as a detractor does
@@ -919,12 +916,13 @@ async def _by_token(token: Any) -> SurveyInvitation | None:
 
 async def public_survey(token: str, *, ip: str | None) -> PublicSurvey | None:
     """The survey behind a link, or None for a token that is not one (unknown, suppressed, erased). Rate
-    limited per IP (`READ_LIMIT`: LIMIT_EXCEEDED)."""
+    limited per address and per link (services/limits.py: SURVEY_READ_IP, SURVEY_READ_TOKEN; LIMIT_EXCEEDED)."""
     if ip:
-        await limits.check(f"survey.read:ip:{ip}", *READ_LIMIT, "survey requests")
+        await limits.take(limits.SURVEY_READ_IP, ip)
     invitation = await _by_token(token)
     if invitation is None:
         return None
+    await limits.take(limits.SURVEY_READ_TOKEN, token)
     template = await SurveyTemplate.get(id=invitation.template_id)
     customer = await Customer.get(id=invitation.customer_id)
     answered = invitation.status == InvitationStatus.RESPONDED
@@ -1072,8 +1070,8 @@ async def submit(
     well_formed = _well_formed(token)
     digest = hash_token(token if well_formed else str(token)[:200])
     if ip:
-        await limits.check(f"survey.submit:ip:{ip}", *SUBMIT_IP_LIMIT, "survey submissions")
-    await limits.check(f"survey.submit:token:{digest[:32]}", *SUBMIT_TOKEN_LIMIT, "submissions of this survey")
+        await limits.take(limits.SURVEY_SUBMIT_IP, ip)
+    await limits.take(limits.SURVEY_SUBMIT_TOKEN, digest)
     async with atomic():
         invitation = await SurveyInvitation.get_or_none(token_hash=digest) if well_formed else None
         if invitation is None:

@@ -1,3 +1,3 @@
-from services import audit, jobs
+from services import access, audit, jobs
 
-jobs.register_kind(audit.EXPORT_JOB, audit.export_csv)
+jobs.register_kind(audit.EXPORT_JOB, audit.export_csv, starters=access.AUDIT_READERS)

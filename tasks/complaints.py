@@ -1,7 +1,9 @@
-from services import complaint_stats, complaints, jobs
+from services import access, complaint_stats, complaints, jobs
 from tasks.broker import actor, every, runtime
 
-jobs.register_kind(complaint_stats.REPORT_JOB, complaint_stats.complaint_report)
+jobs.register_kind(
+    complaint_stats.REPORT_JOB, complaint_stats.complaint_report, starters=access.COMPLAINT_STATS_READERS
+)
 
 
 @actor(

@@ -3,10 +3,15 @@ the RECOMPUTE_PORTRAITS job (split into batches run by run_job_batch, tasks/jobs
 
 from core.db import atomic
 from core.settings import Settings
-from services import jobs, portrait_jobs, portraits
+from services import access, jobs, portrait_jobs, portraits
 from tasks.broker import actor, daily, every, runtime
 
-jobs.register_kind(portrait_jobs.RECOMPUTE_JOB, portrait_jobs.run, batch=portrait_jobs.compute_batch)
+jobs.register_kind(
+    portrait_jobs.RECOMPUTE_JOB,
+    portrait_jobs.run,
+    batch=portrait_jobs.compute_batch,
+    starters=access.PORTRAIT_RECOMPUTERS,
+)
 
 
 def _sweep_period(settings: Settings) -> int:

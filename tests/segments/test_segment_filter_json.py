@@ -12,6 +12,7 @@ from hypothesis import given
 from strawberry.types.arguments import convert_argument
 
 from resolvers.customers import CUSTOMER_FILTER
+from schema.base import MAX_PK
 from schema.build import build_schema
 from schema.customers import CustomerFilter as CustomerFilterInput
 from services.customers import CustomerFilter
@@ -32,10 +33,10 @@ def as_client_sends(json_value: dict) -> CustomerFilterInput:
     return convert_argument(coerced, CustomerFilterInput, schema.schema_converter.scalar_registry, schema.config)
 
 
-# Filters a segment can hold: ids are primary keys (positive), as the API's global ids give them.
+# Filters a segment can hold: ids are primary keys (positive, at most MAX_PK), as the API's global ids give them.
 storable = filters(CustomerFilter).map(
     lambda f: f if f.relationship_manager_id is None else CustomerFilter(
-        **{**vars(f), "relationship_manager_id": abs(f.relationship_manager_id) + 1}
+        **{**vars(f), "relationship_manager_id": abs(f.relationship_manager_id) % MAX_PK + 1}
     )
 )  # fmt: skip
 

@@ -133,10 +133,10 @@ async def test_mutations_other_than_login_need_a_token(gql, app):
 
 
 async def test_many_failures_from_one_address_are_stopped_across_usernames(gql, app):
-    from services.auth import MAX_FAILURES_PER_IP
+    from services.limits import LimitSettings
 
     member = await make_staff(Role.ANALYST)
-    for i in range(MAX_FAILURES_PER_IP):
+    for i in range(LimitSettings().limit_login_ip_burst):
         await gql(LOGIN, {"u": f"guess-{i}", "p": "wrong-password-1"})
     limited = (await gql(LOGIN, {"u": member.username, "p": PASSWORD}))["login"]
     assert limited["token"] is None and limited["errors"][0]["code"] == "LIMIT_EXCEEDED"
