@@ -36,7 +36,6 @@ from graphql.validation import ValidationContext, ValidationRule
 from strawberry.extensions import AddValidationRules, MaskErrors, SchemaExtension
 
 from core.logs import request_id_var
-from models.audit import AuditEntry
 from models.customers import Channel, ConsentPurpose, ProductType
 from resolvers.nodes import MAX_NODES
 from services.customer_rules import MAX_TAGS
@@ -593,22 +592,5 @@ class PiiReadAudit(SchemaExtension):
     async def on_operation(self) -> AsyncIterator[None]:
         yield
         context = self.execution_context.context
-        reads = getattr(context, "pii_reads", None)
-        if not reads:
-            return
-        caller = context._caller
-        entries = [
-            AuditEntry(
-                actor=caller.staff,
-                actor_name=caller.staff.username if caller.staff else None,
-                action="customer.pii_read",
-                subject_type="Customer",
-                subject_id=str(customer_id),
-                detail={"fields": sorted(fields)},
-                request_id=caller.request_id,
-                ip=caller.ip,
-            )
-            for customer_id, fields in sorted(reads.items())
-        ]
-        reads.clear()
-        await AuditEntry.bulk_create(entries)
+        if getattr(context, "pii_reads", None):
+            await context.flush_pii_reads()
