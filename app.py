@@ -131,6 +131,26 @@ class CRMGraphQL(GraphQL):
                 raise BatchTooLarge(400, f"A batch holds at most {LIMITS['batch']} operations")
         return await super().parse_http_body(request)
 
+    async def execute_operation(self, request, request_adapter, request_data, context, root_value, sub_response):
+        """The operations of a batch run one after another, in the order sent, as the fields of a mutation do:
+        they share the request's context, a later one may depend on an earlier one's writes, and a sign-in
+        lockout counts their guesses in order (Strawberry would run them all at once)."""
+        if not isinstance(request_data, list):
+            return await super().execute_operation(
+                request, request_adapter, request_data, context, root_value, sub_response
+            )
+        return [
+            await self.execute_single(
+                request=request,
+                request_adapter=request_adapter,
+                sub_response=sub_response,
+                context=context,
+                root_value=root_value,
+                request_data=data,
+            )
+            for data in request_data
+        ]
+
     async def get_sub_response(self, request: Request | WebSocket) -> Response:
         sub_response = await super().get_sub_response(request)
         sub_response.graphql_media_type = request.scope.get(MEDIA_KEY, "application/json")

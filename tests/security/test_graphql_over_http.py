@@ -156,3 +156,16 @@ async def test_the_graphql_http_audit_passes_every_must_should_and_may(settings)
     assert failed == []
     counts = {level: sum(r["name"].startswith(level + " ") for r in results) for level in ("MUST", "SHOULD", "MAY")}
     assert counts == {"MUST": 13, "SHOULD": 23, "MAY": 25}
+
+
+async def test_the_operations_of_a_batch_run_in_the_order_sent(gql, admin):
+    """Each operation sees what the ones before it wrote, as the fields of one mutation do."""
+    create = """mutation($n: String!) { createCustomer(input: {kind: INDIVIDUAL, name: $n}) { errors { code } } }"""
+    count = """query($n: String!) { customers(filter: {search: $n}) { totalCount } }"""
+    batch = []
+    for _ in range(6):
+        batch.append({"query": create, "variables": {"n": "批次客户"}})
+        batch.append({"query": count, "variables": {"n": "批次客户"}})
+    response = await gql.http.post("/graphql", json=batch, headers={"Authorization": f"Bearer {admin[1]}"})
+    counts = [r["data"]["customers"]["totalCount"] for r in response.json()[1::2]]
+    assert counts == [1, 2, 3, 4, 5, 6]
