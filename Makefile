@@ -41,8 +41,9 @@ lint: install
 migrate: install
 	$(PY) app.py migrate
 
-seed: install
-	$(PY) app.py seed
+# make seed [CUSTOMERS=1000] [DEMO_PASSWORD=...]: demo staff (one per role) and, with CUSTOMERS, demo customers.
+seed: migrate
+	$(PY) app.py seed$(if $(CUSTOMERS), --customers $(CUSTOMERS))$(if $(DEMO_PASSWORD), --password '$(DEMO_PASSWORD)')
 
 schema: install
 	$(PY) app.py export-schema

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import errno
 import getpass
 import logging
 import os
 import signal
+import socket
 import sys
 import threading
 from pathlib import Path
@@ -29,9 +31,34 @@ async def _preflight(settings: Settings) -> None:
         await db.close_orm()
 
 
+def _cannot_listen(host: str, port: int) -> str | None:
+    """Why `serve` could not listen on host:port (None: it can), found by binding the address the way uvicorn
+    will (same family, SO_REUSEADDR) before anything starts: otherwise a port in use is one log line among the
+    start-up noise."""
+    if port == 0:  # any free port
+        return None
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind((host, port))
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            return (
+                f"port {port} on {host} is already in use: stop the other server or choose another port "
+                "(--port N; make run PORT=N)"
+            )
+        return f"cannot listen on {host}:{port}: {exc.strerror or exc}"
+    return None
+
+
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     import uvicorn
 
+    problem = _cannot_listen(args.host, args.port)
+    if problem:
+        print(f"crm serve: {problem}", file=sys.stderr)
+        return 1
     try:
         asyncio.run(_preflight(settings))
     except db.UnmigratedDatabase as exc:
@@ -139,20 +166,24 @@ def cmd_create_staff(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_seed(settings: Settings, args: argparse.Namespace) -> int:
+    from services.errors import DomainError
     from services.seed import seed
 
-    async def run() -> None:
+    async def run() -> int:
         await db.init_orm(settings.database_url)
         try:
             await db.ensure_migrated()
             report = await seed(password=args.password, customers_wanted=args.customers)
-            for line in report:
-                print(line)
+        except DomainError as exc:  # a --password the staff rules refuse
+            print(f"crm seed: {'; '.join(e.message for e in exc.errors)}", file=sys.stderr)
+            return 1
         finally:
             await db.close_orm()
+        for line in report:
+            print(line)
+        return 0
 
-    asyncio.run(run())
-    return 0
+    return asyncio.run(run())
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -176,7 +207,12 @@ def build_parser() -> argparse.ArgumentParser:
     make.set_defaults(run=cmd_makemigrations)
     seed = sub.add_parser("seed", help="fill the database with demo staff (one per role) and customers")
     seed.add_argument("--customers", type=int, default=0, help="how many demo customers to add")
-    seed.add_argument("--password", default=None, help="password for the demo staff (default: printed, random)")
+    seed.add_argument(
+        "--password",
+        default=None,
+        help="password for the demo staff (default: random, printed once); when they exist already, their "
+        "password is set to this one",
+    )
     seed.set_defaults(run=cmd_seed)
     export = sub.add_parser("export-schema", help="write the GraphQL schema (SDL)")
     export.add_argument("--output", default=str(SCHEMA_FILE))

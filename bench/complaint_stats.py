@@ -9,7 +9,7 @@ What it does, in one process:
     database named `test`, the one the test suite uses, unless --force;
  2. writes 20,000 customers over every branch (services.demo_data.BRANCHES) and N complaints with asyncpg
     COPY: received over the last 12 months, every business type, cause, channel and branch, priorities
-    by the DOMAIN.md rules, and a realistic life: old complaints mostly resolved and closed (resolution
+    by the docs/DOMAIN.md rules, and a realistic life: old complaints mostly resolved and closed (resolution
     times from hours to past the deadline, some extended to 30 or 60 days, some reopened, some with
     compensation), a few withdrawn or still open and breached, recent ones still in the workflow; then
     ANALYZE, as autovacuum would;

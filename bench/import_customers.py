@@ -1,4 +1,4 @@
-"""Benchmark of the bulk customer import (DOMAIN.md: "100,000 rows must import in minutes, not hours").
+"""Benchmark of the bulk customer import (docs/DOMAIN.md: "100,000 rows must import in minutes, not hours").
 
     .venv/bin/python bench/import_customers.py --rows 100000 \
         --database-url postgres://postgres@127.0.0.1:5432/import_bench

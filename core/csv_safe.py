@@ -1,5 +1,5 @@
 """Every CSV the service writes goes through `writer`: a cell that a spreadsheet would run as a formula
-(one beginning with `=`, `+`, `-`, `@`, a tab or a carriage return) gets a leading `'` (DOMAIN.md, "Limits and
+(one beginning with `=`, `+`, `-`, `@`, a tab or a carriage return) gets a leading `'` (docs/DOMAIN.md, "Limits and
 protection"), so that an audit export or a report opened in Excel never runs what a user typed."""
 
 from __future__ import annotations

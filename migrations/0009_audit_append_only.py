@@ -1,4 +1,4 @@
-"""The audit trail is append-only in the database itself (DOMAIN.md, "Limits and protection"): on PostgreSQL a
+"""The audit trail is append-only in the database itself (docs/DOMAIN.md, "Limits and protection"): on PostgreSQL a
 trigger refuses every UPDATE and DELETE of an `audit_entry` row, whoever sends it (the ORM, raw SQL, psql).
 TRUNCATE is not a row operation and stays possible for the owner (test resets, a full reload). SQLite, the
 embedded single-user setup, has the ORM's guard only."""

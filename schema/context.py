@@ -79,7 +79,7 @@ class Context:
         return self._caller
 
     async def recheck(self) -> Caller:
-        """The caller anew, from the token: a live subscription asks before each message (DOMAIN.md: a revoked or
+        """The caller anew, from the token: a live subscription asks before each message (docs/DOMAIN.md: a revoked or
         expired token or a deactivated staff member ends it; a new role or branch applies from the next message)."""
         token = self._token()
         staff = await auth.authenticate(token, secret_key=self.settings.secret_key) if token else None

@@ -1,5 +1,5 @@
 """Mutation conventions in one place: authentication, the role check, one transaction, the audit
-entry, and domain errors turned into UserErrors (FORBIDDEN included, as DOMAIN.md asks)."""
+entry, and domain errors turned into UserErrors (FORBIDDEN included, as docs/DOMAIN.md asks)."""
 
 from __future__ import annotations
 
@@ -72,7 +72,7 @@ class MutationConventions(FieldExtension):
 
 async def _record_unauthenticated(info: Info, caller: Any) -> None:
     """A mutation tried without a valid token: its name, the client's address and whether a (revoked, expired
-    or unknown) token came with it; never the variables or the token (DOMAIN.md, "Audit")."""
+    or unknown) token came with it; never the variables or the token (docs/DOMAIN.md, "Audit")."""
     await audit.record(
         caller,
         UNAUTHENTICATED_MUTATION,

@@ -37,7 +37,7 @@ def allow(roles: frozenset[Role]) -> list[PermissionExtension]:
 
 
 async def live_caller(info: Info) -> Caller:
-    """Before each message of a live subscription: the token, role and branch again (DOMAIN.md). A revoked or
+    """Before each message of a live subscription: the token, role and branch again (docs/DOMAIN.md). A revoked or
     expired token, or a deactivated staff member, closes the websocket with 4401 Unauthorized: nothing more is
     delivered on it, this subscription or any other. Over a transport without a socket to close, the subscription
     ends with UNAUTHENTICATED instead. The caller returned carries the current role and branch."""

@@ -278,7 +278,7 @@ def _is_int(value: Any) -> bool:
 
 class CostLimiter(SchemaExtension):
     """Refuses, before execution, operations that could return more than MAX_COST nodes (CostEstimate;
-    DOMAIN.md: limits and protection)."""
+    docs/DOMAIN.md: limits and protection)."""
 
     def on_execute(self) -> Iterator[None]:
         ctx = self.execution_context

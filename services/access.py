@@ -62,7 +62,7 @@ SURVEY_READERS = frozenset({R.ADMIN, R.MANAGER, R.RELATIONSHIP_MANAGER, R.SERVIC
 NOTIFICATION_RETRIERS = frozenset({R.ADMIN, R.MANAGER})
 # Recompute portraits on demand (some customers, a segment, or all of them) as a job.
 PORTRAIT_RECOMPUTERS = frozenset({R.ADMIN, R.MANAGER, R.ANALYST})
-# Read customer portraits and mine them: prospects for a product, the distribution of value tiers (DOMAIN.md:
+# Read customer portraits and mine them: prospects for a product, the distribution of value tiers (docs/DOMAIN.md:
 # "read portraits" for relationship managers, within their branch; not for service agents or complaint handlers).
 PORTRAIT_READERS = frozenset({R.ADMIN, R.MANAGER, R.RELATIONSHIP_MANAGER, R.ANALYST, R.AUDITOR})
 # Create, change and delete customer segments (saved customer filters).
@@ -84,7 +84,7 @@ def describe(roles: frozenset[Role]) -> str:
 def not_allowed(roles: frozenset[Role]) -> str:
     """The FORBIDDEN message: it names who may do the thing."""
     if roles == ALL_ROLES:
-        return "You are not allowed to do this"
+        return "You are not allowed to do this; it needs a signed-in staff member (any role)"
     return f"You are not allowed to do this; it needs one of the roles {describe(roles)}"
 
 

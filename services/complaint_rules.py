@@ -30,6 +30,7 @@ OPEN = frozenset(
     }
 )
 ENDED = frozenset({ComplaintStatus.RESOLVED, ComplaintStatus.CLOSED, ComplaintStatus.WITHDRAWN})
+RESOLVED = frozenset({ComplaintStatus.RESOLVED, ComplaintStatus.CLOSED})  # ended with an SLA outcome: MET or MISSED
 S = ComplaintStatus
 
 
@@ -40,7 +41,7 @@ class Move:
     event: ComplaintEventType
 
 
-# The only allowed moves; anything else is INVALID_TRANSITION (DOMAIN.md).
+# The only allowed moves; anything else is INVALID_TRANSITION (docs/DOMAIN.md).
 MOVES: dict[str, Move] = {
     "acknowledge": Move(frozenset({S.RECEIVED}), S.ACKNOWLEDGED, ComplaintEventType.ACKNOWLEDGED),
     "assign": Move(OPEN, None, ComplaintEventType.ASSIGNED),
@@ -51,6 +52,20 @@ MOVES: dict[str, Move] = {
     "close": Move(frozenset({S.RESOLVED}), S.CLOSED, ComplaintEventType.CLOSED),
     "reopen": Move(frozenset({S.RESOLVED, S.CLOSED}), S.REOPENED, ComplaintEventType.REOPENED),
     "withdraw": Move(OPEN, S.WITHDRAWN, ComplaintEventType.WITHDRAWN),
+}
+
+# The past participle of each move, for messages ("A CLOSED complaint cannot be started"): English verbs are
+# not all "+d" (reopen, withdraw), so each form is written out.
+DONE: dict[str, str] = {
+    "acknowledge": "acknowledged",
+    "assign": "assigned",
+    "start": "started",
+    "escalate": "escalated",
+    "extend": "extended",
+    "resolve": "resolved",
+    "close": "closed",
+    "reopen": "reopened",
+    "withdraw": "withdrawn",
 }
 
 BASE_DAYS, EXTENDED_DAYS, MAX_DAYS = 15, 30, 60
@@ -64,17 +79,28 @@ def allowed(move: str, status: ComplaintStatus) -> bool:
     return status in MOVES[move].allowed_from
 
 
+def refusal(move: str, status: ComplaintStatus) -> str:
+    """The INVALID_TRANSITION message of `move` from `status`."""
+    return f"A {status.value} complaint cannot be {DONE[move]}"
+
+
 def due_after(received_at: datetime, extension_count: int) -> datetime:
     days = (BASE_DAYS, EXTENDED_DAYS, MAX_DAYS)[extension_count]
     return received_at + timedelta(days=days)
 
 
 def sla_state(status: ComplaintStatus, due_at: datetime, ended_at: datetime | None, now: datetime) -> str:
-    """ON_TRACK / AT_RISK / BREACHED while open; MET / MISSED once resolved, closed or withdrawn."""
+    """ON_TRACK / AT_RISK / BREACHED while open; MET / MISSED once resolved or closed (`ended_at`: when it was
+    resolved). A WITHDRAWN complaint was never resolved, so it has no outcome (neither MET nor MISSED, and it
+    counts in neither statistic): its clock stopped when it was withdrawn (`ended_at`), and it keeps saying
+    whether the deadline had passed by then: BREACHED if so, else ON_TRACK. (The API's `slaState` is non-null
+    and has no value for "no outcome", so these two say it.)"""
     if status in OPEN:
         if now > due_at:
             return "BREACHED"
         return "AT_RISK" if due_at - now <= AT_RISK_WITHIN else "ON_TRACK"
+    if status == ComplaintStatus.WITHDRAWN:
+        return "BREACHED" if ended_at is not None and ended_at > due_at else "ON_TRACK"
     return "MET" if ended_at is not None and ended_at <= due_at else "MISSED"
 
 

@@ -37,7 +37,7 @@ from services import access, clock, complaint_rules as rules, complaints, jobs
 from services.access import Caller, require_role
 from services.errors import DomainError, ErrorCode, invalid
 
-# DOMAIN.md role table: complaints "all" (ADMIN, MANAGER), the full workflow (COMPLAINT_HANDLER),
+# docs/DOMAIN.md role table: complaints "all" (ADMIN, MANAGER), the full workflow (COMPLAINT_HANDLER),
 # "read, stats" (ANALYST), "read" (AUDITOR: a compliance auditor inspects the figures too).
 MAX_YEARS = 3
 UNASSIGNED = "UNASSIGNED"

@@ -211,7 +211,7 @@ async def _move(
     complaint = await get(caller, complaint_id)
     step = rules.MOVES[move]
     if not rules.allowed(move, complaint.status):
-        raise DomainError(ErrorCode.INVALID_TRANSITION, f"A {complaint.status.value} complaint cannot be {move}d", "id")
+        raise DomainError(ErrorCode.INVALID_TRANSITION, rules.refusal(move, complaint.status), "id")
     if version is not None and version != complaint.version:
         raise DomainError(
             ErrorCode.STALE_VERSION, f"The complaint changed since version {version}; reload it", "version"
@@ -290,7 +290,7 @@ async def extend_deadline(
     if current.extension_count >= 2:
         raise DomainError(ErrorCode.LIMIT_EXCEEDED, f"The deadline is at its maximum of {rules.MAX_DAYS} days", "id")
     if current.extension_count == 1:
-        # Made by a MANAGER or ADMIN themselves: nobody approves in another's name (DOMAIN.md, "Complaints").
+        # Made by a MANAGER or ADMIN themselves: nobody approves in another's name (docs/DOMAIN.md, "Complaints").
         if caller.role not in access.EXTENSION_APPROVERS:
             raise DomainError(
                 ErrorCode.FORBIDDEN,
@@ -423,7 +423,10 @@ async def notify_customer(complaint: Complaint, subject: str, body: str) -> Noti
 
 
 def ended_at(complaint: Complaint) -> datetime | None:
-    return complaint.resolved_at or complaint.withdrawn_at
+    """When its SLA clock stopped: resolved (RESOLVED, CLOSED) or withdrawn (WITHDRAWN)."""
+    if complaint.status == ComplaintStatus.WITHDRAWN:
+        return complaint.withdrawn_at
+    return complaint.resolved_at
 
 
 def sla_state(complaint: Complaint, now: datetime | None = None) -> str:
@@ -509,17 +512,18 @@ class ComplaintFilter(FilterParams):
 def sla_condition(state: str, now: datetime) -> Q:
     """The SQL form of complaint_rules.sla_state."""
     open_states = list(rules.OPEN)
+    withdrawn = ComplaintStatus.WITHDRAWN  # no outcome: whether it was past due when withdrawn
     if state == "BREACHED":
-        return Q(status__in=open_states, due_at__lt=now)
+        return Q(status__in=open_states, due_at__lt=now) | Q(status=withdrawn, withdrawn_at__gt=F("due_at"))
     if state == "AT_RISK":
         return Q(status__in=open_states, due_at__gte=now, due_at__lte=now + rules.AT_RISK_WITHIN)
     if state == "ON_TRACK":
-        return Q(status__in=open_states, due_at__gt=now + rules.AT_RISK_WITHIN)
-    ended = list(rules.ENDED)
-    met = Q(status__in=ended) & (
-        Q(resolved_at__lte=F("due_at")) | Q(resolved_at__isnull=True, withdrawn_at__lte=F("due_at"))
-    )
-    return met if state == "MET" else Q(status__in=ended) & ~met
+        in_time = Q(withdrawn_at__isnull=True) | Q(withdrawn_at__lte=F("due_at"))
+        return Q(status__in=open_states, due_at__gt=now + rules.AT_RISK_WITHIN) | (Q(status=withdrawn) & in_time)
+    resolved = list(rules.RESOLVED)
+    if state == "MET":
+        return Q(status__in=resolved, resolved_at__lte=F("due_at"))
+    return Q(status__in=resolved) & (Q(resolved_at__isnull=True) | Q(resolved_at__gt=F("due_at")))
 
 
 def matching(caller: Caller, complaint_filter: ComplaintFilter) -> QuerySet[Complaint]:
@@ -578,5 +582,7 @@ timeline.register(
         "at",
         lambda r: (f"Complaint {r.type.value.lower().replace('_', ' ')}", timeline.short(r.message)),
         customer_field="complaint__customer_id",
+        node="Complaint",  # an event is shown as the complaint it belongs to
+        node_key="complaint_id",
     )
 )

@@ -1,4 +1,4 @@
-"""A customer's consents (DOMAIN.md): the recorded answers per purpose and channel, their history and the
+"""A customer's consents (docs/DOMAIN.md): the recorded answers per purpose and channel, their history and the
 rule that decides whether a purpose is granted.
 
 The rule, in one place (`granted_for`): a channel-specific answer wins over the general one (no channel),
@@ -17,7 +17,7 @@ from services import access, customers, portraits
 from services.access import Caller, require_role
 from services.errors import DomainError, ErrorCode, invalid
 
-# No record means: not granted, except SURVEY (service follow-up), granted until revoked (DOMAIN.md).
+# No record means: not granted, except SURVEY (service follow-up), granted until revoked (docs/DOMAIN.md).
 CONSENT_DEFAULTS = {
     ConsentPurpose.MARKETING: False,
     ConsentPurpose.SURVEY: True,

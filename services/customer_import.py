@@ -1,4 +1,4 @@
-"""Bulk customer import (DOMAIN.md "importCustomers"): a CSV upload becomes one IMPORT_CUSTOMERS job.
+"""Bulk customer import (docs/DOMAIN.md "importCustomers"): a CSV upload becomes one IMPORT_CUSTOMERS job.
 
 `start_import` creates the job and stores the upload (`services.uploads.store`: ordered UploadChunk
 rows, never the whole file in memory); `import_csv` is the job handler. It reads the stored file back

@@ -34,7 +34,7 @@ ASSET_PRODUCTS = frozenset(
     }
 )
 DEBT_PRODUCTS = frozenset({ProductType.PERSONAL_LOAN, ProductType.MORTGAGE, ProductType.CREDIT_CARD})
-# Value tiers by AUM in CNY, highest first (DOMAIN.md).
+# Value tiers by AUM in CNY, highest first (docs/DOMAIN.md).
 TIER_FLOORS = (
     ("PRIVATE_BANKING", Decimal(6_000_000)),
     ("WEALTH", Decimal(500_000)),

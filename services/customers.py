@@ -337,7 +337,7 @@ async def upsert_holding(
 
 
 async def refresh_balances(customer_ids: list[int]) -> None:
-    """AUM and debt from the ACTIVE CNY holdings (DOMAIN.md), stored on the customer for filters and sorting."""
+    """AUM and debt from the ACTIVE CNY holdings (docs/DOMAIN.md), stored on the customer for filters and sorting."""
     rows = (
         await ProductHolding.filter(customer_id__in=customer_ids, status=HoldingStatus.ACTIVE, currency="CNY")
         .group_by("customer_id", "product")
@@ -449,7 +449,7 @@ class CustomerFilter(FilterParams):
 
 def _search(text: str, sees_pii: bool) -> Q:
     """Name (any part) and customer number (its start); phone, e-mail and ID number on any part of the value
-    for a viewer who sees them unmasked, and only on the whole value for a masked viewer (DOMAIN.md: a customer
+    for a viewer who sees them unmasked, and only on the whole value for a masked viewer (docs/DOMAIN.md: a customer
     on the phone gives their number), so that hidden digits cannot be probed one at a time. LIKE wildcards in
     `text` match literally (Tortoise escapes them)."""
     text = text.strip()

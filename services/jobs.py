@@ -125,7 +125,7 @@ BatchWork = Callable[[Job, dict], Awaitable[None]]
 _HANDLERS: dict[str, Handler] = {}
 _BATCH_WORK: dict[str, BatchWork] = {}
 # Who may start each kind of job (the role set of the mutation that starts it): a job's file is handed out only
-# while its creator still holds one of them (DOMAIN.md, limits and protection). A domain names the set when it
+# while its creator still holds one of them (docs/DOMAIN.md, limits and protection). A domain names the set when it
 # registers its kind (`starters=`); these are the kinds registered before it could.
 _STARTERS: dict[str, frozenset[Role]] = {}
 

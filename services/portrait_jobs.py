@@ -1,4 +1,4 @@
-"""Keeping portraits fresh (DOMAIN.md "Portraits and segments"): the debounced recompute of stale portraits and
+"""Keeping portraits fresh (docs/DOMAIN.md "Portraits and segments"): the debounced recompute of stale portraits and
 the RECOMPUTE_PORTRAITS job. The computation itself is services/portraits.compute; this module decides when it
 runs and on which customers.
 

@@ -1,4 +1,4 @@
-"""Pure rules of the customer portrait (DOMAIN.md "Portraits and segments"; explained in docs/PORTRAITS.md).
+"""Pure rules of the customer portrait (docs/DOMAIN.md "Portraits and segments"; explained in docs/PORTRAITS.md).
 
 No I/O here: services/portraits.py gathers the facts of a batch of customers in a fixed number of queries and
 hands each customer's facts to these functions, so every formula can be tested on its own.
@@ -131,7 +131,7 @@ class LifecycleFacts:
 
 
 def lifecycle_stage(facts: LifecycleFacts) -> LifecycleStage:
-    """The first stage that applies, in the order of DOMAIN.md."""
+    """The first stage that applies, in the order of docs/DOMAIN.md."""
     if facts.tenure_months < NEW_BELOW_MONTHS:
         return LifecycleStage.NEW
     if facts.status == CustomerStatus.DORMANT or facts.months_without_activity >= DORMANT_AFTER_MONTHS:

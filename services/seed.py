@@ -61,19 +61,32 @@ DEMO_STAFF = [
 
 
 async def seed(password: str | None = None, customers_wanted: int = 0, rng_seed: int = 2026) -> list[str]:
-    """Idempotent for staff (existing usernames are left alone); customers are added on every call.
-    Returns lines to show the operator."""
-    lines = await _seed_staff(password or secrets.token_urlsafe(12))
+    """Idempotent for staff: missing demo staff are created (with `password`, else a random one, printed once);
+    demo staff who exist already keep theirs, unless `password` is given: then it becomes theirs (the way to
+    get in again when the printed one is lost). Customers are added on every call. Returns lines to show the
+    operator."""
+    lines = await _seed_staff(password or secrets.token_urlsafe(12), reset=password is not None)
     if customers_wanted:
         lines.append(await _seed_customers(customers_wanted, random.Random(rng_seed + await Customer.all().count())))
     return lines
 
 
-async def _seed_staff(password: str) -> list[str]:
-    created = []
+async def _seed_staff(password: str, reset: bool) -> list[str]:
+    created, reset_for = [], []
     async with atomic():
         for username, display_name, role, department, branch in DEMO_STAFF:
-            if await Staff.exists(username=username):
+            existing = await Staff.get_or_none(username=username)
+            if existing is not None:
+                if reset:  # the staff rules check the password; their sessions end, a lockout is lifted
+                    await staff.update(COMMAND_LINE, existing.id, staff.StaffChanges(password=password))
+                    await audit.record(
+                        COMMAND_LINE,
+                        "staff.update",
+                        subject_type="Staff",
+                        subject_id=str(existing.id),
+                        detail={"input": ["password"], "seed": True},
+                    )
+                    reset_for.append(username)
                 continue
             member = await staff.create(
                 COMMAND_LINE,
@@ -88,9 +101,15 @@ async def _seed_staff(password: str) -> list[str]:
                 COMMAND_LINE, "staff.create", subject_type="Staff", subject_id=str(member.id), detail={"seed": True}
             )
             created.append(f"{role.value:<22} {username}" + (f" ({branch})" if branch else ""))
-    if not created:
-        return ["demo staff already present; nothing to do"]
-    return [f"created {len(created)} demo staff, password: {password}", *created]
+    lines = [f"created {len(created)} demo staff, password: {password}", *created] if created else []
+    if reset_for:
+        lines.append(f"set the password of {len(reset_for)} existing demo staff to the one given")
+    if not lines:
+        lines.append(
+            "demo staff already present; nothing to do (their password was printed when they were created; "
+            "to set a new one: crm seed --password NEW, or make seed DEMO_PASSWORD=NEW)"
+        )
+    return lines
 
 
 def _balance(rng: random.Random, median: float, spread: float) -> Decimal:

@@ -1,4 +1,4 @@
-"""Customer segments (客户细分, DOMAIN.md "Portraits and segments"): a named CustomerFilter, stored as its
+"""Customer segments (客户细分, docs/DOMAIN.md "Portraits and segments"): a named CustomerFilter, stored as its
 `to_params()` JSON, whose members are evaluated live.
 
 - Members are `customers.matching(caller, filter)`: the very filter and visibility code of the customers query,

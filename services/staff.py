@@ -10,7 +10,7 @@ from tortoise.queryset import QuerySet
 
 from models.staff import Department, Role, Staff
 from services import auth
-from services.access import ALL_ROLES, STAFF_ADMINS, Caller, require_role
+from services.access import ALL_ROLES, BRANCH_BOUND, STAFF_ADMINS, Caller, require_role
 from services.errors import DomainError, DomainErrors, ErrorCode, invalid, not_found
 
 USERNAME = re.compile(r"^[a-z0-9][a-z0-9._-]{2,63}$")
@@ -59,6 +59,19 @@ def _clean_branch(branch: str | None) -> str | None:
     return branch.strip() or None if branch is not None else None
 
 
+def _check_branch(role: Role, department: Department, branch: str | None) -> DomainError | None:
+    """A relationship manager or service agent (access.BRANCH_BOUND) of the BRANCH department works at one
+    branch and sees only its customers, so the branch must be named: left out by mistake, it would make them
+    bank-wide. The same roles in another department (the call centre, head office) are bank-wide on purpose."""
+    if role in BRANCH_BOUND and department == Department.BRANCH and branch is None:
+        return invalid(
+            "branch",
+            f"A {role.value} of the BRANCH department works at one branch: give its branch "
+            "(only in another department, e.g. CALL_CENTER, is this role bank-wide, without a branch)",
+        )
+    return None
+
+
 async def create(
     caller: Caller,
     *,
@@ -81,6 +94,7 @@ async def create(
             ),
             _check_display_name(display_name),
             _check_password(password),
+            _check_branch(role, department, _clean_branch(branch)),
         )
         if p
     ]
@@ -101,6 +115,14 @@ async def create(
         raise DomainError(ErrorCode.DUPLICATE, "A staff member with this username exists", "username") from None
 
 
+def _branch_after(staff: Staff, changes: StaffChanges) -> DomainError | None:
+    """The branch rule on the member as the changes leave them, when they touch role, department or branch."""
+    if changes.role is None and changes.department is None and changes.branch is UNSET:
+        return None
+    branch = staff.branch if changes.branch is UNSET else _clean_branch(changes.branch)  # type: ignore[arg-type]
+    return _check_branch(changes.role or staff.role, changes.department or staff.department, branch)
+
+
 async def update(caller: Caller, staff_id: int, changes: StaffChanges) -> Staff:
     admin = require_role(caller, STAFF_ADMINS)
     staff = await Staff.get_or_none(id=staff_id)
@@ -111,6 +133,7 @@ async def update(caller: Caller, staff_id: int, changes: StaffChanges) -> Staff:
         for p in (
             _check_display_name(changes.display_name) if changes.display_name is not None else None,
             _check_password(changes.password) if changes.password is not None else None,
+            _branch_after(staff, changes),
         )
         if p
     ]

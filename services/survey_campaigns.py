@@ -1,4 +1,4 @@
-"""Survey campaigns (DOMAIN.md "Surveys and notifications"): `launchSurveyCampaign` sends a template to every
+"""Survey campaigns (docs/DOMAIN.md "Surveys and notifications"): `launchSurveyCampaign` sends a template to every
 customer of a CustomerFilter or of a saved segment (services/segments.py) as one SURVEY_CAMPAIGN job.
 
 `start` checks the request and creates the job; `run` is the job handler a worker runs.

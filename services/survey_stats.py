@@ -12,7 +12,7 @@ Definitions (per bucket):
 - invited: invitations created in [start, end) that were not SUPPRESSED (a suppressed invitation was never
   sent); `responses`: the responses to those invitations (at most one each), whenever they were submitted;
 - response_rate: responses / invited (0.0 when nobody was invited; a bucket always has invitations);
-- promoters, passives, detractors: responses by nps_category (DOMAIN.md: 9-10, 7-8, 0-6);
+- promoters, passives, detractors: responses by nps_category (docs/DOMAIN.md: 9-10, 7-8, 0-6);
 - nps: round(100 * (promoters - detractors) / (promoters + passives + detractors), 1), -100..100; None when
   no response has an NPS answer;
 - csat_average: the mean csat_score of the responses that have one (1..5); None when none has.

@@ -1,4 +1,4 @@
-"""Surveys (DOMAIN.md "Surveys and notifications"): templates, invitations with their suppression rules, the
+"""Surveys (docs/DOMAIN.md "Surveys and notifications"): templates, invitations with their suppression rules, the
 customer's answer through the link, and what an answer sets off.
 
 Templates

@@ -28,6 +28,10 @@ class Source:
     describe: Callable[[Any], tuple[str, str | None]]  # (title, detail)
     customer_field: str = "customer_id"
     node: str | None = None  # the GraphQL Node type a row of this kind is shown as (None: it has none)
+    # The row's field holding the primary key of that Node: "id" when the row is the Node itself; another
+    # field links the item to the row it is about (a complaint event's complaint, "complaint_id"), which is
+    # then fetched for a whole page at once (TimelineItem.subject).
+    node_key: str = "id"
 
 
 @dataclass(frozen=True)
@@ -39,6 +43,12 @@ class Entry:
     detail: str | None
     row: Any
     node: str | None = None
+    node_id: int | None = None  # the primary key of the `node` this item is about
+    node_key: str = "id"  # "id": `row` is that node's own row
+
+    @property
+    def row_is_node(self) -> bool:
+        return self.node is not None and self.node_key == "id"
 
     def key(self, rank: int) -> tuple:
         return (self.at, rank, self.id)
@@ -91,7 +101,19 @@ async def _slice(
         qs = qs.filter(_beyond(source, rank, before, forward=False))
     direction = "-" if forward else ""
     rows = await qs.order_by(f"{direction}{source.time_field}", f"{direction}id").limit(size)
-    return [Entry(source.kind, getattr(r, source.time_field), r.id, *source.describe(r), r, source.node) for r in rows]
+    return [
+        Entry(
+            source.kind,
+            getattr(r, source.time_field),
+            r.id,
+            *source.describe(r),
+            r,
+            source.node,
+            getattr(r, source.node_key) if source.node else None,
+            source.node_key,
+        )
+        for r in rows
+    ]
 
 
 async def page(

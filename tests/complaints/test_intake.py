@@ -353,7 +353,7 @@ async def test_filing_marks_the_portrait_stale(gql, admin_token, customer):
     assert stale is not None and before - timedelta(seconds=1) <= stale <= clock.now() + timedelta(seconds=1)
 
 
-# ---------------------------------------------------------------- permissions (DOMAIN.md role table)
+# ---------------------------------------------------------------- permissions (docs/DOMAIN.md role table)
 
 HANDLER_MOVES = ["acknowledge", "assign", "start", "escalate", "extend", "resolve", "close", "reopen"]
 
@@ -788,7 +788,7 @@ async def test_branch_bound_staff_do_not_see_other_branches_complaints(gql, admi
     assert codes(follow_up) == ["NOT_FOUND"]
     assert codes(await do(gql, token, "acknowledge", id=theirs["id"])) == ["FORBIDDEN"]  # not a handler anyway
     withdraw = await do(gql, token, "withdraw", **_inputs("withdraw", theirs))
-    assert codes(withdraw) == ["FORBIDDEN"]  # withdrawing is part of the workflow, as DOMAIN.md's role table says
+    assert codes(withdraw) == ["FORBIDDEN"]  # withdrawing is part of the workflow, as docs/DOMAIN.md's role table says
     # Nothing happened to it.
     assert (await fetch(gql, admin_token, theirs["id"]))["version"] == theirs["version"]
 

@@ -1,4 +1,4 @@
-"""The complaint state machine of DOMAIN.md, walked through HTTP -> GraphQL -> the database.
+"""The complaint state machine of docs/DOMAIN.md, walked through HTTP -> GraphQL -> the database.
 
 Every status is reached through allowed moves only; from there every move is tried. An allowed move
 lands on its to-status with one ComplaintEvent (type, fromStatus, toStatus, actor); a disallowed one is
@@ -21,7 +21,7 @@ OPEN = frozenset({"RECEIVED", "ACKNOWLEDGED", "IN_PROGRESS", "ESCALATED", "REOPE
 STATUSES = ["RECEIVED", "ACKNOWLEDGED", "IN_PROGRESS", "ESCALATED", "RESOLVED", "CLOSED", "REOPENED", "WITHDRAWN"]
 MOVES = ["acknowledge", "assign", "start", "escalate", "extend", "resolve", "close", "reopen", "withdraw"]
 
-# Written from DOMAIN.md, independently of services/complaint_rules.py:
+# Written from docs/DOMAIN.md, independently of services/complaint_rules.py:
 # move -> (statuses it is allowed from, to-status (None: stays), event type)
 RULES: dict[str, tuple[frozenset[str], str | None, str]] = {
     "acknowledge": (frozenset({"RECEIVED"}), "ACKNOWLEDGED", "ACKNOWLEDGED"),
@@ -342,7 +342,8 @@ async def test_withdrawn_is_final(desk: Desk):
         withdrawn["version"],
         withdrawn["events"],
     )
-    assert after["slaState"] == "MET"  # ended well before its due time
+    # Never resolved, so no outcome (MET/MISSED): its clock stopped before the due time (test_withdrawn_sla.py).
+    assert after["slaState"] == "ON_TRACK"
 
 
 @pytest.mark.parametrize("status", sorted(OPEN))

@@ -51,7 +51,7 @@ async def update(gql, token: str, follow_up_id: str, **fields) -> dict:
 
 
 async def test_assigned_to_a_person_the_department_defaults_to_theirs(gql, staff_factory, customer):
-    author, token = await staff_factory(Role.RELATIONSHIP_MANAGER, department=Department.BRANCH)
+    author, token = await staff_factory(Role.RELATIONSHIP_MANAGER, department=Department.BRANCH, branch="北京朝阳支行")
     assignee, _ = await staff_factory(Role.COMPLAINT_HANDLER, department=Department.COMPLAINTS)
     due = (clock.now() + timedelta(days=2)).replace(microsecond=0)
     made = await created(
@@ -174,7 +174,7 @@ async def team(staff_factory):
     return {
         "agent": await staff_factory(Role.SERVICE_AGENT, department=Department.CALL_CENTER),
         "colleague": await staff_factory(Role.SERVICE_AGENT, department=Department.CALL_CENTER),
-        "outsider": await staff_factory(Role.RELATIONSHIP_MANAGER, department=Department.BRANCH),
+        "outsider": await staff_factory(Role.RELATIONSHIP_MANAGER, department=Department.OPERATIONS),  # bank-wide
         "handler": await staff_factory(Role.COMPLAINT_HANDLER, department=Department.COMPLAINTS),
         "manager": await staff_factory(Role.MANAGER, department=Department.OPERATIONS),
     }

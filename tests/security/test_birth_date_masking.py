@@ -1,4 +1,4 @@
-"""A masked viewer cannot rebuild a resident ID from its birth date (DOMAIN.md "Roles and what they may do").
+"""A masked viewer cannot rebuild a resident ID from its birth date (docs/DOMAIN.md "Roles and what they may do").
 
 The hidden digits 7-14 of a masked ID (`110105********1234`) are the birth date: a viewer who sees IDs masked
 gets `birthDate: null` wherever a customer's birth date leaves the server (the Customer type, so also the

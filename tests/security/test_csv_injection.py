@@ -1,5 +1,5 @@
 """CSV formula injection: every CSV the service writes neutralises cells a spreadsheet would run as a formula
-(DOMAIN.md, "Limits and protection"), through one helper, core/csv_safe.py."""
+(docs/DOMAIN.md, "Limits and protection"), through one helper, core/csv_safe.py."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Erasure scrubs the person from free text (DOMAIN.md "Customer information", eraseCustomer).
+"""Erasure scrubs the person from free text (docs/DOMAIN.md "Customer information", eraseCustomer).
 
 The name, phone numbers, ID numbers and e-mail addresses are scrubbed from the free text of the person's notes,
 interactions, complaints (and their events and notes), follow-ups and survey comments, however they were typed

@@ -1,5 +1,5 @@
 """The second complaint extension is made by a MANAGER or ADMIN themselves: `approvedById`, when given, must be
-the caller; nobody approves in another's name (DOMAIN.md, "Complaints")."""
+the caller; nobody approves in another's name (docs/DOMAIN.md, "Complaints")."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Identifiers typed into free text are masked for masked viewers (DOMAIN.md "Roles and what they may do").
+"""Identifiers typed into free text are masked for masked viewers (docs/DOMAIN.md "Roles and what they may do").
 
 Phone numbers, resident ID numbers and e-mail addresses inside notes, interaction records, complaint texts,
 follow-ups, survey comments (and the timeline lines made of them) reach a masked viewer in the masked forms of

@@ -1,6 +1,6 @@
 """IDOR through `node`, `nodes` and search: a record of every Node type hangs off a customer of branch A; staff
 bound to branch B, and roles that may not read a type, get null for it exactly as for an id that does not exist
-(DOMAIN.md: a hidden record is NOT_FOUND, never FORBIDDEN, also through node, nodes, aggregates and search)."""
+(docs/DOMAIN.md: a hidden record is NOT_FOUND, never FORBIDDEN, also through node, nodes, aggregates and search)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """A job's file is downloadable only while its creator still holds a role allowed to start that kind of job
-(DOMAIN.md, limits and protection)."""
+(docs/DOMAIN.md, limits and protection)."""
 
 from __future__ import annotations
 

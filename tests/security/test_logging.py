@@ -1,5 +1,5 @@
 """Logs never hold passwords, tokens or variables' values; an expected client error is one INFO line without a
-traceback, and only an unexpected error is an ERROR (DOMAIN.md, limits and protection)."""
+traceback, and only an unexpected error is an ERROR (docs/DOMAIN.md, limits and protection)."""
 
 import logging
 

@@ -1,4 +1,4 @@
-"""The login lockout (DOMAIN.md, "Limits and protection"): 5 failures lock the account for 15 minutes, counted
+"""The login lockout (docs/DOMAIN.md, "Limits and protection"): 5 failures lock the account for 15 minutes, counted
 atomically, so that the operations of one batched request, the aliases of one operation and parallel requests
 get no more than 5 guesses in all; a locked account answers like a wrong password, and takes as long."""
 

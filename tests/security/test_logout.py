@@ -1,4 +1,4 @@
-"""`logout` revokes the bearer token the request was sent with (DOMAIN.md), and only that one; it is audited."""
+"""`logout` revokes the bearer token the request was sent with (docs/DOMAIN.md), and only that one; it is audited."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Search cannot probe masked digits (DOMAIN.md "Roles and what they may do").
+"""Search cannot probe masked digits (docs/DOMAIN.md "Roles and what they may do").
 
 A masked viewer's search matches phone, e-mail and ID numbers only on the whole value (a customer on the phone
 gives their number); substring matching on those fields is for viewers who see them unmasked. Name and customer

@@ -1,4 +1,4 @@
-"""Live subscriptions re-check the token, role and branch for every message (DOMAIN.md, "Roles and what they may
+"""Live subscriptions re-check the token, role and branch for every message (docs/DOMAIN.md, "Roles and what they may
 do"): a revoked or expired token, or a deactivated staff member, closes the graphql-transport-ws socket with
 4401 before anything more is delivered; a new role or branch applies to the next message."""
 

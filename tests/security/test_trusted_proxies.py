@@ -1,5 +1,5 @@
 """The client address (what rate limits and the audit log see) comes from X-Forwarded-For only when the peer
-is in CRM_TRUSTED_PROXIES (DOMAIN.md, limits and protection)."""
+is in CRM_TRUSTED_PROXIES (docs/DOMAIN.md, limits and protection)."""
 
 from __future__ import annotations
 

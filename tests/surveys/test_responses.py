@@ -177,7 +177,7 @@ async def test_csat_is_the_mean_of_the_ratings(gql, admin, outbox):
 
 async def test_a_detractor_gets_a_recovery_call_from_their_relationship_manager(gql, admin, staff_factory, outbox):
     _, token = admin
-    manager, _ = await staff_factory(Role.RELATIONSHIP_MANAGER, department=Department.BRANCH)
+    manager, _ = await staff_factory(Role.RELATIONSHIP_MANAGER, department=Department.BRANCH, branch="北京朝阳支行")
     with clock.freeze(NOW):
         customer, _invitation, link = await _invited(gql, token, relationshipManagerId=gid("Staff", manager.id))
         assert (await submit(gql, link, [{"questionKey": "nps", "number": 3}]))["accepted"] is True

@@ -33,7 +33,7 @@ BANK = timezone(timedelta(hours=8))  # Asia/Shanghai: UTC+8, no daylight saving 
 START = datetime(2026, 1, 1, tzinfo=BANK)  # a bank midnight
 END = datetime(2026, 5, 1, tzinfo=BANK)
 BRANCHES = ["北京朝阳支行", "上海浦东支行", None]
-# AUM -> value tier (DOMAIN.md), written out here rather than computed: both sides of every floor.
+# AUM -> value tier (docs/DOMAIN.md), written out here rather than computed: both sides of every floor.
 AUMS = [
     (Decimal("0.00"), "MASS"),
     (Decimal("49999.99"), "MASS"),
