@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import math
 import random
-import secrets
 from datetime import date, timedelta
 from decimal import Decimal
 
@@ -65,7 +64,7 @@ async def seed(password: str | None = None, customers_wanted: int = 0, rng_seed:
     demo staff who exist already keep theirs, unless `password` is given: then it becomes theirs (the way to
     get in again when the printed one is lost). Customers are added on every call. Returns lines to show the
     operator."""
-    lines = await _seed_staff(password or secrets.token_urlsafe(12), reset=password is not None)
+    lines = await _seed_staff(password or staff.generated_password(), reset=password is not None)
     if customers_wanted:
         lines.append(await _seed_customers(customers_wanted, random.Random(rng_seed + await Customer.all().count())))
     return lines

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import secrets
 from dataclasses import dataclass
 
 from tortoise.exceptions import IntegrityError
@@ -47,6 +48,14 @@ def _check_password(password: str, field_name: str = "password") -> DomainError 
     if password.isdigit() or password.isalpha():
         return invalid(field_name, "Password must mix letters with digits or symbols")
     return None
+
+
+def generated_password() -> str:
+    """A random password that the password rule accepts (a random one may, rarely, be letters only)."""
+    while True:
+        password = secrets.token_urlsafe(12)
+        if _check_password(password) is None:
+            return password
 
 
 def _check_display_name(name: str) -> DomainError | None:

@@ -40,3 +40,11 @@ def test_the_command_line(tmp_path):
     reset = crm("seed", "--password", "a-new-demo-password-7", env=env)
     assert reset.returncode == 0, reset.stderr
     assert "set the password of 9 existing demo staff" in reset.stdout
+
+
+def test_generated_passwords_always_pass_the_password_rule(monkeypatch):
+    from services import staff as staff_service
+
+    letters_first = iter(["OnlyLettersHereAbc", "Mixed-Letters_7ab"])  # the first would be refused
+    monkeypatch.setattr(staff_service.secrets, "token_urlsafe", lambda n: next(letters_first))
+    assert staff_service.generated_password() == "Mixed-Letters_7ab"
