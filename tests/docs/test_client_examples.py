@@ -9,7 +9,6 @@ import importlib.util
 import json
 import os
 import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -19,6 +18,7 @@ from models.staff import Role
 from tests.conftest import PASSWORD, make_staff
 from tests.docs.guide import ROOT, read_guide
 from tests.jobs.live import live_server
+from tests.npm_cache import npm_install
 
 CLIENTS = ROOT / "docs" / "clients"
 CACHE = Path(os.environ.get("APOLLO_EXAMPLE_CACHE", Path.home() / ".cache" / "bank-crm-tests" / "apollo"))
@@ -63,17 +63,7 @@ def _apollo() -> Path:
         for name, major in wanted.items()
     )
     if not installed:
-        CACHE.mkdir(parents=True, exist_ok=True)
-        (CACHE / "package.json").write_text('{"private": true}')
-        done = subprocess.run(
-            [npm, "install", "--no-audit", "--no-fund", *NPM_PACKAGES],
-            cwd=CACHE,
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
-        if done.returncode != 0:
-            pytest.skip(f"could not install the Apollo Client packages: {done.stderr[-500:]}")
+        npm_install(npm, CACHE, NPM_PACKAGES, "the Apollo Client packages")
     # Beside node_modules, so that its imports resolve; the very file the guide shows.
     script = CACHE / "apollo_example.mjs"
     shutil.copyfile(CLIENTS / "apollo_example.mjs", script)

@@ -7,12 +7,12 @@ import asyncio
 import json
 import os
 import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
 
 from tests.jobs.live import live_server
+from tests.npm_cache import npm_install
 
 GQL_RESPONSE = "application/graphql-response+json"
 GRAPHQL_HTTP_VERSION = "1.23.1"
@@ -122,17 +122,7 @@ def _graphql_http() -> Path:
         pytest.skip("the graphql-http audit needs Node.js and npm")
     package = CACHE / "node_modules" / "graphql-http" / "package.json"
     if not package.exists() or json.loads(package.read_text())["version"] != GRAPHQL_HTTP_VERSION:
-        CACHE.mkdir(parents=True, exist_ok=True)
-        (CACHE / "package.json").write_text('{"private": true}')
-        installed = subprocess.run(
-            [npm, "install", "--no-audit", "--no-fund", f"graphql-http@{GRAPHQL_HTTP_VERSION}", "graphql@16"],
-            cwd=CACHE,
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
-        if installed.returncode != 0:
-            pytest.skip(f"could not install graphql-http: {installed.stderr[-500:]}")
+        npm_install(npm, CACHE, [f"graphql-http@{GRAPHQL_HTTP_VERSION}", "graphql@16"], "graphql-http")
     script = CACHE / "audit.mjs"
     script.write_text(AUDIT_SCRIPT)
     return script
