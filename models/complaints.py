@@ -136,6 +136,8 @@ class ComplaintEvent(Model):
 
     class Meta:
         table = "complaint_event"
+        # A complaint's events; a customer's timeline reaches them through its complaints.
+        indexes = (("complaint_id", "at"),)
 
 
 class ComplaintDaySequence(Model):

@@ -119,6 +119,9 @@ class Customer(Model):
     class Meta:
         table = "customer"
         unique_together = (("id_type", "id_number"),)
+        # The customer lists' keyset pages: a branch's newest first (the default order) and by AUM, and the bank's
+        # by AUM (also the value-tier and AUM range filters); docs/QUERY_PLANS.md.
+        indexes = (("branch", "created_at", "id"), ("branch", "aum", "id"), ("aum", "id"))
 
 
 class CustomerTag(Model):
@@ -194,3 +197,5 @@ class ChangeEntry(Model):
 
     class Meta:
         table = "change_entry"
+        # A customer's history and timeline, newest first.
+        indexes = (("customer_id", "at"),)

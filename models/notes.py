@@ -21,3 +21,5 @@ class Note(Model):
 
     class Meta:
         table = "note"
+        # A customer's notes and timeline, newest first.
+        indexes = (("customer_id", "created_at"),)
