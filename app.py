@@ -6,11 +6,13 @@ The command line is cli.py; `python app.py COMMAND` runs it too."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import sys
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
+import orjson
 from cross_web import HTTPException
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -59,6 +61,7 @@ class Runtime:
     scheduler: object | None = None  # the embedded periodic-work scheduler
 
 
+GC_YOUNG_THRESHOLD = 10_000  # allocations between collections of the youngest generation (Python's default: 700)
 MEDIA_KEY = "crm.graphql_media_type"  # the scope key holding the response's negotiated media type
 REQUEST_CONTENT_TYPES = ("application/json", "multipart/form-data")
 
@@ -150,6 +153,10 @@ class CRMGraphQL(GraphQL):
             )
             for data in request_data
         ]
+
+    def encode_json(self, data: object) -> bytes:
+        """Responses are JSON of plain values (every scalar is serialised by then): orjson writes them ~10x faster."""
+        return orjson.dumps(data)
 
     async def get_sub_response(self, request: Request | WebSocket) -> Response:
         sub_response = await super().get_sub_response(request)
@@ -248,6 +255,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             runtime = Runtime(make_pubsub(settings.redis_url), TaskQueue(settings))
             if settings.embedded_broker:
                 await _start_embedded_workers(runtime, run_scheduler=settings.env != "test")
+            _settle_heap()
             yield {"runtime": runtime}
         finally:
             if runtime is not None:
@@ -277,6 +285,16 @@ def create_app(settings: Settings | None = None) -> Starlette:
         )
     middleware += [Middleware(RequestContext, metrics=metrics), Middleware(BodyLimit)]
     return CRMApp(routes=routes, lifespan=lifespan, middleware=middleware)
+
+
+def _settle_heap() -> None:
+    """What is loaded by now (modules, the schema, models) lives as long as the process: the collector stops
+    scanning it (gc.freeze), and runs less often. A list of 50 customers allocates ~7,000 containers; at the
+    default threshold of 700 the collector ran ten times a request, promoting its objects to older generations
+    and scanning the whole heap every few requests (~20 ms a request, measured)."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, 10, 10)
 
 
 async def _start_embedded_workers(runtime: Runtime, *, run_scheduler: bool) -> None:

@@ -161,5 +161,7 @@ async def insert_rows(connection: BaseDBAsyncClient, table: str, columns: Sequen
     head = f"INSERT INTO {table} ({', '.join(columns)}) VALUES "
     context = connection.query_class.SQL_CONTEXT
     groups = [[v for row in rows[n : n + ROWS_PER_INSERT] for v in row] for n in range(0, whole, ROWS_PER_INSERT)]
-    await connection.execute_many(head + value_lists(context, len(columns), ROWS_PER_INSERT), groups)
-    await connection.execute_many(head + value_lists(context, len(columns), 1), rows[whole:])
+    if groups:
+        await connection.execute_many(head + value_lists(context, len(columns), ROWS_PER_INSERT), groups)
+    if rows[whole:]:
+        await connection.execute_many(head + value_lists(context, len(columns), 1), rows[whole:])

@@ -3,14 +3,16 @@ from __future__ import annotations
 from datetime import datetime
 
 import strawberry
-from strawberry.extensions import DisableIntrospection, MaxTokensLimiter
+from strawberry.extensions import DisableIntrospection, MaxTokensLimiter, ValidationCache
 from strawberry.schema.config import StrawberryConfig
 
 from schema.base import DATETIME_SCALAR, node_types
+from schema.execution import PlainLeafExecutionContext, mark_plain_leaves, use_direct_resolvers
 from schema.protection import (
     AliasLimiter,
     CostLimiter,
     DepthLimiter,
+    DocumentCache,
     ErrorCodes,
     InputSizeLimiter,
     MaskUnexpectedErrors,
@@ -20,6 +22,8 @@ from schema.protection import (
 from schema.root import Mutation, Query, Subscription
 
 LIMITS = {"depth": 10, "aliases": 30, "tokens": 5_000, "batch": 20}
+# Parsed and validated documents kept, keyed by the query text: clients send the same few queries again and again.
+DOCUMENT_CACHE_SIZE = 512
 
 
 def protection_extensions(production: bool = False) -> list:
@@ -28,6 +32,8 @@ def protection_extensions(production: bool = False) -> list:
         lambda: DepthLimiter(max_depth=LIMITS["depth"]),
         lambda: AliasLimiter(max_alias_count=LIMITS["aliases"]),
         lambda: MaxTokensLimiter(max_token_count=LIMITS["tokens"]),
+        lambda: DocumentCache(maxsize=DOCUMENT_CACHE_SIZE),
+        lambda: ValidationCache(maxsize=DOCUMENT_CACHE_SIZE),
         CostLimiter,
         InputSizeLimiter,
         ErrorCodes,
@@ -39,7 +45,7 @@ def protection_extensions(production: bool = False) -> list:
 
 
 def build_schema(production: bool = False) -> strawberry.Schema:
-    return strawberry.Schema(
+    schema = strawberry.Schema(
         query=Query,
         mutation=Mutation,
         subscription=Subscription,
@@ -50,7 +56,11 @@ def build_schema(production: bool = False) -> strawberry.Schema:
             disable_field_suggestions=production,
             scalar_map={datetime: DATETIME_SCALAR},
         ),
+        execution_context_class=PlainLeafExecutionContext,
     )
+    mark_plain_leaves(schema._schema)
+    use_direct_resolvers(schema)
+    return schema
 
 
 def export_sdl() -> str:

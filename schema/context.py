@@ -14,10 +14,9 @@ from starlette.websockets import WebSocket, WebSocketState
 from core.metrics import Metrics
 from core.pubsub import InProcessPubSub, RedisPubSub
 from core.settings import Settings
-from models.audit import AuditEntry
 from models.staff import Role
 from schema.loaders import Loaders
-from services import auth
+from services import audit, auth
 from services.access import Caller
 from tasks.broker import TaskQueue
 
@@ -110,21 +109,8 @@ class Context:
             return 0
         reads, self.pii_reads = self.pii_reads, {}
         caller = self._caller or Caller(None, self.request_id, self.ip)
-        await AuditEntry.bulk_create(
-            [
-                AuditEntry(
-                    actor=caller.staff,
-                    actor_name=caller.staff.username if caller.staff else None,
-                    action="customer.pii_read",
-                    subject_type="Customer",
-                    subject_id=str(customer_id),
-                    detail={"fields": sorted(fields)},
-                    request_id=caller.request_id,
-                    ip=caller.ip,
-                )
-                for customer_id, fields in sorted(reads.items())
-            ]
-        )
+        details = {str(customer_id): {"fields": sorted(fields)} for customer_id, fields in sorted(reads.items())}
+        await audit.record_each(caller, "customer.pii_read", "Customer", details)
         return len(reads)
 
     def fresh_loaders(self) -> None:

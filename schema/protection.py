@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import AsyncIterator, Callable, Iterator
+from functools import cache
 from typing import Any
 
 from graphql import (
@@ -33,7 +34,7 @@ from graphql import (
     visit,
 )
 from graphql.validation import ValidationContext, ValidationRule
-from strawberry.extensions import AddValidationRules, MaskErrors, SchemaExtension
+from strawberry.extensions import AddValidationRules, MaskErrors, ParserCache, SchemaExtension
 
 from core.logs import request_id_var
 from models.customers import Channel, ConsentPurpose, ProductType
@@ -539,28 +540,53 @@ def _shape_rule(check: Callable[[_Shape, OperationDefinitionNode], str | None]) 
     return ShapeRule
 
 
+@cache
+def depth_rule(max_depth: int) -> type[ValidationRule]:
+    """One rule class per limit, for every request: the validation cache keys on the rules."""
+
+    def check(shape: _Shape, operation: OperationDefinitionNode) -> str | None:
+        if shape.depth(operation.selection_set) > max_depth:
+            name = operation.name.value if operation.name else "anonymous"
+            return f"'{name}' exceeds maximum operation depth of {max_depth}"
+        return None
+
+    return _shape_rule(check)
+
+
+@cache
+def alias_rule(max_alias_count: int) -> type[ValidationRule]:
+    def check(shape: _Shape, operation: OperationDefinitionNode) -> str | None:
+        count = shape.aliases(operation.selection_set)
+        return f"{count} aliases found. Allowed: {max_alias_count}" if count > max_alias_count else None
+
+    return _shape_rule(check)
+
+
 class DepthLimiter(AddValidationRules):
     """Operations nesting fields deeper than `max_depth` below their root fields are refused (LIMIT_EXCEEDED)."""
 
     def __init__(self, max_depth: int) -> None:
-        def check(shape: _Shape, operation: OperationDefinitionNode) -> str | None:
-            if shape.depth(operation.selection_set) > max_depth:
-                name = operation.name.value if operation.name else "anonymous"
-                return f"'{name}' exceeds maximum operation depth of {max_depth}"
-            return None
-
-        super().__init__([_shape_rule(check)])
+        super().__init__([depth_rule(max_depth)])
 
 
 class AliasLimiter(AddValidationRules):
     """Documents with more than `max_alias_count` aliases, fragments counted where they expand, are refused."""
 
     def __init__(self, max_alias_count: int) -> None:
-        def check(shape: _Shape, operation: OperationDefinitionNode) -> str | None:
-            count = shape.aliases(operation.selection_set)
-            return f"{count} aliases found. Allowed: {max_alias_count}" if count > max_alias_count else None
+        super().__init__([alias_rule(max_alias_count)])
 
-        super().__init__([_shape_rule(check)])
+
+class DocumentCache(ParserCache):
+    """Parsed documents by query text (and, with ValidationCache, their validation). A text that does not parse
+    (a syntax error, too many tokens) is left to Strawberry's own parse, which reports it as usual."""
+
+    def on_parse(self) -> Iterator[None]:
+        context = self.execution_context
+        try:
+            context.graphql_document = self.cached_parse_document(context.query, **context.parse_options)
+        except GraphQLError:
+            pass  # not cached: Strawberry parses it again and reports the error its own way
+        yield
 
 
 def _should_mask(error: GraphQLError) -> bool:

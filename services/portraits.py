@@ -205,7 +205,11 @@ async def co_holding() -> Statistics:
         per_tier[ValueTier(row["tier"])][int(row["mask"])] = int(row["n"])
     # An upsert: computations that renew them at the same moment do not collide.
     await TierProductSets.bulk_create(
-        [TierProductSets(tier=t.value, customers_per_set=sets, computed_at=now) for t, sets in per_tier.items()],
+        [
+            # JSON object keys are strings: the product-set masks are written as such and read back with int()
+            TierProductSets(tier=t.value, customers_per_set={str(mask): n for mask, n in sets.items()}, computed_at=now)
+            for t, sets in per_tier.items()
+        ],
         on_conflict=["tier"],
         update_fields=["customers_per_set", "computed_at"],
     )

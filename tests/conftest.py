@@ -6,6 +6,7 @@ it is migrated once per run and emptied before every test.
 
 from __future__ import annotations
 
+import contextvars
 import itertools
 import os
 from collections.abc import AsyncIterator
@@ -226,7 +227,9 @@ class StatementCounter:
     def __init__(self) -> None:
         self.sent: list[str] = []  # statements, and savepoints by their method's name in capitals
         self._patched: list[tuple[type, str, object]] = []
-        self._depth = 0
+        # Per task: a page's loaders send their statements concurrently, and one task's nesting must not hide
+        # another task's statement.
+        self._depth: contextvars.ContextVar[int] = contextvars.ContextVar("statement_depth", default=0)
 
     def __enter__(self) -> StatementCounter:
         from tortoise import Tortoise
@@ -244,13 +247,14 @@ class StatementCounter:
 
     def _patch(self, cls: type, name: str, original, savepoint: bool) -> None:
         async def counted(client, *args, **kwargs):
-            if self._depth == 0:
+            depth = self._depth.get()
+            if depth == 0:
                 self.sent.append(name.upper() if savepoint else str(args[0] if args else kwargs.get("query")))
-            self._depth += 1
+            token = self._depth.set(depth + 1)
             try:
                 return await original(client, *args, **kwargs)
             finally:
-                self._depth -= 1
+                self._depth.reset(token)
 
         setattr(cls, name, counted)
         self._patched.append((cls, name, original))

@@ -27,6 +27,7 @@ SHARED = {
         "loaders",
         "permissions",
         "protection",
+        "execution",
         "root",
         "timeline",
         "survey_stats",  # surveyStats' types, reached from Query.surveyStats in resolvers/surveys.py

@@ -182,3 +182,20 @@ async def test_a_body_over_one_mebibyte(client, admin):
     )
     assert response.status_code == 413
     assert response.json()["errors"][0]["extensions"]["code"] == "LIMIT_EXCEEDED"
+
+
+async def test_a_cached_document_is_refused_every_time(gql, admin):
+    """Parsed and validated documents are cached by their text (schema/build.py): a refused document stays
+    refused when sent again, and a valid one keeps answering with every request's own variables and limits."""
+    _, token = admin
+    too_deep = _nested_duplicates(LIMITS["depth"] + 1)
+    many_aliases = "{ " + " ".join(f"a{i}: me {{ id }}" for i in range(LIMITS["aliases"] + 1)) + " }"
+    for _ in range(3):
+        await _refused(gql, token, too_deep, "LIMIT_EXCEEDED")
+        await _refused(gql, token, many_aliases, "LIMIT_EXCEEDED")
+        await _refused(gql, token, "{ me { noSuchField } }", "GRAPHQL_VALIDATION_FAILED")
+    # The same text, cheap with one variable and over the cost limit with another: the cost is per request.
+    query = "query($n: Int) " + COST_BOMBS["connections"].replace("first: 100", "first: $n")
+    for _ in range(2):
+        assert "errors" not in (await gql.raw(query, {"n": 2}, token=token)).json()
+        await _refused(gql, token, query, "LIMIT_EXCEEDED", {"n": 100})
