@@ -41,6 +41,7 @@ from core.http import (
 )
 from core.logs import log_graphql_errors
 from core.metrics import Metrics
+from core.persisted_queries import PersistedQueries, PersistedQueryError
 from core.pubsub import InProcessPubSub, RedisPubSub, make_pubsub
 from core.settings import Settings, use as use_settings
 from schema.build import LIMITS, build_schema
@@ -90,6 +91,7 @@ class CRMGraphQL(GraphQL):
         )
         self.settings = settings
         self.metrics = metrics
+        self.persisted_queries = PersistedQueries()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -115,6 +117,9 @@ class CRMGraphQL(GraphQL):
             scope[MEDIA_KEY] = media
             try:
                 response = await self.run(request)
+            except PersistedQueryError as exc:
+                # Apollo's clients expect a 200 with the code, then send the text (a wrong hash is the client's bug).
+                response = _request_error(200 if exc.code != "BAD_REQUEST" else 400, exc.message, exc.code, media)
             except HTTPException as exc:
                 if isinstance(exc.__cause__, InvalidOperationTypeError) and request.method == "GET":
                     response = _request_error(405, exc.reason, "BAD_REQUEST", media, headers={"Allow": "POST"})
@@ -132,7 +137,10 @@ class CRMGraphQL(GraphQL):
                 raise HTTPException(400, "The body must be a JSON object (or a non-empty list of them: a batch)")
             if len(items) > LIMITS["batch"]:
                 raise BatchTooLarge(400, f"A batch holds at most {LIMITS['batch']} operations")
-        return await super().parse_http_body(request)
+        data = await super().parse_http_body(request)
+        for item in data if isinstance(data, list) else [data]:
+            item.query = self.persisted_queries.query_for(item.query, item.extensions)
+        return data
 
     async def execute_operation(self, request, request_adapter, request_data, context, root_value, sub_response):
         """The operations of a batch run one after another, in the order sent, as the fields of a mutation do:
