@@ -12,7 +12,7 @@ export CRM_ADMIN_PASSWORD ?= change-me-admin-1
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: install run test lint migrate seed schema clean
+.PHONY: install run test lint migrate seed schema clean bench
 
 $(INSTALLED): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -47,6 +47,12 @@ seed: migrate
 
 schema: install
 	$(PY) app.py export-schema
+
+# make bench [BENCH_ARGS="--scenarios A,B --duration 30"]: the API read-path benchmark (docs/BENCHMARKS.md) against
+# a scratch PostgreSQL database, created when missing; needs PostgreSQL and Redis on 127.0.0.1, and wrk.
+CRM_BENCH_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/api_bench
+bench: install
+	$(PY) bench/api.py --database-url $(CRM_BENCH_DATABASE_URL) $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) static var

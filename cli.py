@@ -20,6 +20,7 @@ from core.logs import configure_logging
 from core.settings import Settings, SettingsError, use as use_settings
 
 log = logging.getLogger("crm")
+WORKER_PING_SECONDS = 60  # serve --workers N: how long uvicorn waits for a process to answer its health ping
 SCHEMA_FILE = Path(__file__).resolve().parent / "schema.graphql"
 
 
@@ -52,9 +53,54 @@ def _cannot_listen(host: str, port: int) -> str | None:
     return None
 
 
+def default_workers(settings: Settings) -> int:
+    """`serve`'s processes when --workers is not given: one per CPU core this process may run on in production on
+    PostgreSQL and Redis, else one (the embedded broker and SQLite are for one process)."""
+    if not settings.production or settings.embedded_broker or not _on_postgres(settings):
+        return 1
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def _on_postgres(settings: Settings) -> bool:
+    return settings.database_url.startswith(("postgres://", "postgresql://"))
+
+
+def _workers_refusal(settings: Settings, workers: int) -> str | None:
+    if workers < 1:
+        return "--workers must be at least 1"
+    if workers == 1:
+        return None
+    if settings.embedded_broker:
+        return (
+            f"--workers {workers} needs CRM_REDIS_URL: without it every API process would run its own task queue, "
+            "workers and scheduler; serve with --workers 1, or set CRM_REDIS_URL and run `crm worker`"
+        )
+    if not _on_postgres(settings):
+        return f"--workers {workers} needs PostgreSQL (CRM_DATABASE_URL=postgres://...): SQLite takes one writer"
+    return None
+
+
+def app_factory():
+    """The app of one of `serve --workers N`'s processes (uvicorn's factory): settings from the CRM_* environment
+    it inherited, logging set up as `crm` does, the same lifespan as a single process."""
+    from app import create_app
+
+    settings = Settings.from_env({k: v for k, v in os.environ.items() if k != "CRM_NEW_STAFF_PASSWORD"})  # as main()
+    configure_logging(settings.log_level, settings.log_json)
+    use_settings(settings)
+    return create_app(settings)
+
+
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     import uvicorn
 
+    workers = default_workers(settings) if args.workers is None else args.workers
+    if refused := _workers_refusal(settings, workers):
+        print(f"crm serve: {refused}", file=sys.stderr)
+        return 2
     problem = _cannot_listen(args.host, args.port)
     if problem:
         print(f"crm serve: {problem}", file=sys.stderr)
@@ -64,9 +110,20 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     except db.UnmigratedDatabase as exc:
         print(f"crm: {exc}", file=sys.stderr)
         return 1
+    options = {"host": args.host, "port": args.port, "log_config": None, "proxy_headers": False}
+    if workers > 1:
+        # Processes of their own (spawned), each importing the app through the factory: uvicorn's supervisor
+        # holds the socket, restarts a process that dies or stops answering its pings, and stops them all on
+        # SIGINT/SIGTERM. A process answers only once it has imported everything (several seconds on a busy
+        # machine): uvicorn's 5 s would kill processes that are merely starting.
+        log.info("serving with %d worker processes", workers)
+        uvicorn.run(
+            "cli:app_factory", factory=True, workers=workers, timeout_worker_healthcheck=WORKER_PING_SECONDS, **options
+        )
+        return 0
     from app import create_app
 
-    uvicorn.run(create_app(settings), host=args.host, port=args.port, log_config=None, proxy_headers=False)
+    uvicorn.run(create_app(settings), **options)
     return 0
 
 
@@ -194,6 +251,13 @@ def build_parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="serve the GraphQL API (with in-process workers when no Redis is set)")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="API processes sharing the port (default: one per CPU core in production on PostgreSQL and Redis, "
+        "else 1; more than 1 needs CRM_REDIS_URL and PostgreSQL)",
+    )
     serve.set_defaults(run=cmd_serve)
     worker = sub.add_parser("worker", help="run a worker process on the Redis broker")
     worker.add_argument("--threads", type=int, default=8)

@@ -58,3 +58,22 @@ def refuse_or_none(args: argparse.Namespace) -> int | None:
         print(reason, file=sys.stderr)
         return 2
     return None
+
+
+async def ensure_database(url: str) -> bool:
+    """Creates the database of `url` when it does not exist (connecting to the server's `postgres` database);
+    True when it was created."""
+    try:
+        conn = await asyncpg.connect(url.replace("postgres://", "postgresql://", 1))
+    except asyncpg.InvalidCatalogNameError:
+        parsed = urlparse(url)
+        server = await asyncpg.connect(parsed._replace(scheme="postgresql", path="/postgres").geturl())
+        try:
+            name = parsed.path.lstrip("/")
+            await server.execute(f'CREATE DATABASE "{name}"')
+        finally:
+            await server.close()
+        print(f"database   {parsed.hostname}:{parsed.port or 5432}/{name} created")
+        return True
+    await conn.close()
+    return False

@@ -63,7 +63,7 @@ RATIO_TARGET, SECONDS_TARGET = 4.0, 120.0
 HOLDING_SHARE = 0.77  # of the demo product mix (3.9 products a customer): about 3 holdings a customer
 ASSETS = {p.value for p in customer_rules.ASSET_PRODUCTS}
 DEBTS = {p.value for p in customer_rules.DEBT_PRODUCTS}
-CHANNELS = ("PHONE", "BRANCH", "APP", "WECHAT", "EMAIL")
+CHANNELS = ("PHONE", "BRANCH", "MOBILE_APP", "WECHAT", "EMAIL")  # models.customers.Channel values
 OPEN_COMPLAINTS = ("RECEIVED", "ACKNOWLEDGED", "IN_PROGRESS", "ESCALATED", "REOPENED")
 DONE_COMPLAINTS = ("RESOLVED", "CLOSED", "WITHDRAWN")
 

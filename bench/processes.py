@@ -177,3 +177,22 @@ def refuse_or_none(args: argparse.Namespace) -> int | None:
         print(reason, file=sys.stderr)
         return 2
     return None
+
+
+def group_pids(process: subprocess.Popen) -> list[int]:
+    """Every live process of the group (session) `process` leads: a server and the workers it started."""
+    return [pid for pid, stat in _stats() if stat[2] == process.pid]
+
+
+def peak_memory(pids: list[int]) -> dict[int, int]:
+    """The peak resident set (VmHWM, KiB) of each of these processes so far."""
+    found = {}
+    for pid in pids:
+        try:
+            status = Path(f"/proc/{pid}/status").read_text()
+        except OSError:
+            continue
+        for line in status.splitlines():
+            if line.startswith("VmHWM:"):
+                found[pid] = int(line.split()[1])
+    return found
