@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from enum import Enum
+from functools import lru_cache
 
 from tortoise.connection import get_connection
 
@@ -65,15 +66,16 @@ RESOLVED_SQL = _quote(RESOLVED)
 class Grouping:
     """The bucket key of a group-by as SQL over the scoped rows `c`, per dialect.
 
-    PostgreSQL groups a period on its first bank day (`postgres`, a date) and formats only the resulting
-    groups with `postgres_label` ("{}" stands for the grouped value): to_char() on each of 100,000 rows was
-    a large share of the statement's time. The period's days, weeks or months are also joined in from a
-    VALUES list, so that the planner knows how few groups there are and aggregates in parallel with a hash
-    table; grouping on the expression alone, it expected one group per row and sorted all of them."""
+    On PostgreSQL a period (`unit`: day, ISO week or month) is not computed from `received_at` with time-zone
+    arithmetic and to_char() on each row: the row's bank day (or bank week) is found with `date_bin` (integer
+    arithmetic on the timestamp, from a bank midnight that is a Monday) and joined to a VALUES list of the
+    period's bins, each with the number of its bucket; the keys ("2026-03-01", "2026-W09", "2026-03") are
+    formatted here in Python. The join also tells the planner how few groups there are: grouping on an
+    expression of `received_at`, it expects one group per row, and sorts them all in one process instead of
+    aggregating in parallel with a hash table."""
 
     sqlite: str
-    postgres: str
-    postgres_label: str = "{}"
+    postgres: str = ""
     unit: str | None = None  # day, week or month for the periods
 
 
@@ -103,27 +105,48 @@ def pg_bank_time(column: str) -> str:
 _SQLITE_LOCAL = sqlite_bank_time("c.received_at")
 # ISO week: the week (Monday..Sunday) belongs to the year of its Thursday, and is numbered by it.
 _SQLITE_THURSDAY = f"date({_SQLITE_LOCAL}, '-3 days', 'weekday 4')"
-_PG_LOCAL = pg_bank_time("c.received_at")
+
+# A bank midnight that is a Monday: the origin of the day and week bins (a fixed shift from UTC, see above).
+_BANK_MONDAY = date(2000, 1, 3)
+_STRIDE = {"day": 1, "week": 7, "month": 1}  # days per bin: a month's bins are its days
 
 
-def _pg_period(unit: str, pattern: str) -> dict:
-    first_day = f"CAST({_PG_LOCAL} AS date)" if unit == "day" else f"CAST(date_trunc('{unit}', {_PG_LOCAL}) AS date)"
-    return {"postgres": first_day, "postgres_label": f"to_char(CAST({{}} AS timestamp), '{pattern}')", "unit": unit}
+def _bank_midnight(day: date) -> str:
+    return f"TIMESTAMPTZ '{day.isoformat()} 00:00:00{BANK_OFFSET_HOURS:+03d}:00'"
 
 
-def _first_days(unit: str, start: datetime, end: datetime) -> list[date]:
-    """The first bank day of every day, ISO week or month that [start, end) touches, and one more each side."""
-    first, last = start.astimezone(rules.BANK_TIME).date(), end.astimezone(rules.BANK_TIME).date()
+def _label(unit: str, day: date) -> str:
+    """The bucket key of the bin starting on bank day `day` (a Monday for weeks)."""
+    if unit == "day":
+        return day.isoformat()
     if unit == "month":
-        months = range(first.year * 12 + first.month - 2, last.year * 12 + last.month + 1)
-        return [date(m // 12, m % 12 + 1, 1) for m in months]
-    step = timedelta(days=7 if unit == "week" else 1)
-    day = first - timedelta(days=first.weekday()) - step if unit == "week" else first - step
-    days = []
-    while day <= last + step:
-        days.append(day)
-        day += step
-    return days
+        return f"{day.year:04d}-{day.month:02d}"
+    year, week, _ = day.isocalendar()  # ISO: the year of the week's Thursday
+    return f"{year:04d}-W{week:02d}"
+
+
+def _bins(unit: str, first: date, last: date) -> list[tuple[date, str]]:
+    """(first bank day, bucket key) of every bin from bank day `first` to `last`, and one more each side."""
+    stride = _STRIDE[unit]
+    if unit == "week":
+        first -= timedelta(days=first.weekday())
+    days = range(first.toordinal() - stride, last.toordinal() + stride + 1, stride)
+    return [(day, _label(unit, day)) for day in map(date.fromordinal, days)]
+
+
+@lru_cache(maxsize=64)
+def _pg_bins_join(i: int, unit: str, first: date, last: date) -> tuple[str, tuple[str, ...]]:
+    """JOIN the bins of bank days `first` to `last` as `p{i}` (bin, bucket): a row's bin is the one its received_at
+    falls in, and the bucket the number of its key in the returned tuple (an integer: cheaper to hash and group on
+    than text). Cached: a dashboard asks for the same periods again and again."""
+    keys: list[str] = []
+    values = []
+    for day, label in _bins(unit, first, last):
+        if not keys or keys[-1] != label:
+            keys.append(label)
+        values.append(f"({_bank_midnight(day)}, {len(keys) - 1})")
+    binned = f"date_bin(INTERVAL '{_STRIDE[unit]} days', c.received_at, {_bank_midnight(_BANK_MONDAY)})"
+    return f"JOIN (VALUES {', '.join(values)}) AS p{i} (bin, bucket) ON p{i}.bin = {binned}\n", tuple(keys)
 
 
 GROUPINGS: dict[str, Grouping] = {
@@ -133,37 +156,33 @@ GROUPINGS: dict[str, Grouping] = {
     "BRANCH": _column("branch", nullable=True),
     "DEPARTMENT": _column("department", nullable=True),
     "PRIORITY": _column("priority"),
-    "DAY": Grouping(f"strftime('%Y-%m-%d', {_SQLITE_LOCAL})", **_pg_period("day", "YYYY-MM-DD")),
+    "DAY": Grouping(f"strftime('%Y-%m-%d', {_SQLITE_LOCAL})", unit="day"),
     "WEEK": Grouping(
         f"(strftime('%Y', {_SQLITE_THURSDAY}) || '-W' || "
         f"printf('%02d', (CAST(strftime('%j', {_SQLITE_THURSDAY}) AS INTEGER) - 1) / 7 + 1))",
-        **_pg_period("week", 'IYYY-"W"IW'),
+        unit="week",
     ),
-    "MONTH": Grouping(f"strftime('%Y-%m', {_SQLITE_LOCAL})", **_pg_period("month", "YYYY-MM")),
+    "MONTH": Grouping(f"strftime('%Y-%m', {_SQLITE_LOCAL})", unit="month"),
 }
 
 
-def _measures(dialect: str, now: datetime) -> str:
-    """The aggregates. `now` (for "open and past due") is written into the statement as a literal that we
-    format ourselves (digits and separators only). It also keeps every call's text distinct, which matters on
-    PostgreSQL: asyncpg prepares statements, and after five runs of the same text with bound parameters
-    PostgreSQL may switch to a generic plan made for an unknown period (an index scan meant for a few hundred
-    rows), which made a year's statistics ~60 % slower from the sixth call on (bench/complaint_stats.py)."""
+def _now_literal(now: datetime) -> str:
+    """`now` (for "open and past due") is written into the statement as a literal that we format ourselves
+    (digits and separators only). It also keeps every call's text distinct, which matters on PostgreSQL: asyncpg
+    prepares statements, and after five runs of the same text with bound parameters PostgreSQL may switch to a
+    generic plan made for an unknown period (an index scan meant for a few hundred rows), which made a year's
+    statistics ~60 % slower from the sixth call on (bench/complaint_stats.py)."""
+    return now.astimezone(UTC).isoformat(" ")
+
+
+def _sqlite_measures(now: datetime) -> str:
+    """The aggregates, in one pass over the rows (SQLite)."""
     resolved = f"c.status IN ({RESOLVED_SQL})"
-    stamp = now.astimezone(UTC).isoformat(" ")
-    if dialect == "postgres":
-        overdue = f"c.due_at < CAST('{stamp}' AS TIMESTAMPTZ)"
-        met = "c.resolved_at <= c.due_at"
-        hours = "date_part('epoch', c.resolved_at - c.received_at) / 3600.0"  # float8: numeric is slower
-        # numeric: exact; as text so that the value needs no driver-specific handling
-        compensation = "CAST(SUM(c.compensation_amount) AS TEXT)"
-    else:
-        # julianday() reads any stored UTC offset; plain text comparison would not.
-        overdue = f"julianday(c.due_at) < julianday('{stamp}')"
-        met = "julianday(c.resolved_at) <= julianday(c.due_at)"
-        hours = "(julianday(c.resolved_at) - julianday(c.received_at)) * 24.0"
-        # SQLite keeps decimals as text: sum whole cents as integers (exact below ~9e13).
-        compensation = "SUM(CAST(ROUND(CAST(c.compensation_amount AS REAL) * 100) AS INTEGER))"
+    overdue = f"julianday(c.due_at) < julianday('{_now_literal(now)}')"  # julianday() reads any UTC offset
+    met = "julianday(c.resolved_at) <= julianday(c.due_at)"
+    hours = "(julianday(c.resolved_at) - julianday(c.received_at)) * 24.0"
+    # SQLite keeps decimals as text: sum whole cents as integers (exact below ~9e13).
+    compensation = "SUM(CAST(ROUND(CAST(c.compensation_amount AS REAL) * 100) AS INTEGER))"
     return ",\n".join(
         [
             "COUNT(*) AS n",
@@ -179,6 +198,78 @@ def _measures(dialect: str, now: datetime) -> str:
             "SUM(c.satisfaction) AS csat_sum",
             "COUNT(c.satisfaction) AS csat_n",
         ]
+    )
+
+
+def _pg_per_status(now: datetime) -> str:
+    """PostgreSQL, first level: per key and status, the aggregates that need no status test. Grouping on the
+    status as well replaces the seven `status IN (...)` tests per row of a one-level statement (the status
+    decides which of these count, in `_PG_BY_KEY`), and the rows' hours are summed as an interval (integer
+    arithmetic; their epoch as float8 per row cost more)."""
+    return ",\n".join(
+        [
+            "COUNT(*) AS n",
+            "COUNT(*) FILTER (WHERE c.resolved_at <= c.due_at) AS met_n",
+            f"COUNT(*) FILTER (WHERE c.due_at < CAST('{_now_literal(now)}' AS TIMESTAMPTZ)) AS overdue_n",
+            "SUM(c.resolved_at - c.received_at) AS hours",
+            "COUNT(c.resolved_at) AS hours_n",
+            "COUNT(*) FILTER (WHERE c.reopen_count > 0) AS reopened_n",
+            "SUM(c.compensation_amount) AS compensation",
+            "SUM(c.satisfaction) AS csat_sum",
+            "COUNT(c.satisfaction) AS csat_n",
+        ]
+    )
+
+
+# PostgreSQL, second level: the figures of each key from its few (key, status) groups.
+_PG_OPEN, _PG_RESOLVED = f"g.status IN ({OPEN_SQL})", f"g.status IN ({RESOLVED_SQL})"
+_PG_BY_KEY = ",\n".join(
+    [
+        "CAST(SUM(g.n) AS BIGINT) AS n",
+        f"CAST(SUM(g.n) FILTER (WHERE {_PG_OPEN}) AS BIGINT) AS open_n",
+        f"CAST(SUM(g.n) FILTER (WHERE {_PG_RESOLVED}) AS BIGINT) AS resolved_n",
+        f"CAST(SUM(g.n) FILTER (WHERE g.status = '{ComplaintStatus.WITHDRAWN.value}') AS BIGINT) AS withdrawn_n",
+        f"CAST(SUM(g.met_n) FILTER (WHERE {_PG_RESOLVED}) AS BIGINT) AS met_n",
+        f"CAST(SUM(g.overdue_n) FILTER (WHERE {_PG_OPEN}) AS BIGINT) AS overdue_n",
+        f"date_part('epoch', SUM(g.hours) FILTER (WHERE {_PG_RESOLVED})) / 3600.0 AS hours_sum",
+        f"CAST(SUM(g.hours_n) FILTER (WHERE {_PG_RESOLVED}) AS BIGINT) AS hours_n",
+        "CAST(SUM(g.reopened_n) AS BIGINT) AS reopened_n",
+        # numeric: exact; as text so that the value needs no driver-specific handling
+        "CAST(SUM(g.compensation) AS TEXT) AS compensation",
+        "SUM(g.csat_sum) AS csat_sum",
+        "CAST(SUM(g.csat_n) AS BIGINT) AS csat_n",
+    ]
+)
+
+
+def _pg_statement(
+    inner_sql: str, keys: list[Grouping], start: datetime, end: datetime, now: datetime
+) -> tuple[str, dict[int, tuple[str, ...]]]:
+    """The statement, and for each period key (by position) the keys its bucket numbers stand for."""
+    selected, joins, buckets = [], [], {}
+    for i, key in enumerate(keys):
+        if key.unit is None:
+            selected.append(f"{key.postgres} AS k{i}")
+        else:
+            first, last = (moment.astimezone(rules.BANK_TIME).date() for moment in (start, end))
+            join, buckets[i] = _pg_bins_join(i, key.unit, first, last)
+            joins.append(join)
+            selected.append(f"p{i}.bucket AS k{i}")
+    key_names = ", ".join(f"g.k{i}" for i in range(len(keys)))
+    positions = ", ".join(str(i + 1) for i in range(len(keys) + 1))
+    sql = (
+        f"SELECT {key_names},\n{_PG_BY_KEY}\nFROM (\n"
+        f"SELECT {', '.join(selected)}, c.status AS status,\n{_pg_per_status(now)}\n"
+        f"FROM ({inner_sql}) c\n{''.join(joins)}GROUP BY {positions}\n) g\nGROUP BY {key_names}"
+    )
+    return sql, buckets
+
+
+def _sqlite_statement(inner_sql: str, keys: list[Grouping], now: datetime) -> str:
+    grouped = [key.sqlite for key in keys]
+    return (
+        f"SELECT {', '.join(f'{k} AS k{i}' for i, k in enumerate(grouped))},\n{_sqlite_measures(now)}\n"
+        f"FROM ({inner_sql}) c\nGROUP BY {', '.join(grouped)}"
     )
 
 
@@ -353,26 +444,17 @@ async def _aggregate(
     # pypika query whose text and bound parameters Tortoise itself would send.
     scoped.sql()
     inner_sql, params = scoped.query.get_parameterized_sql()
-    selected, grouped, joins = [], [], []
-    for i, key in enumerate(keys):
-        if dialect != "postgres":
-            selected.append(key.sqlite)
-            grouped.append(key.sqlite)
-        elif key.unit is None:
-            selected.append(key.postgres_label.format(key.postgres))
-            grouped.append(key.postgres)
-        else:  # dates that we format ourselves
-            days = ", ".join(f"(DATE '{day.isoformat()}')" for day in _first_days(key.unit, start, end))
-            joins.append(f"JOIN (VALUES {days}) AS p{i} (first_day) ON p{i}.first_day = {key.postgres}\n")
-            selected.append(key.postgres_label.format(f"p{i}.first_day"))
-            grouped.append(f"p{i}.first_day")
-    sql = (
-        f"SELECT {', '.join(f'{k} AS k{i}' for i, k in enumerate(selected))},\n"
-        f"{_measures(dialect, clock.now())}\n"
-        f"FROM ({inner_sql}) c\n{''.join(joins)}GROUP BY {', '.join(grouped)}\nORDER BY {', '.join(grouped)}"
-    )
+    buckets: dict[int, tuple[str, ...]] = {}
+    if dialect == "postgres":
+        sql, buckets = _pg_statement(inner_sql, keys, start, end, clock.now())
+    else:
+        sql = _sqlite_statement(inner_sql, keys, clock.now())
     _, rows = await connection.execute_query(sql, params)
-    return [(tuple(row[f"k{i}"] for i in range(len(keys))), Figures.from_row(row, dialect)) for row in rows]
+
+    def key(row) -> tuple[str, ...]:
+        return tuple(buckets[i][row[f"k{i}"]] if i in buckets else row[f"k{i}"] for i in range(len(keys)))
+
+    return [(key(row), Figures.from_row(row, dialect)) for row in rows]
 
 
 async def stats(caller: Caller, start: datetime, end: datetime, group_by: str) -> list[Bucket]:
