@@ -72,9 +72,13 @@ class Context:
         """Resolved once per request. A websocket lives long: there it is resolved again when the last check is
         more than WEBSOCKET_RECHECK_SECONDS old (operations sent over it after a logout or a deactivation are
         refused), and live subscriptions re-check before every message (`recheck`)."""
+        return self.known_caller() or await self.recheck()
+
+    def known_caller(self) -> Caller | None:
+        """The caller when `caller()` would answer it without looking again (None: it must look)."""
         stale = self.is_websocket and time.monotonic() - self._checked_at > WEBSOCKET_RECHECK_SECONDS
         if self._caller is None or stale or (self._caller.staff is None and self.connection_params):
-            return await self.recheck()
+            return None
         return self._caller
 
     async def recheck(self) -> Caller:

@@ -9,9 +9,11 @@ request's time. Here such a field is the attribute, coerced by its type exactly 
 Anything unusual (a missing attribute, a null in a non-null field, a value the type refuses, field middleware)
 takes graphql-core's own path, so errors and their paths are unchanged.
 
-2. A field whose resolver takes only the object and `info` (no arguments, no field extension such as a role
+2. A field whose resolver takes only the object and `info` (no arguments, and no field extension but a role
    check): graphql-core calls the resolver itself, without Strawberry's per-call argument conversion and
-   extension chain (and, for an async resolver, without a wrapping coroutine)."""
+   extension chain (and, for an async resolver, without a wrapping coroutine). A role check is made first, with
+   the request's caller as soon as it is known (once per request, not once per object of a list): the same
+   check and the same errors as the field's `allow(...)` extension (schema/permissions.py)."""
 
 from __future__ import annotations
 
@@ -25,6 +27,8 @@ from graphql.pyutils import Path
 from graphql.pyutils.gather_with_cancel import gather_with_cancel
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 from strawberry.schema.schema_converter import GraphQLCoreConverter
+
+from schema.permissions import require_roles, roles_required
 
 PLAIN = "crm_plain_leaf"  # the attribute of a GraphQLField holding (python name, coerce, nullable)
 
@@ -64,7 +68,11 @@ def use_direct_resolvers(schema: strawberry.Schema) -> int:
         for field in fields.values():
             definition = field.extensions.get(GraphQLCoreConverter.DEFINITION_BACKREF)
             resolver = definition.base_resolver if definition is not None else None
-            if resolver is None or definition.extensions or field.args or definition.arguments:
+            roles = roles_required(definition.extensions) if definition is not None else None
+            guarded = bool(definition and definition.extensions)
+            if resolver is None or (guarded and roles is None) or field.args or definition.arguments:
+                continue
+            if guarded and not resolver.is_async:  # a role check needs the caller: only async fields may wait
                 continue
             parameters = list(resolver.signature.parameters)
             takes_info = resolver.info_parameter is not None and resolver.info_parameter.name == "info"
@@ -73,6 +81,8 @@ def use_direct_resolvers(schema: strawberry.Schema) -> int:
             if not inspect.isfunction(resolver.wrapped_func):
                 continue
             field.resolve = _direct(resolver.wrapped_func, definition, info_class, takes_info)
+            if guarded:
+                field.resolve = _role_checked(field.resolve, roles)
             direct += 1
     return direct
 
@@ -81,6 +91,21 @@ def _direct(func: Callable[..., Any], definition: Any, info_class: type, takes_i
     if not takes_info:
         return lambda source, info: func(source)
     return lambda source, info: func(source, info=info_class(_raw_info=info, _field=definition))
+
+
+def _role_checked(resolve: Callable[..., Any], roles: frozenset) -> Callable[..., Any]:
+    async def after_looking(source: Any, info: Any) -> Any:
+        require_roles(await info.context.caller(), roles)
+        return await resolve(source, info)
+
+    def checked(source: Any, info: Any) -> Any:
+        caller = info.context.known_caller()
+        if caller is None:
+            return after_looking(source, info)
+        require_roles(caller, roles)
+        return resolve(source, info)
+
+    return checked
 
 
 class PlainLeafExecutionContext(StrawberryGraphQLCoreExecutionContext):

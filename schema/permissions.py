@@ -24,12 +24,30 @@ class RolesAllowed(BasePermission):
         self.roles = roles
 
     async def has_permission(self, source: Any, info: Info, **kwargs: Any) -> bool:
-        caller = await info.context.caller()
-        if caller.staff is None:
-            raise unauthenticated()
-        if caller.staff.role not in self.roles:
-            raise forbidden(not_allowed(self.roles))
+        require_roles(await info.context.caller(), self.roles)
         return True
+
+
+def require_roles(caller: Caller, roles: frozenset[Role]) -> None:
+    """No valid token is UNAUTHENTICATED, a role outside `roles` is FORBIDDEN."""
+    if caller.staff is None:
+        raise unauthenticated()
+    if caller.staff.role not in roles:
+        raise forbidden(not_allowed(roles))
+
+
+def roles_required(extensions: list) -> frozenset[Role] | None:
+    """The roles a field's extensions allow when a role check is all they do (None: they do something else)."""
+    roles = None
+    for extension in extensions:
+        checks = getattr(extension, "permissions", None)
+        if type(extension) is not PermissionExtension or not checks or extension.fail_silently:
+            return None
+        for check in checks:
+            if type(check) is not RolesAllowed:
+                return None
+            roles = check.roles if roles is None else roles & check.roles
+    return roles
 
 
 def allow(roles: frozenset[Role]) -> list[PermissionExtension]:

@@ -6,12 +6,22 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from enum import Enum
+from types import SimpleNamespace
 
 import pytest
 import strawberry
+from graphql import GraphQLError
 from strawberry.types import Info
 
-from schema.execution import PLAIN, PlainLeafExecutionContext, mark_plain_leaves, use_direct_resolvers
+from models.staff import Role, Staff as StaffModel
+from schema.execution import (
+    PLAIN,
+    PlainLeafExecutionContext,
+    _role_checked,
+    mark_plain_leaves,
+    use_direct_resolvers,
+)
+from services.access import Caller
 
 
 @strawberry.enum
@@ -114,12 +124,46 @@ def test_only_basic_leaf_fields_are_marked():
     assert not any(hasattr(fields[name], PLAIN) for name in ("shout", "later", "broken", "tagged"))
 
 
-@pytest.mark.parametrize("role_checked", ["Customer.portrait", "Customer.surveyResponses"])
-def test_fields_with_a_role_check_keep_strawberrys_path(role_checked):
-    """The API's own schema: a field guarded by a permission extension is never called directly."""
+def test_a_role_checked_field_is_checked_on_the_short_path_and_one_with_arguments_keeps_strawberrys():
     from schema.build import build_schema
 
-    type_name, field_name = role_checked.split(".")
-    field = build_schema()._schema.type_map[type_name].fields[field_name]
-    assert field.resolve.__name__ != "<lambda>"
-    assert not hasattr(field, PLAIN)
+    fields = build_schema()._schema.type_map["Customer"].fields
+    assert fields["portrait"].resolve.__name__ == "checked"  # allow(PORTRAIT_READERS), no arguments
+    assert fields["surveyResponses"].resolve.__name__ == "_async_resolver"  # allow(...) and paging arguments
+
+
+class _Context:
+    def __init__(self, known: Caller | None, looked_up: Caller) -> None:
+        self.known, self.looked_up, self.lookups = known, looked_up, 0
+
+    def known_caller(self) -> Caller | None:
+        return self.known
+
+    async def caller(self) -> Caller:
+        self.lookups += 1
+        return self.looked_up
+
+
+def _staff(role: Role) -> Caller:
+    return Caller(StaffModel(username="x", role=role))
+
+
+@pytest.mark.parametrize("known", [True, False])
+async def test_the_role_check_of_the_short_path_refuses_and_allows_as_the_extension_does(known):
+    async def resolve(source, info):
+        return f"portrait of {source}"
+
+    checked = _role_checked(resolve, frozenset({Role.ANALYST}))
+
+    async def answer(caller: Caller):
+        context = _Context(caller if known else None, caller)
+        result = checked("c1", SimpleNamespace(context=context))  # a known caller is checked before any await
+        value = await result
+        assert context.lookups == (0 if known else 1)
+        return value
+
+    assert await answer(_staff(Role.ANALYST)) == "portrait of c1"
+    for caller, code in ((_staff(Role.SERVICE_AGENT), "FORBIDDEN"), (Caller(None), "UNAUTHENTICATED")):
+        with pytest.raises(GraphQLError) as refused:
+            await answer(caller)
+        assert refused.value.extensions["code"] == code
