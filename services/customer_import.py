@@ -4,9 +4,13 @@
 rows, never the whole file in memory); `import_csv` is the job handler. It reads the stored file back
 as CSV records (`services.uploads.records`), validates every row exactly like createCustomer
 (`customer_rules.validate_new`) or, with `update_existing`, like updateCustomer
-(`customers.merge_changes`), and writes the good rows in batches with bulk inserts. Each batch commits
-in ONE transaction together with the job's checkpoint, so a re-delivered message resumes after the last
-committed batch and never imports a row twice.
+(`customers.merge_changes`), and writes the good rows in batches: new customers and their tags as plain rows
+(`core.sql.insert_rows`: binary COPY on PostgreSQL, multi-row INSERTs on SQLite) with the values the model
+would give them (`_CustomerRows`), updates through the ORM. Each batch commits in ONE transaction together
+with the job's checkpoint, so a re-delivered message resumes after the last committed batch and never
+imports a row twice. While one batch is being written (a task of its own), the next one is read, parsed and
+validated (`_Importer.check_ahead`): the worker's CPU and the database work at the same time; the batches
+still commit one after the other, in the file's order.
 
 The file
 --------
@@ -46,15 +50,18 @@ Result: {"created", "updated", "unchanged", "failed", "rows"} where rows = the d
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import date
+from operator import itemgetter
 from typing import Any
 
 from tortoise.exceptions import IntegrityError
 
 from core.db import atomic
+from core.sql import Statement, insert_rows, rows_of
 from models.customers import (
     ChangeEntry,
     Channel,
@@ -74,7 +81,8 @@ from services.uploads import FileRejected
 
 IMPORT_JOB = "IMPORT_CUSTOMERS"  # the job kind
 MAX_FILE_BYTES = 64 * 1024 * 1024
-BATCH_ROWS = 1000
+BATCH_ROWS = 5000
+YIELD_ROWS = 100  # rows read and validated between two looks at the batch being written
 
 ENUMS: dict[str, type] = {
     "kind": CustomerKind,
@@ -124,7 +132,8 @@ async def start_import(
 
 
 def _blank(record: list[str]) -> bool:
-    return not any(cell.strip() for cell in record)
+    """No cell holds anything but whitespace (so neither does their concatenation)."""
+    return not "".join(record).strip()
 
 
 def _header(record: list[str], update_existing: bool) -> list[str]:
@@ -176,53 +185,90 @@ async def _scan(job_id: int, update_existing: bool) -> _Scan:
 # ---------------------------------------------------------------- rows
 
 
-@dataclass
 class _Row:
-    row: int
-    values: dict[str, str]  # column -> stripped, non-empty cell
-    data: dict[str, Any] = field(default_factory=dict)  # typed values of the cells that parsed
-    errors: list[tuple[str | None, str]] = field(default_factory=list)  # (camelCase field, message)
-    # A wrong number of values or a repeat of an earlier row: nothing more is checked.
-    blocked: bool = False
+    """One data row of the file: its number, its cells, their typed values and its errors."""
+
+    __slots__ = ("blocked", "checked", "data", "errors", "row", "values")
+
+    def __init__(self, row: int, values: dict[str, str], blocked: bool = False) -> None:
+        self.row = row
+        self.values = values  # column -> stripped, non-empty cell
+        self.data: dict[str, Any] = {}  # typed values of the cells that parsed
+        self.errors: list[tuple[str | None, str]] = []  # (camelCase field, message)
+        # A wrong number of values or a repeat of an earlier row: nothing more is checked.
+        self.blocked = blocked
+        # Its createCustomer validation when done ahead of the batch (`_Importer.check_ahead`).
+        self.checked: tuple[dict[str, Any] | None, list[tuple[str | None, str]]] | None = None
 
     def fail(self, error: DomainError) -> None:
         """Adds the errors of a validation, except on fields that already have one (an unparsable value)."""
+        self.errors.extend(self.failures(error))
+
+    def failures(self, error: DomainError) -> list[tuple[str | None, str]]:
+        """The errors `fail` would add."""
         reported = {f for f, _ in self.errors}
+        found = []
         for e in error.errors:
             name = e.field[-1] if e.field else None
             if name not in reported:
-                self.errors.append((name, f"{e.code.value}: {e.message}"))
+                found.append((name, f"{e.code.value}: {e.message}"))
+        return found
+
+
+# What a cell gave once it gives again: enum spellings and dates repeat all over a file, and their parsing
+# (a regex, an enum lookup) is pure. Bounded, so that a file of distinct junk cannot grow them without end.
+_CACHE_LIMIT = 100_000
+_ENUM_CACHE: dict[tuple[str, str], Any] = {}
+_DATE_CACHE: dict[str, Any] = {}
 
 
 def _enum(column: str, raw: str, row: _Row) -> Any:
-    enum = ENUMS[column]
-    key = _HEADER_KEY.sub("_", raw.strip()).upper()
-    try:
-        return enum(key)
-    except ValueError:
+    value = _ENUM_CACHE.get((column, raw))
+    if value is None:
+        enum = ENUMS[column]
+        key = _HEADER_KEY.sub("_", raw.strip()).upper()
+        try:
+            value = enum(key)
+        except ValueError:
+            value = _BAD
+        if len(_ENUM_CACHE) < _CACHE_LIMIT:
+            _ENUM_CACHE[(column, raw)] = value
+    if value is _BAD:
         name = rules.camel(column)
-        row.errors.append((name, f"INVALID: {name} must be one of {', '.join(m.value for m in enum)}"))
-        return _BAD
+        row.errors.append((name, f"INVALID: {name} must be one of {', '.join(m.value for m in ENUMS[column])}"))
+    return value
 
 
 def _date(column: str, raw: str, row: _Row) -> date | None:
-    match = _DATE.match(raw.strip())
-    if match:
-        parts = [int(p) for p in match.groups() if p is not None]
-        try:
-            return date(*parts)
-        except ValueError:
-            pass
-    name = rules.camel(column)
-    row.errors.append((name, f"INVALID: {name} must be a date written YYYY-MM-DD"))
-    return _BAD
+    value = _DATE_CACHE.get(raw)
+    if value is None:
+        value = _BAD
+        match = _DATE.match(raw.strip())
+        if match:
+            parts = [int(p) for p in match.groups() if p is not None]
+            try:
+                value = date(*parts)
+            except ValueError:
+                pass
+        if len(_DATE_CACHE) < _CACHE_LIMIT:
+            _DATE_CACHE[raw] = value
+    if value is _BAD:
+        name = rules.camel(column)
+        row.errors.append((name, f"INVALID: {name} must be a date written YYYY-MM-DD"))
+    return value
 
 
-def _identity_key(values: dict[str, str]) -> tuple[str, str] | None:
-    id_type, id_number = values.get("id_type"), values.get("id_number")
-    if not id_type or not id_number:
-        return None
-    return _HEADER_KEY.sub("_", id_type).upper(), _ID_KEY.sub("", id_number).upper()
+def _tags(column: str, raw: str, row: _Row) -> list[str]:
+    return [t for t in _TAG_SPLIT.split(raw) if t.strip()]
+
+
+# How each typed column is read; the other columns are text, kept as the (stripped) cell.
+_READERS = {**dict.fromkeys(ENUMS, _enum), "birth_date": _date, "tags": _tags}
+
+
+def _id_number_key(id_number: str) -> str:
+    # isalnum: no whitespace nor hyphen, nothing for the regex to remove (the common case, without it)
+    return (id_number if id_number.isalnum() else _ID_KEY.sub("", id_number)).upper()
 
 
 class _FileKeys:
@@ -231,16 +277,24 @@ class _FileKeys:
     def __init__(self) -> None:
         self.numbers: dict[str, int] = {}
         self.identities: dict[tuple[str, str], int] = {}
+        self._id_types: dict[str, str] = {}  # an idType cell -> its key (few spellings, met on every row)
 
     def check(self, row: _Row) -> None:
-        number = row.values.get("customer_no", "").upper()
-        identity = _identity_key(row.values)
+        values = row.values
+        number = values.get("customer_no")
         if number:
+            number = number.upper()
             first = self.numbers.setdefault(number, row.row)
             if first != row.row:
                 row.errors.append(("customerNo", f"DUPLICATE: row {first} of this file has the same customerNo"))
-        if identity:
-            first = self.identities.setdefault(identity, row.row)
+        id_type, id_number = values.get("id_type"), values.get("id_number")
+        if id_type and id_number:
+            type_key = self._id_types.get(id_type)
+            if type_key is None:
+                type_key = _HEADER_KEY.sub("_", id_type).upper()
+                if len(self._id_types) < _CACHE_LIMIT:
+                    self._id_types[id_type] = type_key
+            first = self.identities.setdefault((type_key, _id_number_key(id_number)), row.row)
             if first != row.row:
                 row.errors.append(("idNumber", f"DUPLICATE: row {first} of this file has the same identity document"))
 
@@ -256,28 +310,22 @@ def _parse(row_no: int, record: list[str], columns: list[str], keys: _FileKeys) 
             (None, f"INVALID: the row has {len(record)} values but the header has {len(columns)} columns")
         )
         return row
-    values = {}
-    for column, cell in zip(columns, record, strict=False):
-        cell = cell.strip()
-        if cell:
-            values[column] = cell
+    values = {column: cell for column, raw in zip(columns, record, strict=True) if (cell := raw.strip())}
     row = _Row(row_no, values)
     keys.check(row)
     if row.errors:
         row.blocked = True
         return row
     data = row.data
+    readers = _READERS
     for column, raw in values.items():
-        if column in ENUMS:
-            value = _enum(column, raw, row)
-        elif column == "birth_date":
-            value = _date(column, raw, row)
-        elif column == "tags":
-            value = [t for t in _TAG_SPLIT.split(raw) if t.strip()]
+        read = readers.get(column)
+        if read is None:
+            data[column] = raw
         else:
-            value = raw
-        if value is not _BAD:
-            data[column] = value
+            value = read(column, raw, row)
+            if value is not _BAD:
+                data[column] = value
     return row
 
 
@@ -332,7 +380,7 @@ class _Importer:
         existing: set[str] = set()
         updatable: dict[str, Customer] = {}
         if numbers:
-            existing = set(await Customer.filter(customer_no__in=numbers).values_list("customer_no", flat=True))
+            existing = set(await _existing("customer_no", numbers))
             if self.update_existing and existing:
                 updatable = {
                     c.customer_no: c
@@ -379,12 +427,13 @@ class _Importer:
                 if id_type and id_number:
                     wanted.setdefault((id_type.value, id_number), []).append((u.row, u.customer.id))
         if wanted:
-            taken: dict[tuple[str, str], int] = {}
-            # Both columns, so that the (id_type, id_number) unique index answers it.
-            for pk, id_type, id_number in await Customer.filter(
-                id_type__in=sorted({t for t, _ in wanted}), id_number__in=sorted({n for _, n in wanted})
-            ).values_list("id", "id_type", "id_number"):
-                taken[(getattr(id_type, "value", id_type), id_number)] = pk
+            # One query for the batch, on both columns, so that the (id_type, id_number) unique index answers it.
+            taken = {
+                (id_type, id_number): pk
+                for pk, id_type, id_number in await _identities(
+                    sorted({t for t, _ in wanted}), sorted({n for _, n in wanted})
+                )
+            }
             for key, claimants in wanted.items():
                 for index, (row, own_id) in enumerate(claimants):
                     if key in taken and taken[key] != own_id:
@@ -401,22 +450,38 @@ class _Importer:
         return creates, updates, unchanged
 
     def _plan_create(self, row: _Row) -> _Create | None:
+        clean, errors = row.checked or self.check_create(row)
+        row.errors.extend(errors)
+        if clean is None:
+            return None
+        clean = dict(clean)  # written as planned now: a batch planned again starts from the checked values
+        return _Create(row, clean, clean.pop("tags"))
+
+    def check_create(self, row: _Row) -> tuple[dict[str, Any] | None, list[tuple[str | None, str]]]:
+        """The rules of createCustomer for a row (pure): the cleaned values of the new customer (tags
+        included), or None, and the errors to add to the row's own (those of its cells) if it is to be one."""
         if "kind" in row.values and "kind" not in row.data:
-            return None  # the other rules depend on the kind: its error says it all
+            return None, []  # the other rules depend on the kind: its error says it all
         data = dict(row.data)
         data.setdefault("kind", CustomerKind.INDIVIDUAL)
         try:
             clean = rules.validate_new(data)
         except DomainError as error:
-            row.fail(error)
-            return None
+            return None, row.failures(error)
         try:
             clean["branch"] = customers.check_branch(self.caller, clean["branch"])
         except DomainError as error:
-            row.errors.append(("branch", f"{error.code.value}: {error.message}"))
+            return None, [("branch", f"{error.code.value}: {error.message}")]
         if row.errors:
-            return None
-        return _Create(row, clean, clean.pop("tags"))
+            return None, []
+        return clean, []
+
+    def check_ahead(self, row: _Row) -> None:
+        """Validates a row that may become a new customer before its batch's transaction (`_plan` uses the
+        outcome if it does): CPU work done while the database writes the previous batch. A row with a
+        customerNo may be an update when updating existing customers: `_plan` decides, and checks it then."""
+        if not row.blocked and not (self.update_existing and "customer_no" in row.values):
+            row.checked = self.check_create(row)
 
     def _plan_update(self, row: _Row, customer: Customer, old_tags: list[str]) -> _Update | None:
         """The rules of services.customers.update (`customers.merge_changes`), for the cells given (an empty
@@ -449,27 +514,27 @@ class _Importer:
     # -- writing (inside the batch transaction) --
 
     async def _write_creates(self, creates: list[_Create], careful: bool) -> list[_Create]:
+        """Writes the new customers and their tags as plain rows (`core.sql.insert_rows`: COPY on PostgreSQL),
+        with what save() would write: the model's defaults and timestamps (`_CustomerRows`)."""
         if not creates:
             return []
         avoid = set(self.keys.numbers) | {c.clean["customer_no"] for c in creates if c.clean["customer_no"]}
         fresh = iter(await customers.new_customer_numbers(sum(1 for c in creates if not c.clean["customer_no"]), avoid))
-        objects = []
         for c in creates:
             if not c.clean["customer_no"]:
                 c.clean["customer_no"] = next(fresh)
-            customer = Customer(**c.clean)
-            customer.completeness = rules.assess(customer)[0]
-            customer.portrait_stale_since = clock.now()  # its first portrait: the freshness sweep computes it
-            objects.append(customer)
+        table = _CustomerRows()
+        # Each one's first portrait: the freshness sweep computes it.
+        rows = table.rows([c.clean for c in creates], portrait_stale_since=clock.now())
         if not careful:
-            await Customer.bulk_create(objects)
+            await insert_rows(Customer._meta.db, table.table, table.columns, rows)
             done = creates
         else:  # one savepoint per row: a row that lost a race is a JobError, the others go in
             done = []
-            for c, customer in zip(creates, objects, strict=True):
+            for c, row in zip(creates, rows, strict=True):
                 try:
                     async with atomic():
-                        await customer.save()
+                        await insert_rows(Customer._meta.db, table.table, table.columns, [row])
                 except IntegrityError:
                     c.row.errors.append(
                         ("idNumber", "DUPLICATE: Another customer has this identity document or number")
@@ -478,13 +543,12 @@ class _Importer:
                     done.append(c)
         tagged = [c for c in done if c.tags]
         if tagged:
-            ids = dict(
-                await Customer.filter(customer_no__in=[c.clean["customer_no"] for c in tagged]).values_list(
-                    "customer_no", "id"
-                )
-            )
-            await CustomerTag.bulk_create(
-                [CustomerTag(customer_id=ids[c.clean["customer_no"]], tag=t) for c in tagged for t in c.tags]
+            ids = dict(await _existing("customer_no", [c.clean["customer_no"] for c in tagged], "id"))
+            await insert_rows(
+                CustomerTag._meta.db,
+                CustomerTag._meta.db_table,
+                ("customer_id", "tag"),
+                [(ids[c.clean["customer_no"]], t) for c in tagged for t in c.tags],
             )
         return done
 
@@ -573,6 +637,63 @@ class _Importer:
             raise
 
 
+class _CustomerRows:
+    """New customers as the plain rows `core.sql.insert_rows` takes, column for column what `Customer(**clean)`
+    and save() would write: the cleaned values (enums as their values), the completeness, and for every other
+    column what the model's field gives a fresh instance (defaults such as version, status, KYC status, AUM;
+    created_at and updated_at stamped by the fields' auto_now(_add)), converted by the field itself.
+
+    The cleaned values go in as they are, without the fields' own checks: `customer_rules.validate_new` made
+    them (lengths within the columns', enums of the model's); tests/customers/test_import_copy.py compares a row
+    written this way with one saved by the ORM, column by column."""
+
+    ENUMS = tuple(ENUMS)
+
+    def __init__(self) -> None:
+        meta = Customer._meta
+        self.table = meta.db_table
+        names = [name for name in meta.fields_db_projection if not meta.fields_map[name].generated]
+        self.columns = [meta.fields_db_projection[name] for name in names]
+        template = Customer(customer_no="", kind=CustomerKind.INDIVIDUAL, name="")
+        # Stamped now, once for the batch, as save() stamps a row.
+        self.defaults = {name: meta.fields_map[name].to_db_value(getattr(template, name), template) for name in names}
+        self._pick = itemgetter(*names)
+
+    def rows(self, cleaned: list[dict[str, Any]], **same: Any) -> list[tuple]:
+        rows = []
+        defaults, pick, enums, completeness = self.defaults, self._pick, self.ENUMS, rules.completeness_of_valid
+        for clean in cleaned:
+            record = {**defaults, **clean, **same}
+            for name in enums:
+                value = record[name]
+                if value is not None:
+                    record[name] = value.value
+            record["completeness"] = completeness(clean)
+            rows.append(pick(record))
+        return rows
+
+
+async def _existing(column: str, values: list[str], *more: str) -> list:
+    """(`column`, *more) of the customers whose `column` is one of `values` (flat when no `more`)."""
+    connection = Customer._meta.db
+    s = Statement(connection)
+    rows = await rows_of(
+        connection, f"SELECT {', '.join((column, *more))} FROM customer WHERE {column} IN ({s.params(values)})", s
+    )
+    return [tuple(r) for r in rows] if more else [r[0] for r in rows]
+
+
+async def _identities(id_types: list[str], id_numbers: list[str]) -> list:
+    """(id, id_type, id_number) of the customers holding one of these documents (or a type and number of two)."""
+    connection = Customer._meta.db
+    s = Statement(connection)
+    sql = (
+        f"SELECT id, id_type, id_number FROM customer "
+        f"WHERE id_type IN ({s.params(id_types)}) AND id_number IN ({s.params(id_numbers)})"
+    )
+    return [tuple(r) for r in await rows_of(connection, sql, s)]
+
+
 async def _custom_plans() -> None:
     """PostgreSQL: plan this transaction's statements for their actual parameters.
 
@@ -610,22 +731,36 @@ async def import_csv(params: dict, progress: jobs.Progress) -> dict:
     seen = 0
     batch: list[_Row] = []
     header_seen = False
-    async for line, record in uploads.records(job.id):
-        if _blank(record):
-            continue
-        if not header_seen:
-            header_seen = True
-            continue
-        seen += 1
-        row = _parse(line - scan.header_line, record, scan.columns, importer.keys)
-        if seen <= resume_after:  # committed by an earlier delivery; parsed only to know the file's keys
-            continue
-        batch.append(row)
-        if len(batch) >= BATCH_ROWS:
+    # One batch is written (its own transaction, a task) while the next is read and validated: the worker's
+    # CPU and the database work at once. The batches still commit one after the other, in order.
+    writing: asyncio.Task | None = None
+    try:
+        async for line, record in uploads.records(job.id):
+            if _blank(record):
+                continue
+            if not header_seen:
+                header_seen = True
+                continue
+            seen += 1
+            row = _parse(line - scan.header_line, record, scan.columns, importer.keys)
+            if seen <= resume_after:  # committed by an earlier delivery; parsed only to know the file's keys
+                continue
+            importer.check_ahead(row)
+            batch.append(row)
+            if len(batch) >= BATCH_ROWS:
+                if writing is not None:
+                    await writing
+                writing = asyncio.create_task(importer.import_batch(batch, seen))
+                batch = []
+            elif writing is not None and len(batch) % YIELD_ROWS == 0:
+                await asyncio.sleep(0)  # lets the batch being written take its query's answer
+        if writing is not None:
+            await writing
+        if batch:
             await importer.import_batch(batch, seen)
-            batch = []
-    if batch:
-        await importer.import_batch(batch, seen)
+    finally:
+        if writing is not None and not writing.done():  # this delivery stops: the batch commits or not, whole
+            await asyncio.wait([writing])
 
     result = {**importer.counts.as_dict(), "rows": seen}
     async with atomic():
