@@ -6,7 +6,6 @@ The command line is cli.py; `python app.py COMMAND` runs it too."""
 from __future__ import annotations
 
 import asyncio
-import gc
 import logging
 import sys
 from contextlib import asynccontextmanager
@@ -29,7 +28,7 @@ from strawberry.schema.exceptions import InvalidOperationTypeError
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 
 import endpoints
-from core import db, domains
+from core import db, domains, heap
 from core.graphiql import GRAPHIQL_STATIC_DIR, graphiql_assets_present, graphiql_csp, graphiql_html
 from core.http import (
     GRAPHQL_RESPONSE_JSON,
@@ -62,7 +61,6 @@ class Runtime:
     scheduler: object | None = None  # the embedded periodic-work scheduler
 
 
-GC_YOUNG_THRESHOLD = 10_000  # allocations between collections of the youngest generation (Python's default: 700)
 MEDIA_KEY = "crm.graphql_media_type"  # the scope key holding the response's negotiated media type
 REQUEST_CONTENT_TYPES = ("application/json", "multipart/form-data")
 
@@ -162,9 +160,10 @@ class CRMGraphQL(GraphQL):
             for data in request_data
         ]
 
-    def encode_json(self, data: object) -> bytes:
-        """Responses are JSON of plain values (every scalar is serialised by then): orjson writes them ~10x faster."""
-        return orjson.dumps(data)
+    def encode_json(self, data: object) -> str:
+        """Responses are JSON of plain values (every scalar is serialised by then): orjson writes them ~10x faster.
+        Text, not bytes: websocket messages must go out as text frames."""
+        return orjson.dumps(data).decode()
 
     async def get_sub_response(self, request: Request | WebSocket) -> Response:
         sub_response = await super().get_sub_response(request)
@@ -263,7 +262,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             runtime = Runtime(make_pubsub(settings.redis_url), TaskQueue(settings))
             if settings.embedded_broker:
                 await _start_embedded_workers(runtime, run_scheduler=settings.env != "test")
-            _settle_heap()
+            heap.settle()
             yield {"runtime": runtime}
         finally:
             if runtime is not None:
@@ -293,16 +292,6 @@ def create_app(settings: Settings | None = None) -> Starlette:
         )
     middleware += [Middleware(RequestContext, metrics=metrics), Middleware(BodyLimit)]
     return CRMApp(routes=routes, lifespan=lifespan, middleware=middleware)
-
-
-def _settle_heap() -> None:
-    """What is loaded by now (modules, the schema, models) lives as long as the process: the collector stops
-    scanning it (gc.freeze), and runs less often. A list of 50 customers allocates ~7,000 containers; at the
-    default threshold of 700 the collector ran ten times a request, promoting its objects to older generations
-    and scanning the whole heap every few requests (~20 ms a request, measured)."""
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(GC_YOUNG_THRESHOLD, 10, 10)
 
 
 async def _start_embedded_workers(runtime: Runtime, *, run_scheduler: bool) -> None:

@@ -18,7 +18,7 @@ from dramatiq.brokers.redis import RedisBroker
 from dramatiq.brokers.stub import StubBroker
 from dramatiq.middleware import AsyncIO
 
-from core import db, domains
+from core import db, domains, heap
 from core.pubsub import InProcessPubSub, RedisPubSub, make_pubsub
 from core.settings import Settings, use as use_settings
 from services import dispatch
@@ -141,6 +141,7 @@ class WorkerLoop(AsyncIO):
         await db.init_orm(self._settings.database_url)
         await db.ensure_migrated()
         _runtime = Runtime(make_pubsub(self._settings.redis_url), self._queue)
+        heap.settle()
 
     async def _stop(self) -> None:
         global _runtime
