@@ -41,7 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import asyncpg
 
 from bench import common
-from core import db
+from core import db, heap
 from core.db import atomic
 from models.customers import Customer, CustomerTag
 from models.jobs import Job, JobStatus
@@ -228,6 +228,7 @@ async def main(args: argparse.Namespace) -> int:
             upload = time.perf_counter() - started
             print(f"stored     {size / 2**20:.1f} MiB as upload chunks in {upload:.1f} s")
 
+            heap.settle()  # as a worker process does once it has started (tasks/broker.py)
             rss_before = _status_kib("VmRSS")
             peak_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
             peak_reset = _reset_peak()

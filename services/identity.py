@@ -10,6 +10,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date
+from operator import mul
 from typing import Literal, overload
 
 from services import clock
@@ -65,7 +66,7 @@ def resident_id_check_char(first17: str) -> str:
     """Check character for the first 17 digits of a resident ID number."""
     if not _SEVENTEEN_DIGITS.fullmatch(first17):
         raise IdentityError("resident ID body must be exactly 17 digits")
-    total = sum(int(c) * w for c, w in zip(first17, RESIDENT_ID_WEIGHTS, strict=True))
+    total = sum(map(mul, map(int, first17), RESIDENT_ID_WEIGHTS))  # the hot line of a bulk import's validation
     return RESIDENT_ID_CHECK_CHARS[total % 11]
 
 
