@@ -68,7 +68,7 @@ def test_uvicorn_does_not_read_forwarded_headers_itself(monkeypatch):
     monkeypatch.setattr(cli, "_preflight", lambda settings: _done())
     monkeypatch.setattr(uvicorn, "run", lambda app, **kwargs: seen.update(kwargs))
     monkeypatch.setattr("app.create_app", lambda settings: object())
-    assert cli.cmd_serve(Settings(), argparse.Namespace(host="127.0.0.1", port=0)) == 0
+    assert cli.cmd_serve(Settings(), argparse.Namespace(host="127.0.0.1", port=0, workers=None)) == 0
     assert seen["proxy_headers"] is False
 
 
