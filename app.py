@@ -43,7 +43,7 @@ from core.metrics import Metrics
 from core.persisted_queries import PersistedQueries, PersistedQueryError
 from core.pubsub import InProcessPubSub, RedisPubSub, make_pubsub
 from core.settings import Settings, use as use_settings
-from schema.build import LIMITS, build_schema
+from schema.build import LIMITS, shared_schema
 from schema.context import Context, bearer_token
 from services import limits
 from tasks.broker import TaskQueue
@@ -76,7 +76,7 @@ class CRMGraphQL(GraphQL):
     over GET, and a JSON error with extensions.code BAD_REQUEST for any malformed request."""
 
     def __init__(self, settings: Settings, metrics: Metrics) -> None:
-        schema = build_schema(production=settings.production)
+        schema = shared_schema(settings.production)
         # Strawberry logs every error at ERROR with the query text and a traceback: log them our way instead.
         schema.process_errors = log_graphql_errors
         super().__init__(
@@ -262,7 +262,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
             runtime = Runtime(make_pubsub(settings.redis_url), TaskQueue(settings))
             if settings.embedded_broker:
                 await _start_embedded_workers(runtime, run_scheduler=settings.env != "test")
-            heap.settle()
+            if settings.env != "test":  # a test process starts an app per test: a full collection each time
+                heap.settle()
             yield {"runtime": runtime}
         finally:
             if runtime is not None:

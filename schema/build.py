@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from functools import cache
 
 import strawberry
 from strawberry.extensions import DisableIntrospection, MaxTokensLimiter, ValidationCache
@@ -61,6 +62,13 @@ def build_schema(production: bool = False) -> strawberry.Schema:
     mark_plain_leaves(schema._schema)
     use_direct_resolvers(schema)
     return schema
+
+
+@cache
+def shared_schema(production: bool) -> strawberry.Schema:
+    """The schema every app of this process serves: built once (it is immutable once built, and the document
+    caches key on it, so a schema per app would keep every earlier one alive in them)."""
+    return build_schema(production=production)
 
 
 def export_sdl() -> str:
