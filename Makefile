@@ -30,8 +30,11 @@ run: install
 	@echo "GraphiQL: http://$(HOST):$(PORT)/graphql  (sign in with login(input: {username: \"$$CRM_ADMIN_USERNAME\", ...}))"
 	$(PY) app.py serve --host $(HOST) --port $(PORT)
 
+# make test [TEST_WORKERS=n]: the whole suite in n processes (pytest-xdist; a test file stays in one process), each
+# with a database and a Redis database of its own (tests/database.py). `.venv/bin/pytest` alone runs in one.
+TEST_WORKERS ?= 2
 test: install
-	$(PY) -m pytest
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 # ruff: lint (with import sorting) and format, both configured in pyproject.toml.
 lint: install

@@ -44,7 +44,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextvars
 import cProfile
 import json
 import os
@@ -498,53 +497,6 @@ def _payload_errors(body: dict) -> bool:
 # ---------------------------------------------------------------- statements per request (in-process)
 
 
-# How deep in the counted methods the current task is: per task (a context variable), so that statements sent at
-# the same time by concurrent tasks (DataLoaders, asyncio.gather) are each counted.
-_DEPTH: contextvars.ContextVar[int] = contextvars.ContextVar("bench_statement_depth", default=0)
-
-
-class StatementCounter:
-    """The SQL statements sent through Tortoise's connections while active (inside transactions too), counted
-    once when one method calls another: the idea of tests/conftest.py's StatementCounter."""
-
-    SENDING = ("execute_query", "execute_query_dict", "execute_insert", "execute_many", "execute_script")
-
-    def __init__(self) -> None:
-        self.sent: list[str] = []
-        self._patched: list[tuple[type, str, object]] = []
-
-    def __enter__(self) -> StatementCounter:
-        from tortoise import Tortoise
-
-        classes, pending = [], [type(Tortoise.get_connection("default"))]
-        while pending:
-            cls = pending.pop()
-            classes.append(cls)
-            pending.extend(cls.__subclasses__())
-        for cls in classes:
-            for name in self.SENDING:
-                if name in vars(cls):
-                    self._patch(cls, name, vars(cls)[name])
-        return self
-
-    def _patch(self, cls: type, name: str, original) -> None:
-        async def counted(client, *args, **kwargs):
-            if _DEPTH.get() == 0:
-                self.sent.append(str(args[0] if args else kwargs.get("query")))
-            depth = _DEPTH.set(_DEPTH.get() + 1)
-            try:
-                return await original(client, *args, **kwargs)
-            finally:
-                _DEPTH.reset(depth)
-
-        setattr(cls, name, counted)
-        self._patched.append((cls, name, original))
-
-    def __exit__(self, *exc) -> None:
-        for cls, name, original in reversed(self._patched):
-            setattr(cls, name, original)
-
-
 async def statements(
     args: argparse.Namespace, chosen: dict[str, Scenario], token: str
 ) -> tuple[dict[str, str], dict[str, float]]:
@@ -556,6 +508,7 @@ async def statements(
 
     from app import create_app
     from core.settings import Settings
+    from core.statement_counter import StatementCounter
 
     settings = Settings(
         env="production", secret_key=SECRET_KEY, database_url=args.database_url, redis_url=args.redis_url
@@ -575,7 +528,7 @@ async def statements(
                         with StatementCounter() as counter:
                             response = await http.post("/graphql", content=body.encode(), headers=headers)
                         assert response.status_code == 200 and '"errors":[{' not in response.text, response.text
-                        counts.append(len(counter.sent))
+                        counts.append(counter.count)
                     found[name] = f"{counts[0]} / {counts[1]}"
                     continue
                 body = scenario.api_bodies[0].encode()
@@ -583,7 +536,7 @@ async def statements(
                 with StatementCounter() as counter:
                     response = await http.post("/graphql", content=body, headers=headers)
                 assert response.status_code == 200 and "errors" not in response.json(), response.text[:500]
-                found[name] = str(len(counter.sent))
+                found[name] = str(counter.count)
                 cpu[name] = await _cpu_per_request(http, body, headers, name, args.cprofile)
     return found, cpu
 

@@ -6,7 +6,6 @@ it is migrated once per run and emptied before every test.
 
 from __future__ import annotations
 
-import contextvars
 import itertools
 import os
 from collections.abc import AsyncIterator
@@ -20,20 +19,22 @@ import pytest
 import pytest_asyncio
 from argon2 import PasswordHasher
 from asgi_lifespan import LifespanManager
-from tortoise.contrib.test import truncate_all_models
 
 from app import create_app
 from core import db
 from core.settings import Settings
+from core.statement_counter import StatementCounter  # noqa: F401  (the tests import it from here)
 from models.jobs import Job, JobStatus
 from models.staff import Department, Role, Staff
 from services import auth, staff as staff_service
 from services.access import COMMAND_LINE
 from services.notifications import NotificationSettings
 from tasks.broker import declare_all
+from tests.database import empty_all_tables, ensure_postgres_database, worker_database_url, worker_redis_url
 
-TEST_DATABASE_URL = os.environ.get("CRM_TEST_DATABASE_URL")
-TEST_REDIS_URL = os.environ.get("CRM_TEST_REDIS_URL")
+# This test process's own (one per pytest-xdist worker: tests/database.py).
+TEST_DATABASE_URL = worker_database_url(os.environ.get("CRM_TEST_DATABASE_URL"))
+TEST_REDIS_URL = worker_redis_url(os.environ.get("CRM_TEST_REDIS_URL"))
 PASSWORD = "correct-horse-42"
 
 
@@ -65,6 +66,7 @@ async def _reset_postgres(url: str) -> None:
 @pytest_asyncio.fixture(scope="session")
 async def migrated_database(database_url: str) -> str:
     if urlparse(database_url).scheme.startswith("postgres"):
+        await ensure_postgres_database(database_url)
         await _reset_postgres(database_url)
     await db.migrate(database_url)
     return database_url
@@ -115,7 +117,7 @@ class RunningApp:
 @pytest_asyncio.fixture
 async def app(settings: Settings):
     async with RunningApp(create_app(settings)).running() as running:
-        await truncate_all_models()
+        await empty_all_tables()
         yield running
         # The next test's app resumes the jobs it finds unfinished when it starts (before it truncates): a job this
         # test left QUEUED or RUNNING would run there, against the next test's data.
@@ -214,66 +216,6 @@ async def admin(staff_factory) -> tuple[Staff, str]:
 
 def with_overrides(settings: Settings, **changes) -> Settings:
     return replace(settings, **changes).validated()
-
-
-class StatementCounter:
-    """The SQL statements (and savepoints) sent while it is active, inside transactions too (QueryCounter sees
-    only the default connection's own statements): patches the connection's class and its subclasses, the
-    transaction wrappers among them. A statement is counted once even when one method calls another."""
-
-    SENDING = ("execute_query", "execute_query_dict", "execute_insert", "execute_many", "execute_script")
-    SAVEPOINTS = ("savepoint", "release_savepoint", "savepoint_rollback")
-
-    def __init__(self) -> None:
-        self.sent: list[str] = []  # statements, and savepoints by their method's name in capitals
-        self._patched: list[tuple[type, str, object]] = []
-        # Per task: a page's loaders send their statements concurrently, and one task's nesting must not hide
-        # another task's statement.
-        self._depth: contextvars.ContextVar[int] = contextvars.ContextVar("statement_depth", default=0)
-
-    def __enter__(self) -> StatementCounter:
-        from tortoise import Tortoise
-
-        classes, pending = [], [type(Tortoise.get_connection("default"))]
-        while pending:
-            cls = pending.pop()
-            classes.append(cls)
-            pending.extend(cls.__subclasses__())
-        for cls in classes:
-            for name in (*self.SENDING, *self.SAVEPOINTS):
-                if name in vars(cls):
-                    self._patch(cls, name, vars(cls)[name], name in self.SAVEPOINTS)
-        return self
-
-    def _patch(self, cls: type, name: str, original, savepoint: bool) -> None:
-        async def counted(client, *args, **kwargs):
-            depth = self._depth.get()
-            if depth == 0:
-                self.sent.append(name.upper() if savepoint else str(args[0] if args else kwargs.get("query")))
-            token = self._depth.set(depth + 1)
-            try:
-                return await original(client, *args, **kwargs)
-            finally:
-                self._depth.reset(token)
-
-        setattr(cls, name, counted)
-        self._patched.append((cls, name, original))
-
-    def __exit__(self, *exc) -> None:
-        for cls, name, original in reversed(self._patched):
-            setattr(cls, name, original)
-
-    @property
-    def statements(self) -> list[str]:
-        savepoints = {name.upper() for name in self.SAVEPOINTS}
-        return [s for s in self.sent if s not in savepoints]
-
-    @property
-    def count(self) -> int:
-        return len(self.statements)
-
-    def reads(self) -> list[str]:
-        return [s for s in self.statements if s.lstrip().upper().startswith("SELECT")]
 
 
 class QueryCounter:

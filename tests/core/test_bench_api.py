@@ -14,6 +14,7 @@ import pytest
 
 from tests.conftest import TEST_DATABASE_URL, TEST_REDIS_URL
 from tests.core.test_command_line import ROOT
+from tests.database import spare_redis_url
 
 pytestmark = pytest.mark.skipif(
     not (TEST_DATABASE_URL and TEST_REDIS_URL and urlparse(TEST_DATABASE_URL).scheme.startswith("postgres")),
@@ -36,7 +37,7 @@ async def _drop_smoke_database() -> None:
 
 async def test_the_floor_answers_what_the_api_answers(tmp_path):
     await _drop_smoke_database()  # a leftover of an interrupted run
-    redis_url = urlparse(TEST_REDIS_URL)._replace(path="/14").geturl()
+    redis_url = spare_redis_url(TEST_REDIS_URL)
     database_url = _server_url(SMOKE_DATABASE).replace("postgresql://", "postgres://", 1)
     env = {k: v for k, v in os.environ.items() if not k.startswith("CRM_")}
     try:

@@ -2,12 +2,12 @@ import httpx
 import pytest
 import pytest_asyncio
 from asgi_lifespan import LifespanManager
-from tortoise.contrib.test import truncate_all_models
 
 from app import create_app
 from models.staff import Role
 from services import staff as staff_service
 from tests.conftest import GraphQLClient, make_staff, token_for, with_overrides
+from tests.database import empty_all_tables
 
 INTROSPECTION = "{ __schema { types { name } } }"
 
@@ -18,7 +18,7 @@ async def production(settings):
     prod = with_overrides(settings, env="production", secret_key="p" * 40)
     application = create_app(prod)
     async with LifespanManager(application) as manager:
-        await truncate_all_models()
+        await empty_all_tables()
         token = await token_for(await make_staff(Role.ADMIN), prod)
         transport = httpx.ASGITransport(app=manager.app)
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import uvicorn
 import websockets
-from tortoise.contrib.test import truncate_all_models
 
 from app import create_app
 from core.settings import Settings
+from tests.database import empty_all_tables
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -48,7 +48,7 @@ async def live_server(settings: Settings):
                 break
             await asyncio.sleep(0.02)
         assert server.started, "the server did not start"
-        await truncate_all_models()
+        await empty_all_tables()
         yield Served(server), f"127.0.0.1:{port}"
     finally:
         server.should_exit = True

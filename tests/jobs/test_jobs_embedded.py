@@ -158,14 +158,14 @@ async def test_jobs_list_shows_own_jobs_to_non_overseers(gql, staff_factory):
 async def test_jobs_left_behind_by_a_previous_process_are_resumed_at_start(settings):
     """The embedded queue lives in memory: a restart re-sends what was queued or running."""
     from asgi_lifespan import LifespanManager
-    from tortoise.contrib.test import truncate_all_models
 
     from app import create_app
     from core import db
     from tests.conftest import make_staff
+    from tests.database import empty_all_tables
 
     await db.init_orm(settings.database_url)
-    await truncate_all_models()
+    await empty_all_tables()
     member = await make_staff(Role.AUDITOR)
     queued = await Job.create(kind="AUDIT_EXPORT", created_by=member)
     running = await Job.create(kind="AUDIT_EXPORT", created_by=member, status=JobStatus.RUNNING, processed=3)

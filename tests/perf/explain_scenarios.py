@@ -31,6 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from app import create_app
 from core.settings import Settings
+from core.statement_counter import StatementCounter
 from models.staff import Department, Role
 from schema.base import to_global_id
 from tests.conftest import RunningApp, make_staff, token_for
@@ -40,56 +41,8 @@ BRANCH = "BR07"
 _capturing: ContextVar[bool] = ContextVar("capturing", default=False)
 
 
-class Capture:
-    """(sql, values) of every statement sent by the request under way (not by the embedded workers)."""
-
-    METHODS = ("execute_query", "execute_query_dict", "execute_insert", "execute_many", "execute_script")
-
-    def __init__(self) -> None:
-        self.sent: list[tuple[str, list]] = []
-        self._patched: list = []
-
-    def __enter__(self) -> Capture:
-        from tortoise import Tortoise
-
-        classes, pending = [], [type(Tortoise.get_connection("default"))]
-        while pending:
-            cls = pending.pop()
-            classes.append(cls)
-            pending.extend(cls.__subclasses__())
-        for cls in classes:
-            for name in self.METHODS:
-                if name in vars(cls):
-                    self._patch(cls, name, vars(cls)[name])
-        return self
-
-    def _patch(self, cls, name, original) -> None:
-        async def captured(client, query, values=None, *args, **kwargs):
-            if _capturing.get() and _DEPTH.get() == 0:
-                rows = list(values or [])
-                # execute_many: explain the first row's statement (the rest are the same plan)
-                self.sent.append((str(query), list(rows[0]) if name == "execute_many" and rows else rows))
-            token = _DEPTH.set(_DEPTH.get() + 1)
-            try:
-                if values is None:
-                    return await original(client, query, *args, **kwargs)
-                return await original(client, query, values, *args, **kwargs)
-            finally:
-                _DEPTH.reset(token)
-
-        setattr(cls, name, captured)
-        self._patched.append((cls, name, original))
-
-    def __exit__(self, *exc) -> None:
-        for cls, name, original in reversed(self._patched):
-            setattr(cls, name, original)
-
-
-_DEPTH: ContextVar[int] = ContextVar("depth", default=0)
-
-
-async def _request(http: httpx.AsyncClient, capture: Capture, query: str, variables: dict, token: str) -> dict:
-    capture.sent.clear()
+async def _request(http: httpx.AsyncClient, capture: StatementCounter, query: str, variables: dict, token: str) -> dict:
+    capture.clear()
     flag = _capturing.set(True)
     try:
         response = await http.post(
@@ -201,13 +154,13 @@ async def main(args: argparse.Namespace) -> int:
         customer_id = rows[0]["id"]
         transport = httpx.ASGITransport(app=app, client=("203.0.113.7", 51000))
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
-            with Capture() as capture:
+            with StatementCounter(when=_capturing.get) as capture:
                 runs = _scenarios(customer_id)
                 later = []
                 for name, query, variables, role in runs:
                     await _request(http, capture, query, variables, tokens[role])  # warm the session
                     data = await _request(http, capture, query, variables, tokens[role])
-                    results.append({"scenario": name, "role": role, "statements": list(capture.sent)})
+                    results.append({"scenario": name, "role": role, "statements": capture.with_values()})
                     page = data.get("customers") or data.get("complaints")
                     if (
                         page
@@ -224,7 +177,7 @@ async def main(args: argparse.Namespace) -> int:
                         )
                 for name, query, variables, role in later:
                     await _request(http, capture, query, variables, tokens[role])
-                    results.append({"scenario": name, "role": role, "statements": list(capture.sent)})
+                    results.append({"scenario": name, "role": role, "statements": capture.with_values()})
                 # D: the writes, sent for real once each.
                 gid = to_global_id("Customer", customer_id)
                 log_input = {
@@ -236,13 +189,13 @@ async def main(args: argparse.Namespace) -> int:
                     "occurredAt": datetime.now(UTC).isoformat(),
                 }
                 await _request(http, capture, q.LOG_INTERACTION, {"input": log_input}, tokens["admin"])
-                results.append({"scenario": "D logInteraction", "role": "admin", "statements": list(capture.sent)})
+                results.append({"scenario": "D logInteraction", "role": "admin", "statements": capture.with_values()})
                 _, rows = await Tortoise.get_connection("default").execute_query(
                     f"SELECT version FROM customer WHERE id = {int(customer_id)}"
                 )
                 update = {"id": gid, "version": rows[0]["version"], "occupation": f"教师{suffix}", "tags": ["vip"]}
                 await _request(http, capture, q.UPDATE_CUSTOMER, {"input": update}, tokens["admin"])
-                results.append({"scenario": "D updateCustomer", "role": "admin", "statements": list(capture.sent)})
+                results.append({"scenario": "D updateCustomer", "role": "admin", "statements": capture.with_values()})
     for result in results:
         explained = []
         for sql, values in result["statements"]:

@@ -12,7 +12,6 @@ from decimal import Decimal
 
 import httpx
 import pytest
-from tortoise.contrib.test import truncate_all_models
 
 from app import create_app
 from models.complaints import ComplaintStatus
@@ -26,6 +25,7 @@ from services.portraits import PortraitSettings
 from tests.complaints.helpers import new_customer, pk
 from tests.conftest import GraphQLClient, RunningApp, make_staff, token_for, with_overrides
 from tests.customers.helpers import HOLDING
+from tests.database import empty_all_tables
 from tests.portraits import helpers as h
 from tests.portraits.helpers import NOW
 
@@ -235,7 +235,7 @@ async def real_time_app(settings):
     clock.reset()  # the real clock (the conftest pinned it): the embedded worker and the sweep run on it
     tuned = with_overrides(settings, sections={**settings.sections, PortraitSettings: WINDOW})
     async with RunningApp(create_app(tuned)).running() as running:
-        await truncate_all_models()
+        await empty_all_tables()
         yield running, tuned
 
 

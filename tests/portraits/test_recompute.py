@@ -10,7 +10,6 @@ from datetime import timedelta
 
 import httpx
 import pytest
-from tortoise.contrib.test import truncate_all_models
 
 from app import create_app
 from core.db import atomic
@@ -24,6 +23,7 @@ from services.customers import CustomerFilter
 from services.portraits import PortraitSettings
 from tasks import jobs as job_tasks
 from tests.conftest import GraphQLClient, RunningApp, make_staff, token_for, with_overrides
+from tests.database import empty_all_tables
 from tests.jobs.helpers import wait_for_job
 from tests.portraits import helpers as h
 
@@ -92,7 +92,7 @@ async def small_batches(settings):
         settings, sections={**settings.sections, PortraitSettings: PortraitSettings(portrait_batch_size=3)}
     )
     async with RunningApp(create_app(tuned)).running() as running:
-        await truncate_all_models()
+        await empty_all_tables()
         member = await make_staff(Role.ANALYST)
         token = await token_for(member, tuned)
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=running), base_url="http://testserver") as http:

@@ -14,7 +14,6 @@ from datetime import timedelta
 import httpx
 import pytest
 from argon2 import PasswordHasher
-from tortoise.contrib.test import truncate_all_models
 
 from app import create_app
 from models.audit import AuditEntry
@@ -22,6 +21,7 @@ from models.staff import Role, Staff
 from services import auth, clock
 from services.limits import LimitSettings
 from tests.conftest import PASSWORD, RunningApp, make_staff, with_overrides
+from tests.database import empty_all_tables
 
 LOGIN = """mutation($u: String!, $p: String!) {
   login(input: {username: $u, password: $p}) { token errors { field message code } }
@@ -54,7 +54,7 @@ async def _roomy(settings) -> AsyncIterator[httpx.AsyncClient]:
     )
     tuned = with_overrides(settings, sections={**settings.sections, LimitSettings: wide})
     async with RunningApp(create_app(tuned)).running() as running:
-        await truncate_all_models()
+        await empty_all_tables()
         transport = httpx.ASGITransport(app=running, client=("203.0.113.7", 51000))
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
             yield http

@@ -5,11 +5,11 @@ import httpx
 import pytest
 import pytest_asyncio
 from asgi_lifespan import LifespanManager
-from tortoise.contrib.test import truncate_all_models
 
 from app import create_app
 from models.staff import Role
 from tests.conftest import GraphQLClient, make_staff, token_for, with_overrides
+from tests.database import empty_all_tables
 
 WRONG_NAMES = {
     "field": ("{ mee { id } }", None),
@@ -32,7 +32,7 @@ WRONG_NAMES = {
 async def production(settings):
     prod = with_overrides(settings, env="production", secret_key="p" * 40)
     async with LifespanManager(create_app(prod)) as manager:
-        await truncate_all_models()
+        await empty_all_tables()
         token = await token_for(await make_staff(Role.ADMIN), prod)
         transport = httpx.ASGITransport(app=manager.app)
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:

@@ -13,7 +13,6 @@ from datetime import timedelta
 
 import httpx
 import pytest
-from tortoise.contrib.test import truncate_all_models
 
 from app import create_app
 from core import settings as core_settings
@@ -25,6 +24,7 @@ from services import clock, limits, surveys
 from services.errors import ErrorCode
 from services.limits import LimitSettings, RateLimited
 from tests.conftest import PASSWORD, TEST_REDIS_URL, RunningApp, make_staff, with_overrides
+from tests.database import empty_all_tables
 
 LOGIN = """mutation($u: String!, $p: String!) {
   login(input: {username: $u, password: $p}) { token errors { field message code } }
@@ -106,7 +106,7 @@ def using(settings) -> Iterator:
 async def _http(settings, backend: str, peer: str = "203.0.113.7") -> AsyncIterator[httpx.AsyncClient]:
     tuned = _tuned(settings, backend)
     async with RunningApp(create_app(tuned)).running() as running:
-        await truncate_all_models()
+        await empty_all_tables()
         async with _client(running, peer) as http:
             yield http
 

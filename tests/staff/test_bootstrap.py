@@ -17,14 +17,14 @@ async def test_no_bootstrap_once_staff_exist(app):
 
 async def test_the_app_bootstraps_its_admin_at_start(settings):
     from asgi_lifespan import LifespanManager
-    from tortoise.contrib.test import truncate_all_models
 
     from app import create_app
     from core import db
     from tests.conftest import with_overrides
+    from tests.database import empty_all_tables
 
     await db.init_orm(settings.database_url)
-    await truncate_all_models()
+    await empty_all_tables()
     await db.close_orm()
     configured = with_overrides(settings, admin_username="chief", admin_password="chief-password-1")
     async with LifespanManager(create_app(configured)):
