@@ -103,7 +103,9 @@ class Complaint(Node):
     version: int
     created_at: datetime
     updated_at: datetime
-    _m: strawberry.Private[ComplaintModel]
+    # A model instance (a mutation, `node`, the complaint lists) or a `loaders.Row` (a customer's first complaints):
+    # its fields and complaint_service.sla_state read columns only.
+    _m: strawberry.Private[ComplaintModel | loaders.Row]
 
     @strawberry.field
     def summary(self, info: Info) -> str:
@@ -156,7 +158,7 @@ class Complaint(Node):
         return await cls.nodes_in(complaint_service.visible(caller), pks)
 
     @classmethod
-    def from_model(cls, m: ComplaintModel) -> Complaint:
+    def from_model(cls, m: ComplaintModel | loaders.Row) -> Complaint:
         return cls(
             id=to_global_id("Complaint", m.id),
             reference_no=m.reference_no,
@@ -338,4 +340,5 @@ class ComplaintReportInput:
 
 
 loaders.register("complaint", loaders.by_id(ComplaintModel))
+loaders.read_as_rows(ComplaintModel)  # Complaint reads its columns only
 loaders.register("complaint_events", loaders.grouped(ComplaintEventModel, "id", parent="complaint_id"))

@@ -152,7 +152,8 @@ class ProductHolding(Node):
     opened_at: date
     closed_at: date | None
     status: HoldingStatus
-    _m: strawberry.Private[ProductHoldingModel]
+    # A model instance (a mutation, `node`) or a `loaders.Row` (a customer's holdings): its fields read columns only.
+    _m: strawberry.Private[ProductHoldingModel | loaders.Row]
 
     @strawberry.field(description="Masked to the last four digits unless the viewer may read personal data.")
     def account_no(self, info: Info) -> str:
@@ -168,7 +169,7 @@ class ProductHolding(Node):
         return await cls.nodes_in(ProductHoldingModel.filter(customer_id__in=visible), pks)
 
     @classmethod
-    def from_model(cls, m: ProductHoldingModel) -> ProductHolding:
+    def from_model(cls, m: ProductHoldingModel | loaders.Row) -> ProductHolding:
         return cls(
             id=to_global_id("ProductHolding", m.id),
             product=m.product,
@@ -423,6 +424,7 @@ class Customer(Node):
 
 loaders.register("customer", loaders.by_id(CustomerModel))
 loaders.register("holdings", loaders.grouped(ProductHoldingModel, "opened_at"))
+loaders.read_as_rows(ProductHoldingModel)  # ProductHolding reads its columns only
 loaders.register("tags", loaders.grouped(CustomerTagModel, "id", lambda row: row.tag))
 loaders.register("consents", loaders.grouped(ConsentModel, "id"))
 

@@ -76,7 +76,7 @@ class Portrait:
         return Customer.from_model(await info.context.loaders.customer.load(self._customer_id))
 
     @classmethod
-    def from_model(cls, m: PortraitModel, customer: CustomerModel) -> Portrait:
+    def from_model(cls, m: PortraitModel | loaders.Row, customer: CustomerModel) -> Portrait:
         return cls(
             value_tier=ValueTier[m.value_tier.value],
             aum=m.aum,
@@ -120,10 +120,12 @@ class RecomputePortraitsInput:
     )
 
 
-async def load_portraits(customer_ids: list[int]) -> list[PortraitModel | None]:
-    """Portraits by customer id, one query for the whole page (None: not computed yet)."""
-    found = {p.customer_id: p for p in await PortraitModel.filter(customer_id__in=set(customer_ids))}
+async def load_portraits(customer_ids: list[int]) -> list[loaders.Row | None]:
+    """Portraits by customer id, one query for the whole page (None: not computed yet), as rows: Portrait.from_model
+    reads their columns only."""
+    found = {p.customer_id: p for p in await loaders.fetch(PortraitModel.filter(customer_id__in=set(customer_ids)))}
     return [found.get(i) for i in customer_ids]
 
 
 loaders.register("portrait", load_portraits)
+loaders.read_as_rows(PortraitModel)
