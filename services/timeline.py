@@ -1,7 +1,7 @@
 """The customer timeline: every kind of item about a customer, newest first, in one cursor order.
 
-Each source is sliced in the database (LIMIT on its own index) and the slices are merged; the cursor
-holds (time, kind, id), so items with equal times are neither skipped nor repeated across pages.
+Each source is sliced in the database (LIMIT on its own index) and the slices are merged by one UNION ALL; the
+cursor holds (time, kind, id), so items with equal times are neither skipped nor repeated across pages.
 A domain adds its kinds with one `register(Source(...))` call each, in its own services module.
 """
 
@@ -13,8 +13,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from pypika_tortoise.terms import Parameterizer
 from tortoise.expressions import Q
 from tortoise.models import Model
+from tortoise.queryset import AwaitableQuery, ValuesListQuery
 
 from core import domains
 from services.pagination import Page, decode_cursor, encode_cursor, page_size
@@ -91,29 +93,47 @@ def _decode(cursor: str, argument: str) -> tuple:
     return at, _rank(kind) if any(s.kind == kind for s in SOURCES) else -1, pk
 
 
-async def _slice(
+class _Statement:
+    """One SQL statement put together from the sources' querysets, their parameters numbered in one sequence
+    (PostgreSQL's $1, $2... run on across the parts). pypika's own UNION is not used: pypika-tortoise 0.6 renders
+    its members without their dialect (PostgreSQL would get `?` placeholders)."""
+
+    def __init__(self) -> None:
+        self.db = SOURCES[0].model._meta.db  # the sources share one database: a statement joins them
+        self.ctx = self.db.query_class.SQL_CONTEXT.copy(parameterizer=Parameterizer())
+
+    def part(self, qs: AwaitableQuery) -> str:
+        qs.sql()  # builds qs.query
+        return qs.query.get_sql(self.ctx)
+
+    def param(self, value: Any) -> str:
+        return self.ctx.parameterizer.create_param(value).get_sql(self.ctx)
+
+    async def rows(self, sql: str) -> list:
+        return (await self.db.execute_query(sql, self.ctx.parameterizer.values))[1]
+
+
+def _keys(
     source: Source, rank: int, customer_id: int, size: int, forward: bool, after: tuple | None, before: tuple | None
-) -> list[Entry]:
+) -> ValuesListQuery:
+    """The keys (time, id) of one source's slice: at most `size` rows beyond the cursors, on its own index."""
     qs = source.model.filter(**{source.customer_field: customer_id})
     if after is not None:
         qs = qs.filter(_beyond(source, rank, after, forward=True))
     if before is not None:
         qs = qs.filter(_beyond(source, rank, before, forward=False))
     direction = "-" if forward else ""
-    rows = await qs.order_by(f"{direction}{source.time_field}", f"{direction}id").limit(size)
-    return [
-        Entry(
-            source.kind,
-            getattr(r, source.time_field),
-            r.id,
-            *source.describe(r),
-            r,
-            source.node,
-            getattr(r, source.node_key) if source.node else None,
-            source.node_key,
-        )
-        for r in rows
-    ]
+    return (
+        qs.order_by(f"{direction}{source.time_field}", f"{direction}id")
+        .limit(size)
+        .values_list(source.time_field, "id")
+    )
+
+
+def _entry(source: Source, row: Any) -> Entry:
+    node_id = getattr(row, source.node_key) if source.node else None
+    at = getattr(row, source.time_field)
+    return Entry(source.kind, at, row.id, *source.describe(row), row, source.node, node_id, source.node_key)
 
 
 async def page(
@@ -125,33 +145,45 @@ async def page(
     before: str | None = None,
 ) -> Page[Entry]:
     """One page of a customer's timeline. The caller has fetched the customer through the customers
-    service already, which is where its visibility is checked."""
+    service already, which is where its visibility is checked.
+
+    One statement finds the page's keys: each source's slice (LIMIT size + 1 on its own index), merged by UNION
+    ALL in the cursor order and cut to size + 1. Then one statement per kind on the page fetches its rows."""
     sources()
     size, from_end = page_size(first, last)
     after_key = _decode(after, "after") if after else None
     before_key = _decode(before, "before") if before else None
     forward = not from_end
-    slices = (
-        await asyncio.gather(
-            *[
-                _slice(source, rank, customer_id, size + 1, forward, after_key, before_key)
-                for rank, source in enumerate(SOURCES)
-            ]
+    keys = []
+    if size:
+        statement = _Statement()
+        # SQLite takes a LIMITed member of a UNION only inside a subquery. The rank is this module's own integer.
+        union = " UNION ALL ".join(
+            f'SELECT {rank} "rank","0" "at","1" "id" FROM ('
+            + statement.part(_keys(source, rank, customer_id, size + 1, forward, after_key, before_key))
+            + f') "s{rank}"'
+            for rank, source in enumerate(SOURCES)
         )
-        if size
-        else []
-    )
+        order = "DESC" if forward else "ASC"
+        keys = await statement.rows(
+            f'{union} ORDER BY "at" {order},"rank" {order},"id" {order} LIMIT {statement.param(size + 1)}'
+        )
+    more = len(keys) > size
+    ids: dict[int, list[int]] = {}
+    for key in keys[:size]:
+        ids.setdefault(key["rank"], []).append(key["id"])
+    found = await asyncio.gather(*[SOURCES[rank].model.filter(id__in=pks) for rank, pks in ids.items()])
+    entries = [_entry(SOURCES[rank], row) for rank, rows in zip(ids, found, strict=True) for row in rows]
     ranks = {s.kind: i for i, s in enumerate(SOURCES)}
-    merged = sorted((e for part in slices for e in part), key=lambda e: e.key(ranks[e.kind]), reverse=forward)
-    more = len(merged) > size
-    items = merged[:size]
-    if from_end:
-        items.reverse()
+    items = sorted(entries, key=lambda e: e.key(ranks[e.kind]), reverse=True)  # newest first
     cursors = [encode_cursor([e.at, e.kind, e.id]) for e in items]
 
     async def count() -> int:
-        counts = await asyncio.gather(*[s.model.filter(**{s.customer_field: customer_id}).count() for s in SOURCES])
-        return sum(counts)
+        statement = _Statement()
+        counts = " + ".join(
+            f"({statement.part(s.model.filter(**{s.customer_field: customer_id}).count())})" for s in SOURCES
+        )
+        return (await statement.rows(f'SELECT {counts} "count"'))[0]["count"]
 
     has_next, has_previous = (more, after is not None) if forward else (before is not None, more)
     return Page(items, cursors, has_next, has_previous, count)

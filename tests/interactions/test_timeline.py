@@ -9,7 +9,9 @@ from models.follow_ups import FollowUp
 from models.interactions import Direction, Interaction, InteractionKind, InteractionStatus
 from models.notes import Note
 from models.staff import Role
-from tests.conftest import QueryCounter
+from services import timeline as timeline_service
+from services.pagination import encode_cursor
+from tests.conftest import QueryCounter, StatementCounter
 from tests.customers.helpers import create
 
 TIMELINE = """query($id: ID!, $first: Int, $after: String, $last: Int, $before: String) { customer(id: $id) {
@@ -18,11 +20,11 @@ TIMELINE = """query($id: ID!, $first: Int, $after: String, $last: Int, $before: 
     edges { cursor node { kind at title detail subject { __typename id } } } } } }"""
 
 
-async def _mixed_items(customer_id: int, count: int, seed: int = 11) -> list[tuple]:
-    """`count` items of every kind, many sharing exact timestamps; returns their expected order keys."""
+async def _mixed_items(customer_id: int, count: int, seed: int = 11, minutes: int = 40) -> list:
+    """`count` items of five kinds, many sharing exact timestamps (spread over `minutes` distinct times)."""
     rng = random.Random(seed)
     base = datetime(2026, 1, 1, tzinfo=UTC)
-    moments = [base + timedelta(minutes=rng.randrange(40)) for _ in range(count)]  # ~25 items per minute
+    moments = [base + timedelta(minutes=rng.randrange(minutes)) for _ in range(count)]  # 1000: ~25 a minute
     rows = []
     for i, at in enumerate(moments):
         kind = i % 5
@@ -183,3 +185,96 @@ async def test_a_page_of_50_customers_with_their_relations_costs_a_constant_numb
     small, large = await statements(5), await statements(50)
     assert small == large, (small, large)
     assert large <= 12, large
+
+
+PAGE = """query($id: ID!, $first: Int, $after: String, $last: Int, $before: String) { customer(id: $id) {
+  timeline(first: $first, after: $after, last: $last, before: $before) { %s
+    pageInfo { hasNextPage hasPreviousPage startCursor endCursor } edges { cursor node { kind } } } } }"""
+
+
+async def test_a_page_costs_one_statement_for_its_keys_and_one_per_kind_on_it(gql, admin):
+    _, token = admin
+    customer = await create(gql, token)
+    pk = (await Customer.get()).id
+    await gql("query($id: ID!) { customer(id: $id) { id } }", {"id": customer["id"]}, token=token)  # the session
+    with StatementCounter() as counter:
+        await gql("query($id: ID!) { customer(id: $id) { id } }", {"id": customer["id"]}, token=token)
+    baseline = counter.count  # the session and the customer
+
+    async def statements(first: int, total: bool = False) -> tuple[int, set[str]]:
+        with StatementCounter() as counter:
+            data = await gql(
+                PAGE % ("totalCount" if total else ""), {"id": customer["id"], "first": first}, token=token
+            )
+        page = data["customer"]["timeline"]
+        assert len(page["edges"]) == min(first, 70)
+        return counter.count - baseline, {e["node"]["kind"] for e in page["edges"]}
+
+    newest = datetime(2026, 2, 1, tzinfo=UTC)
+    notes = [await Note.create(customer_id=pk, body=f"n{i}") for i in range(30)]
+    for i, note in enumerate(notes):
+        await Note.filter(id=note.id).update(created_at=newest - timedelta(seconds=i))
+    only_notes = [await statements(5), await statements(20), await statements(20, total=True)]
+    # Four more sources hold rows, all older than the notes: a page of notes costs what it did.
+    await _force_times(await _mixed_items(pk, 40))
+    behind_notes = [await statements(5), await statements(20), await statements(20, total=True)]
+    assert only_notes == behind_notes == [(2, {"NOTE"}), (2, {"NOTE"}), (3, {"NOTE"})]
+    # A page showing the five kinds: the keys, then the rows of each kind; the total count is one statement.
+    assert await statements(100) == (1 + 5, {"NOTE", "INTERACTION", "FOLLOW_UP", "CHANGE", "HOLDING"})
+    assert (await statements(100, total=True))[0] == 1 + 5 + 1
+    assert (await statements(0, total=True))[0] == 1  # no page: only the count
+
+
+async def _expected_order(customer_id: int) -> list[str]:
+    """The reference: every item of the customer sorted by the cursor key (time, kind's rank, id), newest first."""
+    keys = []
+    for rank, source in enumerate(timeline_service.sources()):
+        for row in await source.model.filter(**{source.customer_field: customer_id}):
+            keys.append((getattr(row, source.time_field), rank, row.id, source.kind))
+    keys.sort(reverse=True)
+    return [encode_cursor([at, kind, pk]) for at, _, pk, kind in keys]
+
+
+async def test_paging_equal_times_across_kinds_matches_the_reference_both_ways(gql, admin):
+    _, token = admin
+    customer = await create(gql, token)
+    pk = (await Customer.get()).id
+    await _force_times(await _mixed_items(pk, 150, seed=7, minutes=4))  # ~37 items share each time
+    expected = await _expected_order(pk)
+    assert len(expected) == 150
+
+    async def page(**arguments) -> dict:
+        data = await gql(PAGE % "totalCount", {"id": customer["id"], **arguments}, token=token)
+        found = data["customer"]["timeline"]
+        assert found["totalCount"] == 150
+        return found
+
+    forward, after = [], None
+    while True:
+        found = await page(first=7, after=after)
+        forward += [e["cursor"] for e in found["edges"]]
+        info = found["pageInfo"]
+        assert info["hasPreviousPage"] is (after is not None)
+        if not info["hasNextPage"]:
+            break
+        after = info["endCursor"]
+    assert forward == expected
+
+    backward, before = [], None
+    while True:
+        found = await page(last=7, before=before)
+        backward = [e["cursor"] for e in found["edges"]] + backward
+        info = found["pageInfo"]
+        assert info["hasNextPage"] is (before is not None)
+        if not info["hasPreviousPage"]:
+            break
+        before = info["startCursor"]
+    assert backward == expected
+
+    # Between two cursors, from either end.
+    window = {"after": expected[40], "before": expected[90]}
+    assert [e["cursor"] for e in (await page(first=9, **window))["edges"]] == expected[41:50]
+    assert [e["cursor"] for e in (await page(last=9, **window))["edges"]] == expected[81:90]
+    assert [e["cursor"] for e in (await page(first=100, **window))["edges"]] == expected[41:90]
+    assert (await page(first=5, after=expected[-1]))["edges"] == []
+    assert (await page(last=5, before=expected[0]))["edges"] == []
