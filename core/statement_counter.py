@@ -31,12 +31,18 @@ class StatementCounter:
 
     def __enter__(self) -> StatementCounter:
         from tortoise import Tortoise
+        from tortoise.backends.base.client import BaseDBAsyncClient
 
-        classes, pending = [], [type(Tortoise.get_connection("default"))]
+        # The connection's class may inherit the sending methods (a subclass of Tortoise's client, core/db.py):
+        # they are patched where they are defined, on its bases, and on every subclass (transaction wrappers).
+        connection_class = type(Tortoise.get_connection("default"))
+        classes: list[type] = []
+        pending = [cls for cls in connection_class.__mro__ if issubclass(cls, BaseDBAsyncClient)]
         while pending:
             cls = pending.pop()
-            classes.append(cls)
-            pending.extend(cls.__subclasses__())
+            if cls not in classes:
+                classes.append(cls)
+                pending.extend(cls.__subclasses__())
         for cls in classes:
             for name in (*SENDING, *SAVEPOINTS):
                 if name in vars(cls):

@@ -30,7 +30,13 @@ from services import auth, staff as staff_service
 from services.access import COMMAND_LINE
 from services.notifications import NotificationSettings
 from tasks.broker import declare_all
-from tests.database import empty_all_tables, ensure_postgres_database, worker_database_url, worker_redis_url
+from tests.database import (
+    empty_all_tables,
+    ensure_postgres_database,
+    forget_cached_statements,
+    worker_database_url,
+    worker_redis_url,
+)
 
 # This test process's own (one per pytest-xdist worker: tests/database.py).
 TEST_DATABASE_URL = worker_database_url(os.environ.get("CRM_TEST_DATABASE_URL"))
@@ -68,6 +74,7 @@ async def migrated_database(database_url: str) -> str:
     if urlparse(database_url).scheme.startswith("postgres"):
         await ensure_postgres_database(database_url)
         await _reset_postgres(database_url)
+    forget_cached_statements()
     await db.migrate(database_url)
     return database_url
 
@@ -116,6 +123,7 @@ class RunningApp:
 
 @pytest_asyncio.fixture
 async def app(settings: Settings):
+    forget_cached_statements()
     async with RunningApp(create_app(settings)).running() as running:
         await empty_all_tables()
         yield running

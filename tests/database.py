@@ -21,6 +21,7 @@ from urllib.parse import urlparse
 
 import asyncpg
 from tortoise import Tortoise
+from tortoise.backends.base.executor import EXECUTOR_CACHE
 from tortoise.contrib.test import _topological_sort_models, truncate_all_models
 from tortoise.fields.relational import ForeignKeyFieldInstance
 
@@ -89,3 +90,10 @@ async def ensure_postgres_database(url: str) -> None:
             await server.execute(f'CREATE DATABASE "{name}"')
     finally:
         await server.close()
+
+
+def forget_cached_statements() -> None:
+    """Tortoise caches each model's INSERT statement per connection name ("default"), whatever the database behind
+    it: after a test that used SQLite in this process, a PostgreSQL insert would get SQLite's text. A process of
+    the app uses one database; the test process uses two, so each app and migration starts with an empty cache."""
+    EXECUTOR_CACHE.clear()
