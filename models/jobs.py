@@ -31,6 +31,15 @@ class Job(Model):
     attempts = fields.IntField(default=0)
     # Input items already committed; a re-delivered job resumes after it (0: start from scratch).
     checkpoint = fields.IntField(default=0)
+    # While a delivery runs the job: the worker running it ("host:pid"; unset when the delivery ends) and its
+    # heartbeat, refreshed every CRM_JOB_HEARTBEAT_SECONDS; a RUNNING job whose heartbeat is older than
+    # CRM_JOB_HEARTBEAT_TIMEOUT_SECONDS lost its worker and is delivered again (services.jobs.lost). A job that
+    # went out as batches has neither (its batches have their own).
+    worker = fields.CharField(max_length=128, null=True)
+    heartbeat_at = fields.DatetimeField(null=True)
+    # Deliveries whose worker stopped before they ended (SIGKILL, out of memory, a host lost): at
+    # CRM_JOB_MAX_WORKER_STOPS the job is FAILED instead of being delivered again (a poison message).
+    worker_stops = fields.IntField(default=0)
     created_by = fields.ForeignKeyField("models.Staff", related_name="jobs", null=True, on_delete=fields.SET_NULL)
     created_at = fields.DatetimeField(auto_now_add=True)
     updated_at = fields.DatetimeField(auto_now=True)
@@ -61,6 +70,12 @@ class JobBatch(Model):
     seq = fields.IntField()
     params = fields.JSONField(default=dict)
     done_at = fields.DatetimeField(null=True)
+    # As on Job: each delivery that took the batch counts; the worker running it and its heartbeat; the
+    # deliveries whose worker stopped before they ended (at CRM_JOB_MAX_WORKER_STOPS the job is FAILED).
+    deliveries = fields.IntField(default=0)
+    worker = fields.CharField(max_length=128, null=True)
+    heartbeat_at = fields.DatetimeField(null=True)
+    worker_stops = fields.IntField(default=0)
 
     class Meta:
         table = "job_batch"

@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
+import os
+import socket
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import timedelta
+from operator import itemgetter
 
+from tortoise.expressions import F, Q, Subquery
 from tortoise.queryset import QuerySet
 
 from core.db import atomic, on_commit
-from core.settings import SettingsError, section
+from core.settings import SettingsError, active as active_settings, section
 from core.sql import update_returning
 from models.jobs import Job, JobBatch, JobStatus
 from models.staff import Role, Staff
@@ -34,10 +41,66 @@ class JobSettings:
     # CRM_JOB_STALL_SECONDS: a job split into batches that finished no batch for this long has lost messages or
     # a dead worker's batches; the sweep (tasks/jobs.py) sends its unfinished batches again.
     job_stall_seconds: int = 60
+    # CRM_JOB_HEARTBEAT_SECONDS: while a delivery runs a job (or a batch), its worker writes the row's
+    # heartbeat this often.
+    job_heartbeat_seconds: int = 10
+    # CRM_JOB_HEARTBEAT_TIMEOUT_SECONDS: a RUNNING job (or batch) whose heartbeat is older than this lost its
+    # worker: the lost-job sweep delivers it again, and a delivery may take it over.
+    job_heartbeat_timeout_seconds: int = 60
+    # CRM_JOB_SWEEP_SECONDS: how often the lost-job sweep (requeue_lost_jobs) runs.
+    job_sweep_seconds: int = 15
+    # CRM_JOB_QUEUED_SECONDS: a job still QUEUED this long after it was created lost its message (the process
+    # died between commit and send); requeue_stale_jobs sends it again.
+    job_queued_seconds: int = 120
+    # CRM_JOB_MAX_WORKER_STOPS: a job (or batch) whose worker stopped (was killed) this many times while running
+    # it is FAILED, with that explanation, instead of being delivered again (a poison message).
+    job_max_worker_stops: int = 3
 
     def check(self) -> None:
         if not 1 <= self.job_stall_seconds <= 86_400:
             raise SettingsError("CRM_JOB_STALL_SECONDS must be between 1 and 86400")
+        if not 1 <= self.job_heartbeat_seconds <= 600:
+            raise SettingsError("CRM_JOB_HEARTBEAT_SECONDS must be between 1 and 600")
+        if not 2 * self.job_heartbeat_seconds <= self.job_heartbeat_timeout_seconds <= 86_400:
+            raise SettingsError(
+                "CRM_JOB_HEARTBEAT_TIMEOUT_SECONDS must be at least twice CRM_JOB_HEARTBEAT_SECONDS (and at most 86400)"
+            )
+        if not 1 <= self.job_sweep_seconds <= 3_600:
+            raise SettingsError("CRM_JOB_SWEEP_SECONDS must be between 1 and 3600")
+        if not 1 <= self.job_queued_seconds <= 86_400:
+            raise SettingsError("CRM_JOB_QUEUED_SECONDS must be between 1 and 86400")
+        if not 1 <= self.job_max_worker_stops <= 100:
+            raise SettingsError("CRM_JOB_MAX_WORKER_STOPS must be between 1 and 100")
+
+    @property
+    def heartbeat_timeout(self) -> timedelta:
+        return timedelta(seconds=self.job_heartbeat_timeout_seconds)
+
+
+@section
+@dataclass(frozen=True)
+class BrokerSettings:
+    """Dramatiq's Redis broker (tasks/broker.py). A worker that dies holding messages (the one it runs and those it
+    prefetched) leaves them unacknowledged; the broker gives them back to the queue during its maintenance, which
+    runs on a random share of its commands and gives back the messages of workers whose broker heartbeat is older
+    than the timeout. Dramatiq's defaults (0.1% of commands, 60 s) took minutes to give them back."""
+
+    # CRM_BROKER_HEARTBEAT_TIMEOUT_MS: a worker process silent this long is dead; its messages go back. A live
+    # worker's consumers poll Redis at least every second, so a few seconds' silence already means it is gone.
+    broker_heartbeat_timeout_ms: int = 30_000
+    # CRM_BROKER_MAINTENANCE_CHANCE: commands out of a million that run the maintenance (100000: one in ten; it
+    # costs two sorted-set reads when no worker died).
+    broker_maintenance_chance: int = 100_000
+    # CRM_BROKER_DEAD_MESSAGE_TTL_MS: how long dead-lettered messages (retries used up) are kept (7 days).
+    broker_dead_message_ttl_ms: int = 7 * 24 * 60 * 60 * 1000
+
+    def check(self) -> None:
+        if not 1_000 <= self.broker_heartbeat_timeout_ms <= 3_600_000:
+            raise SettingsError("CRM_BROKER_HEARTBEAT_TIMEOUT_MS must be between 1000 and 3600000")
+        if not 0 <= self.broker_maintenance_chance <= 1_000_000:
+            raise SettingsError("CRM_BROKER_MAINTENANCE_CHANCE must be between 0 and 1000000 (per million)")
+        if not 60_000 <= self.broker_dead_message_ttl_ms <= 90 * 24 * 60 * 60 * 1000:
+            raise SettingsError("CRM_BROKER_DEAD_MESSAGE_TTL_MS must be between 60000 and 90 days")
 
 
 def channel(job_id: int) -> str:
@@ -166,42 +229,208 @@ def kinds() -> list[str]:
     return list(_HANDLERS)
 
 
+# ---------------------------------------------------------------- deliveries, heartbeats and lost workers
+#
+# A delivery (a message run by a worker) takes a job with a conditional update (`_claim`): a QUEUED job, or a
+# RUNNING one that nobody runs (its worker is unset: handed back by the sweep, or left by a delivery that raised),
+# or whose heartbeat is older than CRM_JOB_HEARTBEAT_TIMEOUT_SECONDS (its worker was lost). A RUNNING job whose
+# heartbeat is fresh is left to the delivery running it: a second message (the broker giving back a dead worker's
+# messages, a sweep) never runs it twice at once. While the delivery runs, a task on the worker's event loop
+# writes the heartbeat every CRM_JOB_HEARTBEAT_SECONDS (`_heartbeat`). The lost-job sweep (`lost`) hands back the
+# RUNNING jobs whose heartbeat went stale and sends them again; the job resumes after its checkpoint.
+#
+# Dramatiq's retries never see a worker killed mid-run, so the stops are counted on the row (`worker_stops`): a
+# delivery finding the previous one's worker still named on a stale row, or the sweep handing such a row back,
+# counts one. A delivery that would be the next after CRM_JOB_MAX_WORKER_STOPS stops parks the job as FAILED with
+# `stopped_message` instead of running it (the sweep looks only at RUNNING jobs, so that ends it). Batches of a
+# job split into batches work the same way (JobBatch: `deliveries`, `worker`, `heartbeat_at`, `worker_stops`).
+
+
+def worker_name() -> str:
+    """This process, as the rows it runs name it."""
+    return f"{socket.gethostname()}:{os.getpid()}"[:128]
+
+
+def stopped_message(stops: int, what: str = "the job") -> str:
+    return (
+        f"{what} was not run again: its worker stopped {stops} times while running it (killed, out of memory or "
+        "its host lost); see the worker logs, then start it again"
+    )
+
+
+def _job_settings() -> JobSettings:
+    return active_settings().of(JobSettings)
+
+
+async def _claim(job: Job, settings: JobSettings, publish: Publish) -> Job | None:
+    """Take `job` for this delivery (see above): the job as claimed, or None when another delivery runs it, took
+    it first, or when it was parked as FAILED for its worker stopping too often."""
+    now = clock.now()
+    stale = now - settings.heartbeat_timeout
+    running = job.status == JobStatus.RUNNING
+    if running and job.worker is not None and job.heartbeat_at is not None and job.heartbeat_at >= stale:
+        log.info("job %s is running in %s; this delivery leaves it to that one", job.id, job.worker)
+        return None
+    stops = job.worker_stops + (1 if running and job.worker is not None else 0)
+    # Compare-and-set on what was read: of two deliveries (or a delivery and the sweep) exactly one moves on.
+    free = (
+        Q(status=JobStatus.QUEUED)
+        | Q(status=JobStatus.RUNNING, worker__isnull=True)
+        | Q(status=JobStatus.RUNNING, heartbeat_at__lt=stale)
+    )
+    same = Job.filter(free, id=job.id, attempts=job.attempts, worker_stops=job.worker_stops)
+    if stops >= settings.job_max_worker_stops:
+        message = stopped_message(stops)
+        errors = [*job.errors, {"row": None, "field": None, "message": message}][:MAX_STORED_ERRORS]
+        parked = await same.update(
+            status=JobStatus.FAILED,
+            finished_at=now,
+            worker=None,
+            worker_stops=stops,
+            failed=job.failed + 1,
+            errors=errors,
+        )
+        if parked:
+            log.error("job %s (%s) FAILED: %s", job.id, job.kind, message)
+            await publish(channel(job.id), {"id": job.id, "status": JobStatus.FAILED.value})
+        return None
+    if stops > job.worker_stops:
+        log.warning("job %s: the worker %s stopped while running it (%s time(s))", job.id, job.worker, stops)
+    fresh = {} if job.checkpoint else {"processed": 0, "failed": 0, "errors": [], "total": None, "result": None}
+    claimed = await same.update(
+        status=JobStatus.RUNNING,
+        started_at=job.started_at or now,
+        attempts=job.attempts + 1,
+        worker=worker_name(),
+        heartbeat_at=now,
+        worker_stops=stops,
+        **fresh,
+    )
+    return await Job.get(id=job.id) if claimed else None
+
+
+@asynccontextmanager
+async def _heartbeat(rows: Callable[[], QuerySet], every: float, what: str) -> AsyncIterator[None]:
+    """While the block runs, a task on this event loop writes `heartbeat_at` of `rows()` (the row as this
+    delivery claimed it) every `every` seconds; it stops when the block ends, or when the row is no longer this
+    delivery's (another took it over after this one's heartbeat went stale)."""
+
+    async def beat() -> None:
+        while True:
+            await asyncio.sleep(every)
+            try:
+                if not await rows().update(heartbeat_at=clock.now()):
+                    log.warning("%s is no longer this delivery's; its heartbeat stops", what)
+                    return
+            except Exception:  # the database away for a moment: the next beat tries again
+                log.warning("%s: the heartbeat was not written", what, exc_info=True)
+
+    task = asyncio.create_task(beat())
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+async def _hand_back(rows: QuerySet, *, keep_heartbeat: bool) -> None:
+    """The delivery ends without finishing its row: nobody runs it now (a stop is not counted). With the heartbeat
+    kept, the sweep delivers it again after the timeout; without, it waits for something else (its batches)."""
+    changes: dict = {"worker": None} if keep_heartbeat else {"worker": None, "heartbeat_at": None}
+    try:
+        await rows.update(**changes)
+    except Exception:  # the database is away: the row's heartbeat goes stale, and the sweep counts a stop
+        log.warning("could not hand a row back", exc_info=True)
+
+
 async def run(job_id: int, publish: Publish, *, handlers: Mapping[str, Handler] | None = None) -> None:
-    """Run one job to its end. Idempotent: a finished job is left alone; a re-delivered one resumes after
-    its checkpoint when its handler keeps one, and otherwise restarts from scratch. `handlers` replaces
-    the registered ones (tests)."""
+    """Run one job to its end. Idempotent: a finished job is left alone, and so is one another delivery runs
+    (fresh heartbeat); a re-delivered one resumes after its checkpoint when its handler keeps one, and otherwise
+    restarts from scratch. `handlers` replaces the registered ones (tests)."""
     job = await Job.get_or_none(id=job_id)
     if job is None or job.status.finished:
         log.info("job %s is finished or gone; nothing to do", job_id)
         return
-    fresh = {} if job.checkpoint else {"processed": 0, "failed": 0, "errors": [], "total": None, "result": None}
-    claimed = await Job.filter(id=job_id, status__in=[JobStatus.QUEUED, JobStatus.RUNNING]).update(
-        status=JobStatus.RUNNING, started_at=job.started_at or clock.now(), attempts=job.attempts + 1, **fresh
-    )
-    if not claimed:
+    settings = _job_settings()
+    job = await _claim(job, settings, publish)
+    if job is None:
         return
-    job = await Job.get(id=job_id)
     await publish(channel(job.id), {"id": job.id, "status": job.status.value})
     handler = (_HANDLERS if handlers is None else handlers).get(job.kind)
     progress = Progress(job, publish)
+    attempt = job.attempts
+
+    def mine() -> QuerySet[Job]:
+        return Job.filter(id=job_id, attempts=attempt, status=JobStatus.RUNNING)
+
+    ended = False
     try:
-        if handler is None:
-            raise LookupError(f"no handler for {job.kind} jobs in this version")
-        result = await handler(job.params, progress)
-        if isinstance(result, InBatches):
-            if result.pending:  # the batches run now; the last one to finish ends the job
-                await publish(channel(job.id), {"id": job.id, "status": job.status.value})
-                return
-            result = job.result  # nothing was left to do (an empty job): it ends here
-        job.status, job.result = JobStatus.SUCCEEDED, result
-    except Exception as exc:
-        log.exception("job %s (%s) failed", job.id, job.kind)
-        job.status = JobStatus.FAILED
-        job.errors = [*job.errors, {"row": None, "field": None, "message": f"{type(exc).__name__}: {exc}"}]
-    job.finished_at = clock.now()
-    async with atomic():
-        await job.save()
+        async with _heartbeat(mine, settings.job_heartbeat_seconds, f"job {job_id}"):
+            try:
+                if handler is None:
+                    raise LookupError(f"no handler for {job.kind} jobs in this version")
+                result = await handler(job.params, progress)
+                if isinstance(result, InBatches):
+                    if result.pending:  # the batches run now; the last one to finish ends the job
+                        await _hand_back(mine(), keep_heartbeat=False)
+                        ended = True
+                        await publish(channel(job.id), {"id": job.id, "status": job.status.value})
+                        return
+                    result = job.result  # nothing was left to do (an empty job): it ends here
+                job.status, job.result = JobStatus.SUCCEEDED, result
+            except Exception as exc:
+                log.exception("job %s (%s) failed", job.id, job.kind)
+                job.status = JobStatus.FAILED
+                job.errors = [*job.errors, {"row": None, "field": None, "message": f"{type(exc).__name__}: {exc}"}]
+            job.finished_at, job.worker = clock.now(), None  # nobody runs it any more
+            async with atomic():
+                await job.save()
+            ended = True
+    finally:
+        if not ended:  # a BaseException (Superseded, cancelled) or the database away: not a stop of the worker
+            await _hand_back(mine(), keep_heartbeat=True)
     await publish(channel(job.id), {"id": job.id, "status": job.status.value})
+
+
+async def lost(timeout: timedelta) -> list[tuple[str, tuple[int, ...]]]:
+    """The lost-job sweep: (actor, args) messages to send again for the RUNNING jobs and batches whose heartbeat is
+    older than `timeout`. Each row is claimed with a conditional update that hands it back (no worker) and restarts
+    its clock, so that two sweeps at once send each message once, and a message lost again is sent again after
+    another `timeout`. A row whose worker was still named counts a stop of that worker."""
+    now = clock.now()
+    cutoff = now - timeout
+    stopped = await update_returning(
+        Job.filter(status=JobStatus.RUNNING, worker__isnull=False, heartbeat_at__lt=cutoff).update(
+            worker=None, heartbeat_at=now, worker_stops=F("worker_stops") + 1
+        ),
+        "id",
+    )
+    unsent = await update_returning(
+        Job.filter(status=JobStatus.RUNNING, worker__isnull=True, heartbeat_at__lt=cutoff).update(heartbeat_at=now),
+        "id",
+    )
+    batches = await update_returning(
+        JobBatch.filter(
+            worker__isnull=False,
+            heartbeat_at__lt=cutoff,
+            done_at__isnull=True,
+            job_id__in=Subquery(Job.filter(status=JobStatus.RUNNING).values("id")),
+        ).update(worker=None, heartbeat_at=now, worker_stops=F("worker_stops") + 1),
+        "job_id",
+        "seq",
+    )
+    if stopped or batches:
+        log.warning(
+            "workers stopped while running jobs %s and batches %s; they are sent again",
+            sorted(row["id"] for row in stopped),
+            sorted((row["job_id"], row["seq"]) for row in batches),
+        )
+    messages: list[tuple[str, tuple[int, ...]]] = [
+        ("run_job", (job_id,)) for job_id in sorted(row["id"] for row in [*stopped, *unsent])
+    ]
+    messages += [(BATCH_ACTOR, (row["job_id"], row["seq"])) for row in sorted(batches, key=itemgetter("job_id", "seq"))]
+    return messages
 
 
 class RequesterGone(Exception):
@@ -222,13 +451,17 @@ async def requester(job: Job, roles: frozenset[Role], what: str) -> Caller:
 
 
 async def unfinished() -> list[int]:
-    """Queued or running jobs: in the embedded setup, those the previous process left behind."""
+    """Queued or running jobs: in the embedded setup, those the previous process left behind. That process (the
+    only one running jobs) is gone, so its rows are handed back first: their messages take them at once instead of
+    waiting for the heartbeat to go stale (no stop is counted: it may have been stopped on purpose)."""
+    await Job.filter(status=JobStatus.RUNNING, worker__isnull=False).update(worker=None)
+    await JobBatch.filter(worker__isnull=False, done_at__isnull=True).update(worker=None)
     return (
         await Job.filter(status__in=[JobStatus.QUEUED, JobStatus.RUNNING]).order_by("id").values_list("id", flat=True)
     )
 
 
-async def stale_queued(older_than: timedelta = timedelta(minutes=2)) -> list[int]:
+async def stale_queued(older_than: timedelta = timedelta(seconds=JobSettings.job_queued_seconds)) -> list[int]:
     """Queued jobs whose message may have been lost (the process died between commit and send)."""
     return await Job.filter(status=JobStatus.QUEUED, created_at__lt=clock.now() - older_than).values_list(
         "id", flat=True
@@ -282,25 +515,67 @@ async def run_batch(job_id: int, seq: int, publish: Publish) -> None:
     if work is None:
         await fail(job_id, f"no batch work for {job.kind} jobs in this version", publish)
         return
+    settings = _job_settings()
+    batch = await _claim_batch(batch, settings, publish)
+    if batch is None:
+        return
+    delivery = batch.deliveries
+
+    def mine() -> QuerySet[JobBatch]:
+        return JobBatch.filter(id=batch.id, deliveries=delivery, done_at__isnull=True)
+
     finished = False
-    async with atomic():
-        await work(job, batch.params)
-        # One batch of the job ends at a time (PostgreSQL: the job row's lock; SQLite: its single writer), and
-        # each counts the done batches afresh: a count never goes stale, whoever else writes it.
-        current = await locked(job_id)
-        total = current.total if current is not None else None
-        now = clock.now()
-        if await JobBatch.filter(id=batch.id, done_at__isnull=True).update(done_at=now):
-            done = await JobBatch.filter(job_id=job_id, done_at__isnull=False).count()
-            await Job.filter(id=job_id).update(processed=done, updated_at=now)
-            if total is not None and done >= total:
-                finished = bool(
-                    await Job.filter(id=job_id, status=JobStatus.RUNNING).update(
-                        status=JobStatus.SUCCEEDED, finished_at=now
+    try:
+        async with _heartbeat(mine, settings.job_heartbeat_seconds, f"batch {seq} of job {job_id}"), atomic():
+            await work(job, batch.params)
+            # One batch of the job ends at a time (PostgreSQL: the job row's lock; SQLite: its single writer),
+            # and each counts the done batches afresh: a count never goes stale, whoever else writes it.
+            current = await locked(job_id)
+            total = current.total if current is not None else None
+            now = clock.now()
+            if await JobBatch.filter(id=batch.id, done_at__isnull=True).update(done_at=now, worker=None):
+                done = await JobBatch.filter(job_id=job_id, done_at__isnull=False).count()
+                await Job.filter(id=job_id).update(processed=done, updated_at=now)
+                if total is not None and done >= total:
+                    finished = bool(
+                        await Job.filter(id=job_id, status=JobStatus.RUNNING).update(
+                            status=JobStatus.SUCCEEDED, finished_at=now
+                        )
                     )
-                )
+    except BaseException:  # rolled back: its retry (or the sweep) runs it again; not a stop of the worker
+        await _hand_back(mine(), keep_heartbeat=True)
+        raise
     status = JobStatus.SUCCEEDED if finished else JobStatus.RUNNING
     await publish(channel(job_id), {"id": job_id, "status": status.value})
+
+
+async def _claim_batch(batch: JobBatch, settings: JobSettings, publish: Publish) -> JobBatch | None:
+    """Take `batch` for this delivery, as `_claim` takes a job: None when another delivery runs it (fresh
+    heartbeat) or took it first, or when its worker stopped too often (the job is then FAILED)."""
+    now = clock.now()
+    stale = now - settings.heartbeat_timeout
+    if batch.worker is not None and batch.heartbeat_at is not None and batch.heartbeat_at >= stale:
+        log.info("batch %s of job %s is running in %s; this delivery leaves it", batch.seq, batch.job_id, batch.worker)
+        return None
+    stops = batch.worker_stops + (1 if batch.worker is not None else 0)
+    same = JobBatch.filter(
+        Q(worker__isnull=True) | Q(heartbeat_at__lt=stale),
+        id=batch.id,
+        deliveries=batch.deliveries,
+        worker_stops=batch.worker_stops,
+        done_at__isnull=True,
+    )
+    if stops >= settings.job_max_worker_stops:
+        if await same.update(worker=None, worker_stops=stops):
+            await fail(batch.job_id, stopped_message(stops, f"batch {batch.seq}"), publish)
+        return None
+    if stops > batch.worker_stops:
+        log.warning("batch %s of job %s: the worker %s stopped while running it", batch.seq, batch.job_id, batch.worker)
+    if not await same.update(
+        worker=worker_name(), heartbeat_at=now, deliveries=batch.deliveries + 1, worker_stops=stops
+    ):
+        return None
+    return await JobBatch.get(id=batch.id)
 
 
 async def locked(job_id: int) -> Job | None:

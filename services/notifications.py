@@ -5,16 +5,17 @@
   to DELIVERY_BATCH rows (services.dispatch).
 - `deliver(ids, settings)` is one delivery attempt of each row of a message, run by that actor: it claims the
   rows (one conditional UPDATE … RETURNING: those QUEUED and not held by another worker; each is held for
-  `CLAIM_LEASE` and its attempt counted), sends them through the channel's adapter
-  (services.notification_channels: one SMTP connection, one HTTP client for the batch) and records SENT or
-  FAILED for all of them in one transaction. Only the claimer sends, and a SENT or FAILED row is never claimed
-  again, so a re-delivered message never sends twice. A transient failure keeps the row QUEUED, held until its
-  next attempt is due (exponential backoff from CRM_NOTIFICATION_BACKOFF_MS), until CRM_NOTIFICATION_ATTEMPTS
-  attempts were made: then it is FAILED with `last_error`. A channel without an adapter (LETTER, BRANCH, ...)
-  is FAILED at once, with a `last_error` that says what to do by hand; EMAIL and SMS without a configured
-  server go to the mail drop (development).
-- `lost()` is the sweep's list: QUEUED rows nobody holds that have waited longer than `LOST_AFTER` (their
-  message was lost: the broker was down, the process died after the commit) and rows whose claim ran out (the
+  CRM_NOTIFICATION_CLAIM_SECONDS, default `CLAIM_LEASE`, and its attempt counted), sends them through the
+  channel's adapter (services.notification_channels: one SMTP connection, one HTTP client for the batch) and
+  records SENT or FAILED for all of them in one transaction. Only the claimer sends, and a SENT or FAILED row
+  is never claimed again, so a re-delivered message never sends twice. A transient failure keeps the row
+  QUEUED, held until its next attempt is due (exponential backoff from CRM_NOTIFICATION_BACKOFF_MS), until
+  CRM_NOTIFICATION_ATTEMPTS attempts were made: then it is FAILED with `last_error`. A channel without an
+  adapter (LETTER, BRANCH, ...) is FAILED at once, with a `last_error` that says what to do by hand; EMAIL and
+  SMS without a configured server go to the mail drop (development).
+- `lost()` is the sweep's list (every CRM_NOTIFICATION_SWEEP_SECONDS): QUEUED rows nobody holds that have waited
+  longer than CRM_NOTIFICATION_LOST_SECONDS, default `LOST_AFTER` (their message was lost: the broker was down,
+  the process died after the commit) and rows whose claim ran out (the
   worker died between claiming and recording: what it sent but did not record goes out again, the one case of
   a second e-mail, as with any outbox that cannot send and record in one step).
 - `on_outcome(callback)`: other domains hear about SENT and FAILED rows, a batch at a time, in the transaction
@@ -87,6 +88,13 @@ class NotificationSettings:
     mail_drop_dir: str = "var/outbox"  # CRM_MAIL_DROP_DIR: one file per message of an unconfigured channel
     notification_attempts: int = 5  # CRM_NOTIFICATION_ATTEMPTS: attempts before FAILED
     notification_backoff_ms: int = 10_000  # CRM_NOTIFICATION_BACKOFF_MS: the first retry's delay, doubling
+    # CRM_NOTIFICATION_CLAIM_SECONDS: how long a worker holds the rows it sends; a dead worker's rows are sent
+    # again after it. Far longer than an SMTP or gateway timeout.
+    notification_claim_seconds: int = int(CLAIM_LEASE.total_seconds())
+    # CRM_NOTIFICATION_LOST_SECONDS: an unclaimed QUEUED row this old lost its message; the sweep sends it again.
+    notification_lost_seconds: int = int(LOST_AFTER.total_seconds())
+    # CRM_NOTIFICATION_SWEEP_SECONDS: how often that sweep (requeue_lost_notifications) runs.
+    notification_sweep_seconds: int = 60
 
     def check(self) -> None:
         if self.smtp_url is not None:
@@ -112,6 +120,12 @@ class NotificationSettings:
             raise SettingsError("CRM_NOTIFICATION_ATTEMPTS must be between 1 and 20")
         if not 1 <= self.notification_backoff_ms <= 3_600_000:
             raise SettingsError("CRM_NOTIFICATION_BACKOFF_MS must be between 1 and 3600000")
+        if not 1 <= self.notification_claim_seconds <= 86_400:
+            raise SettingsError("CRM_NOTIFICATION_CLAIM_SECONDS must be between 1 and 86400")
+        if not 1 <= self.notification_lost_seconds <= 86_400:
+            raise SettingsError("CRM_NOTIFICATION_LOST_SECONDS must be between 1 and 86400")
+        if not 1 <= self.notification_sweep_seconds <= 3_600:
+            raise SettingsError("CRM_NOTIFICATION_SWEEP_SECONDS must be between 1 and 3600")
 
     def backoff(self, attempts_made: int) -> timedelta:
         """The wait before the next attempt: the first delay, doubled after each further attempt."""
@@ -187,7 +201,7 @@ async def enqueue(channel: Channel, recipient: str, body: str, **details: Any) -
 # ---------------------------------------------------------------- delivery
 
 
-async def claim(notification_ids: Sequence[int]) -> list[Notification]:
+async def claim(notification_ids: Sequence[int], lease: timedelta = CLAIM_LEASE) -> list[Notification]:
     """The rows this worker is to send now, each held for one attempt (counted): of these ids, those still
     QUEUED that no other worker holds. One conditional UPDATE … RETURNING, so that of two workers with the same
     ids each row goes to one of them."""
@@ -197,7 +211,7 @@ async def claim(notification_ids: Sequence[int]) -> list[Notification]:
             Q(claimed_until__isnull=True) | Q(claimed_until__lt=now),
             id__in=list(notification_ids),
             status=NotificationStatus.QUEUED,
-        ).update(claimed_until=now + CLAIM_LEASE, attempts=F("attempts") + 1),
+        ).update(claimed_until=now + lease, attempts=F("attempts") + 1),
         "id",
     )
     if not taken:
@@ -223,7 +237,7 @@ async def deliver(notification_ids: Sequence[int], settings: NotificationSetting
     A channel's rows go through one sender (one SMTP connection, one HTTP client). A worker that dies after
     sending some of them and before recording them leaves them claimed: they are sent again once the claim runs
     out, as a single notification would be."""
-    claimed = await claim(notification_ids)
+    claimed = await claim(notification_ids, timedelta(seconds=settings.notification_claim_seconds))
     outcomes = _Outcomes()
     by_channel: dict[Channel, list[Notification]] = {}
     for notification in claimed:
@@ -385,13 +399,13 @@ async def _tell(recorded: Sequence[Notification]) -> None:
 # ---------------------------------------------------------------- the sweep and retries
 
 
-async def lost(limit: int = SWEEP_BATCH) -> list[int]:
-    """QUEUED rows to send again, oldest first: nobody holds them and they waited longer than LOST_AFTER (the
+async def lost(limit: int = SWEEP_BATCH, older_than: timedelta = LOST_AFTER) -> list[int]:
+    """QUEUED rows to send again, oldest first: nobody holds them and they waited longer than `older_than` (the
     message was lost), or their claim ran out (the worker died). A row sent meanwhile is skipped by the claim."""
     now = clock.now()
     return await (
         Notification.filter(
-            Q(claimed_until__isnull=True, created_at__lt=now - LOST_AFTER) | Q(claimed_until__lt=now),
+            Q(claimed_until__isnull=True, created_at__lt=now - older_than) | Q(claimed_until__lt=now),
             status=NotificationStatus.QUEUED,
         )
         .order_by("id")

@@ -22,6 +22,7 @@ from core import db, domains, heap
 from core.pubsub import InProcessPubSub, RedisPubSub, make_pubsub
 from core.settings import Settings, use as use_settings
 from services import dispatch
+from services.jobs import BrokerSettings
 
 log = logging.getLogger(__name__)
 
@@ -151,13 +152,28 @@ class WorkerLoop(AsyncIO):
         await db.close_orm()
 
 
+def redis_broker(settings: Settings) -> RedisBroker:
+    """Dramatiq's Redis broker, giving a dead worker's messages back as services.jobs.BrokerSettings say."""
+    tuning = settings.of(BrokerSettings)
+    return RedisBroker(
+        url=settings.redis_url,
+        heartbeat_timeout=tuning.broker_heartbeat_timeout_ms,
+        maintenance_chance=tuning.broker_maintenance_chance,
+        dead_message_ttl=tuning.broker_dead_message_ttl_ms,
+        # A send runs on the API's event loop: a Redis that hangs instead of refusing must not hold every request.
+        # (Workers poll with short commands, so a 5 s reply bound does not cut their fetches short.)
+        socket_connect_timeout=2,
+        socket_timeout=5,
+    )
+
+
 class TaskQueue:
     """A broker with every declared actor bound to it."""
 
     def __init__(self, settings: Settings) -> None:
         declare_all()
         self.settings = settings
-        self.broker = StubBroker() if settings.embedded_broker else RedisBroker(url=settings.redis_url)
+        self.broker = StubBroker() if settings.embedded_broker else redis_broker(settings)
         self.actors: dict[str, dramatiq.Actor] = {}
         for name, (fn, options) in _definitions.items():
             extra = {k: v for k, v in options.items() if k != "queue_name"}

@@ -1,7 +1,12 @@
 from datetime import timedelta
 
+from core.settings import Settings
 from services import jobs
 from tasks.broker import actor, every, runtime
+
+
+def _sweep_period(settings: Settings) -> int:
+    return settings.of(jobs.JobSettings).job_sweep_seconds
 
 
 @actor(queue_name="jobs", max_retries=5, time_limit=4 * 60 * 60 * 1000)
@@ -13,8 +18,24 @@ async def run_job(job_id: int) -> None:
 async def requeue_stale_jobs() -> None:
     """Queued jobs whose message was lost (a crash between commit and send) are sent again."""
     queue = runtime().queue
-    for job_id in await jobs.stale_queued():
+    age = queue.settings.of(jobs.JobSettings).job_queued_seconds
+    for job_id in await jobs.stale_queued(timedelta(seconds=age)):
         queue.send("run_job", job_id)
+
+
+@actor(
+    queue_name="default",
+    max_retries=0,
+    max_age=60 * 1000,  # sweeps sent while no worker ran are dropped, not run one after the other
+    schedule=every(seconds=_sweep_period),
+)
+async def requeue_lost_jobs() -> None:
+    """Running jobs and batches whose heartbeat went stale (their worker was killed, or hangs) are handed back and
+    sent again; they resume after their checkpoint (services.jobs.lost)."""
+    queue = runtime().queue
+    timeout = queue.settings.of(jobs.JobSettings).heartbeat_timeout
+    for actor_name, args in await jobs.lost(timeout):
+        queue.send(actor_name, *args)
 
 
 @actor(queue_name="default", max_retries=0)

@@ -2,8 +2,11 @@
 makes one delivery attempt of each; the batch is retried with backoff while the service asks for it; the sweep
 re-sends what was lost."""
 
+from datetime import timedelta
+
 from dramatiq import Retry
 
+from core.settings import Settings
 from services import notifications
 from tasks.broker import actor, every, runtime
 
@@ -23,9 +26,15 @@ async def send_notifications(notification_ids: list[int]) -> None:
         raise Retry("some notifications of the batch are tried again", delay=int(wait.total_seconds() * 1000))
 
 
-@actor(queue_name="default", max_retries=0, schedule=every(minutes=1))
+def _sweep_period(settings: Settings) -> int:
+    return settings.of(notifications.NotificationSettings).notification_sweep_seconds
+
+
+@actor(queue_name="default", max_retries=0, max_age=60 * 1000, schedule=every(seconds=_sweep_period))
 async def requeue_lost_notifications() -> None:
     """Queued notifications whose message was lost, or whose worker died mid-attempt, are sent again."""
     queue = runtime().queue
-    for batch in notifications.delivery_batches(await notifications.lost()):
+    settings = queue.settings.of(notifications.NotificationSettings)
+    lost = await notifications.lost(older_than=timedelta(seconds=settings.notification_lost_seconds))
+    for batch in notifications.delivery_batches(lost):
         queue.send(notifications.SEND_ACTOR, batch)

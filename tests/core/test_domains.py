@@ -90,7 +90,7 @@ def test_registries_hold_what_the_domains_declare(settings):
     }  # fmt: skip
     assert {name for name, _ in broker.schedules(settings)} == {
         "requeue_stale_jobs", "monitor_complaint_sla", "purge_expired_tokens", "requeue_lost_notifications",
-        "requeue_stalled_batches", "sweep_stale_portraits", "recompute_all_portraits",
+        "requeue_stalled_batches", "sweep_stale_portraits", "recompute_all_portraits", "requeue_lost_jobs",
     }  # fmt: skip
     for name in ("staff", "customer", "complaint", "holdings", "tags", "consents", "notes", "complaint_events"):
         assert hasattr(loaders.Loaders(), name), name

@@ -19,7 +19,7 @@ def test_the_schedule_sends_known_actors(settings):
         assert {job.id for job in scheduler.get_jobs()} == {name for name, _ in planned}
         assert {name for name, _ in planned} == {
             "requeue_stale_jobs", "monitor_complaint_sla", "purge_expired_tokens", "requeue_lost_notifications",
-            "requeue_stalled_batches", "sweep_stale_portraits", "recompute_all_portraits",
+            "requeue_stalled_batches", "sweep_stale_portraits", "recompute_all_portraits", "requeue_lost_jobs",
         }  # fmt: skip
         assert all(name in queue.actors for name, _ in planned)
         stale = dict(planned)["requeue_stale_jobs"]

@@ -37,7 +37,14 @@ def _pinned_clock():
 
 
 def _start_worker(settings) -> subprocess.Popen:
-    return start_worker(settings, CRM_PORTRAIT_BATCH_SIZE=str(BATCH), CRM_JOB_STALL_SECONDS="3")
+    # A dead worker's batches are taken over once their heartbeat is older than the timeout (services/jobs.py).
+    return start_worker(
+        settings,
+        CRM_PORTRAIT_BATCH_SIZE=str(BATCH),
+        CRM_JOB_STALL_SECONDS="3",
+        CRM_JOB_HEARTBEAT_SECONDS="1",
+        CRM_JOB_HEARTBEAT_TIMEOUT_SECONDS="3",
+    )
 
 
 async def _customers(count: int) -> list[int]:
