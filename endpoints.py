@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import hmac
 import logging
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 from starlette.requests import Request
@@ -12,6 +15,7 @@ from starlette.routing import Route
 from tortoise import Tortoise
 from tortoise.functions import Count
 
+from core.db import UNAVAILABLE_MESSAGE, is_unavailable
 from core.metrics import Metrics
 from core.settings import Settings
 from models.jobs import Job, JobStatus
@@ -24,6 +28,33 @@ if TYPE_CHECKING:
     from app import Runtime
 
 log = logging.getLogger("crm")
+READY_CHECK_SECONDS = 2.0  # each /readyz check: a database or Redis that hangs is "not ready", not a hung probe
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+def unavailable_as_503(handler: Handler) -> Handler:
+    """The database out of reach (core.db.is_unavailable) answers 503 SERVICE_UNAVAILABLE with Retry-After and a
+    generic message, logged as one WARNING line (no traceback)."""
+
+    @functools.wraps(handler)
+    async def guarded(request: Request) -> Response:
+        try:
+            return await handler(request)
+        except Exception as error:
+            if not is_unavailable(error):
+                raise
+            log.warning("%s %s: SERVICE_UNAVAILABLE (%s)", request.method, request.url.path, type(error).__name__)
+            return unavailable_response()
+
+    return guarded
+
+
+def unavailable_response() -> JSONResponse:
+    return JSONResponse(
+        {"errors": [{"message": UNAVAILABLE_MESSAGE, "extensions": {"code": "SERVICE_UNAVAILABLE"}}]},
+        status_code=503,
+        headers={"Retry-After": "5"},
+    )
 
 
 def routes(settings: Settings, metrics: Metrics) -> list[Route]:
@@ -53,10 +84,10 @@ def routes(settings: Settings, metrics: Metrics) -> list[Route]:
         return await _download(request, settings)
 
     return [
-        Route("/jobs/{job_id:int}/download", job_download),
+        Route("/jobs/{job_id:int}/download", unavailable_as_503(job_download)),
         Route("/healthz", healthz),
         Route("/readyz", readyz),
-        Route("/metrics", metrics_endpoint),
+        Route("/metrics", unavailable_as_503(metrics_endpoint)),
     ]
 
 
@@ -92,21 +123,40 @@ async def _download(request: Request, settings: Settings) -> Response:
 
 async def _database_ready() -> bool:
     try:
-        await Tortoise.get_connection("default").execute_query("SELECT 1")
+        async with asyncio.timeout(READY_CHECK_SECONDS):
+            await Tortoise.get_connection("default").execute_query("SELECT 1")
         return True
-    except Exception:
-        log.exception("database check failed")
+    except Exception as error:
+        _not_ready("database", error)
         return False
 
 
 async def _broker_ready(runtime: Runtime) -> bool:
+    """Embedded: the worker threads are alive; else Redis (the broker's and pub/sub's) answers a PING in time."""
     try:
         if runtime.worker is not None:
             return all(w.is_alive() for w in runtime.worker.workers)
-        return await runtime.pubsub.ping()
-    except Exception:
-        log.exception("broker check failed")
+        async with asyncio.timeout(READY_CHECK_SECONDS):
+            return await runtime.pubsub.ping()
+    except Exception as error:
+        _not_ready("broker", error)
         return False
+
+
+def _not_ready(check: str, error: Exception) -> None:
+    """One line: a probe polled every few seconds must not fill the log with tracebacks while a dependency is down
+    (a timeout, a connection error); anything else is a bug and keeps its traceback."""
+    expected = isinstance(error, TimeoutError) or is_unavailable(error) or _is_redis_connection_error(error)
+    if expected:
+        log.warning("readiness: %s check failed (%s)", check, type(error).__name__)
+    else:
+        log.exception("readiness: %s check failed", check)
+
+
+def _is_redis_connection_error(error: BaseException) -> bool:
+    from redis.exceptions import ConnectionError as RedisConnectionError, TimeoutError as RedisTimeout
+
+    return isinstance(error, RedisConnectionError | RedisTimeout)
 
 
 async def _job_counts() -> dict[str, int]:

@@ -11,6 +11,7 @@ import uuid
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from core.db import UNAVAILABLE_MESSAGE, is_unavailable
 from core.logs import request_id_var
 from core.metrics import Metrics
 
@@ -44,15 +45,24 @@ class RequestContext:
         started = time.perf_counter()
         status = 500
 
+        started_response = False
+
         async def send_with_id(message: Message) -> None:
-            nonlocal status
+            nonlocal status, started_response
             if message["type"] == "http.response.start":
                 status = message["status"]
+                started_response = True
                 message["headers"] = [*message.get("headers", []), (b"x-request-id", request_id.encode())]
             await send(message)
 
         try:
             await self.app(scope, receive, send_with_id)
+        except Exception as error:
+            # Any page (the survey page, ...) whose database is out of reach: 503, one line, no traceback.
+            if scope["type"] != "http" or started_response or not is_unavailable(error):
+                raise
+            log.warning("%s %s: SERVICE_UNAVAILABLE (%s)", scope["method"], scope["path"], type(error).__name__)
+            await _unavailable(send_with_id)
         finally:
             elapsed = time.perf_counter() - started
             if scope["type"] == "http":
@@ -115,6 +125,24 @@ class BodyLimit:
         except BodyTooLarge:
             if not started:
                 await _reject(send, limit)
+
+
+async def _unavailable(send: Send) -> None:
+    body = json.dumps(
+        {"errors": [{"message": UNAVAILABLE_MESSAGE, "extensions": {"code": "SERVICE_UNAVAILABLE"}}]}
+    ).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 503,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                (b"retry-after", b"5"),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
 
 
 async def _reject(send: Send, limit: int) -> None:

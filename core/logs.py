@@ -18,9 +18,27 @@ class RequestIdFilter(logging.Filter):
         return True
 
 
+class OutageWithoutTraceback(logging.Filter):
+    """A line logged with the traceback of an outage (the database or Redis out of reach: core.db.is_unavailable,
+    core.pubsub.broker_unreachable), by us or a library (asyncpg's pool "retrying", Dramatiq's consumer), keeps
+    its line and names the error instead: while a dependency is down, the log says so once a try, not in pages."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        if error is not None:
+            from core.db import is_unavailable
+            from core.pubsub import broker_unreachable
+
+            if is_unavailable(error) or broker_unreachable(error):
+                record.msg = f"{record.msg} ({type(error).__name__}: outage, traceback left out)"
+                record.exc_info, record.exc_text = None, None
+        return True
+
+
 def configure_logging(level: str = "INFO", json_lines: bool = True) -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.addFilter(RequestIdFilter())
+    handler.addFilter(OutageWithoutTraceback())
     if json_lines:
         handler.setFormatter(
             JsonFormatter(
@@ -51,11 +69,13 @@ def log_graphql_errors(errors: list, execution_context: object | None = None) ->
     """Replaces strawberry's `Schema.process_errors`, which logs every error at ERROR with the query text (and
     so the values written into it) and a traceback. Here an expected client error (UNAUTHENTICATED, FORBIDDEN,
     BAD_USER_INPUT, GRAPHQL_PARSE_FAILED, ...) is one INFO line; only an unexpected one is ERROR, with its
-    traceback. Neither line holds the query text, the variables' values or the error message (a coercion
+    traceback; SERVICE_UNAVAILABLE (the database out of reach) is one WARNING line
+    for the request. No line holds the query text, the variables' values or the error message (a coercion
     error's message quotes the value it refused)."""
     from schema.protection import _code_for
 
     operation = getattr(execution_context, "operation_name", None)
+    unavailable = False
     for error in errors:
         code = (error.extensions or {}).get("code") or _code_for(error)
         extra = {
@@ -65,7 +85,18 @@ def log_graphql_errors(errors: list, execution_context: object | None = None) ->
             "request_id": request_id_var.get(),
         }
         path = extra["path"] or "-"
-        if code == "INTERNAL_SERVER_ERROR":
+        if code == "SERVICE_UNAVAILABLE":  # the database is out of reach: one line, no traceback, no socket text
+            if not unavailable:
+                original = error.original_error
+                graphql_log.warning(
+                    "GraphQL SERVICE_UNAVAILABLE (%s) at %s in %s",
+                    type(original).__name__ if original is not None else "-",
+                    path,
+                    operation or "(anonymous)",
+                    extra=extra,
+                )
+            unavailable = True  # one line for the request, however many fields failed
+        elif code == "INTERNAL_SERVER_ERROR":
             original = error.original_error
             graphql_log.error(
                 "unexpected GraphQL error %s at %s in %s",

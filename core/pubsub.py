@@ -8,13 +8,32 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections import defaultdict
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import redis.asyncio as aioredis
+from redis.exceptions import ConnectionError as RedisConnectionError, TimeoutError as RedisTimeoutError
 
 QUEUE_SIZE = 256
+CONNECT_TIMEOUT = 2.0  # seconds to open a connection to Redis: a host that accepts nothing fails this fast
+log = logging.getLogger(__name__)
+
+
+def broker_unreachable(error: BaseException | None) -> bool:
+    """Whether an error means Redis (the broker, pub/sub) is out of reach: Redis's connection errors and timeouts,
+    Dramatiq's broker connection errors (raised from them), a socket error; itself or what it was raised from."""
+    seen: set[int] = set()
+    while error is not None and id(error) not in seen:
+        if isinstance(error, RedisConnectionError | RedisTimeoutError | ConnectionError | TimeoutError):
+            return True
+        # dramatiq.errors.BrokerConnectionError, by name: core and services import no Dramatiq.
+        if any(c.__name__ == "BrokerConnectionError" for c in type(error).__mro__):
+            return True
+        seen.add(id(error))
+        error = error.__cause__ or error.__context__
+    return False
 
 
 class InProcessPubSub:
@@ -56,12 +75,21 @@ async def _drain(queue: asyncio.Queue) -> AsyncIterator[dict]:
 
 
 class RedisPubSub:
+    """Live updates are hints (a client reads the row again): a publication Redis cannot take is dropped with one
+    WARNING line, never an error of the mutation or job that made it."""
+
     def __init__(self, url: str, prefix: str = "crm:") -> None:
-        self._redis = aioredis.Redis.from_url(url)
+        self._redis = aioredis.Redis.from_url(url, socket_connect_timeout=CONNECT_TIMEOUT)
         self._prefix = prefix
 
     async def publish(self, channel: str, message: dict) -> None:
-        await self._redis.publish(self._prefix + channel, json.dumps(message))
+        try:
+            async with asyncio.timeout(CONNECT_TIMEOUT * 2):
+                await self._redis.publish(self._prefix + channel, json.dumps(message))
+        except Exception as error:
+            if not broker_unreachable(error):
+                raise
+            log.warning("live update to %s dropped: Redis unreachable (%s)", channel, type(error).__name__)
 
     @asynccontextmanager
     async def subscribe(self, channel: str) -> AsyncIterator[AsyncIterator[dict]]:

@@ -36,6 +36,7 @@ from graphql import (
 from graphql.validation import ValidationContext, ValidationRule
 from strawberry.extensions import AddValidationRules, MaskErrors, ParserCache, SchemaExtension
 
+from core.db import UNAVAILABLE_MESSAGE, is_unavailable
 from core.logs import request_id_var
 from models.customers import Channel, ConsentPurpose, ProductType
 from resolvers.nodes import MAX_NODES
@@ -54,6 +55,8 @@ LIMIT_MESSAGES = re.compile(r"exceeds max(imum)? |aliases found\. Allowed|contai
 
 def _code_for(error: GraphQLError) -> str:
     original = error.original_error
+    if is_unavailable(original):  # the database is out of reach: nobody's fault, worth trying again
+        return "SERVICE_UNAVAILABLE"
     if isinstance(original, DomainError):
         return original.code.value
     if LIMIT_MESSAGES.search(error.message):
@@ -66,7 +69,9 @@ def _code_for(error: GraphQLError) -> str:
 
 
 class ErrorCodes(SchemaExtension):
-    """Every error leaves with `extensions.code`; domain errors keep the field they concern."""
+    """Every error leaves with `extensions.code`; domain errors keep the field they concern. An error of the
+    database being out of reach (core.db.is_unavailable) leaves as SERVICE_UNAVAILABLE with a generic message: its
+    own (a socket's) tells the client nothing it can use."""
 
     def on_operation(self) -> Iterator[None]:
         yield
@@ -85,6 +90,8 @@ class ErrorCodes(SchemaExtension):
         for error in errors:
             extensions = dict(error.extensions or {})
             extensions.setdefault("code", _code_for(error))
+            if extensions["code"] == "SERVICE_UNAVAILABLE" and is_unavailable(error.original_error):
+                error.message = UNAVAILABLE_MESSAGE
             if isinstance(error.original_error, DomainError) and error.original_error.field:
                 extensions.setdefault("field", error.original_error.field)
             error.extensions = extensions
@@ -591,7 +598,12 @@ class DocumentCache(ParserCache):
 
 def _should_mask(error: GraphQLError) -> bool:
     original = error.original_error
-    return error.path is not None and original is not None and not isinstance(original, GraphQLError | DomainError)
+    return (
+        error.path is not None
+        and original is not None
+        and not isinstance(original, GraphQLError | DomainError)
+        and not is_unavailable(original)  # SERVICE_UNAVAILABLE says only that (ErrorCodes)
+    )
 
 
 class MaskUnexpectedErrors(MaskErrors):
@@ -619,4 +631,16 @@ class PiiReadAudit(SchemaExtension):
         yield
         context = self.execution_context.context
         if getattr(context, "pii_reads", None):
-            await context.flush_pii_reads()
+            try:
+                await context.flush_pii_reads()
+            except Exception as error:
+                if not is_unavailable(error):
+                    raise
+                # Unaudited personal data does not leave: the whole answer becomes SERVICE_UNAVAILABLE.
+                log.warning("PII read audit not written: the database is unavailable (%s)", type(error).__name__)
+                result = self.execution_context.result  # Strawberry returns this object: change it in place
+                refusal = GraphQLError(UNAVAILABLE_MESSAGE, extensions={"code": "SERVICE_UNAVAILABLE"})
+                if result is None:
+                    self.execution_context.result = ExecutionResult(data=None, errors=[refusal])
+                else:
+                    result.data, result.errors = None, [refusal]

@@ -9,6 +9,10 @@ bucket holds. `give_back` returns a token (a successful sign-in does not count a
 
 The rules (`Rule`) and their sizes (`LimitSettings`, CRM_LIMIT_*) are declared here, once; the subject of a
 bucket (an address, a username, a survey link) is only ever stored as a keyed hash.
+
+Redis out of reach (down, refusing, hung past REDIS_TIMEOUT): the limits fail over to this process's own buckets
+(each process then allows what the bucket holds, as when no Redis is configured), with one WARNING line every
+REDIS_REST seconds; a request is never refused nor answered 500 because Redis is down.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import hashlib
 import logging
 import math
 import threading
+import time
 import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -174,11 +179,12 @@ def _key(name: str, subject: str, settings: Settings) -> str:
 async def _bucket_op(settings: Settings, key: str, burst: int, rate: float, cost: int) -> float | None:
     """Takes `cost` tokens (gives them back when negative); None when it could, else the seconds to wait."""
     now = clock.now().timestamp()
-    if settings.redis_url:
+    if settings.redis_url and not _redis_resting(settings.redis_url):
         try:
-            return await _redis_bucket(settings.redis_url, key, now, burst, rate, cost)
-        except Exception as error:  # Redis down: each process limits on its own rather than not at all
-            log.warning("rate limit: Redis unavailable (%s); counting in this process", type(error).__name__)
+            async with asyncio.timeout(REDIS_TIMEOUT):
+                return await _redis_bucket(settings.redis_url, key, now, burst, rate, cost)
+        except Exception as error:  # Redis down or hung: each process limits on its own rather than not at all
+            _rest_redis(settings.redis_url, error)
     store = _local_store(settings, create=True)
     assert store is not None
     return store.take(key, now, burst, rate, cost)
@@ -253,6 +259,27 @@ redis.call('EXPIRE', KEYS[1], math.ceil(burst / rate) + 60)
 return {taken, wait}
 """
 
+# Redis out of reach (down, refusing, hung): the limits fail over to this process's own buckets, never to a 500 nor
+# to no limit at all. A take waits at most REDIS_TIMEOUT for Redis; after a failure Redis is left alone for
+# REDIS_REST seconds (requests do not each pay the timeout), and one WARNING line says so each time.
+REDIS_TIMEOUT = 0.5
+REDIS_REST = 5.0
+_resting_until: dict[str, float] = {}
+
+
+def _redis_resting(url: str) -> bool:
+    return time.monotonic() < _resting_until.get(url, 0.0)
+
+
+def _rest_redis(url: str, error: BaseException) -> None:
+    _resting_until[url] = time.monotonic() + REDIS_REST
+    log.warning(
+        "rate limit: Redis unavailable (%s); counting in this process for the next %gs",
+        type(error).__name__,
+        REDIS_REST,
+    )
+
+
 # One client per Redis URL and event loop (a client's connections belong to the loop that opened them).
 _clients: dict[tuple[str, int], tuple[weakref.ref, Any, Any]] = {}
 
@@ -261,7 +288,7 @@ async def _redis_bucket(url: str, key: str, now: float, burst: int, rate: float,
     loop = asyncio.get_running_loop()
     held = _clients.get((url, id(loop)))
     if held is None or held[0]() is not loop:
-        client = aioredis.Redis.from_url(url)
+        client = aioredis.Redis.from_url(url, socket_connect_timeout=REDIS_TIMEOUT, socket_timeout=REDIS_TIMEOUT)
         held = (weakref.ref(loop), client, client.register_script(_LUA))
         _clients[(url, id(loop))] = held
     taken, wait = await held[2](keys=[key], args=[repr(now), burst, repr(rate), cost])
