@@ -27,6 +27,11 @@ from strawberry.http.parse_content_type import parse_content_type
 from strawberry.schema.exceptions import InvalidOperationTypeError
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 
+try:  # what uvicorn's http="auto" picks
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol as _UvicornHttpProtocol
+except ImportError:  # pragma: no cover (httptools is a dependency; h11 is uvicorn's fallback)
+    from uvicorn.protocols.http.h11_impl import H11Protocol as _UvicornHttpProtocol
+
 import endpoints
 from core import db, domains, heap
 from core.graphiql import GRAPHIQL_STATIC_DIR, graphiql_assets_present, graphiql_csp, graphiql_html
@@ -318,6 +323,32 @@ async def _stop(runtime: Runtime) -> None:
         await asyncio.to_thread(runtime.worker.stop)
     runtime.queue.close()
     await runtime.pubsub.close()
+
+
+# How long a connection with no request under way is kept, once shutdown begins, for a request that may be
+# arriving on it: long enough for the event loop to read what the client has sent already.
+SHUTDOWN_READ_GRACE_SECONDS = 0.5
+
+
+class ServingHttpProtocol(_UvicornHttpProtocol):
+    """uvicorn's HTTP protocol (`crm serve`'s `http=`), except that on shutdown a connection with no request under
+    way is closed a moment later instead of at once.
+
+    uvicorn closes such connections at once; one accepted in the last turn of the event loop before the shutdown,
+    whose request is in the socket's buffer but not read yet, is then closed under its request: the client gets a
+    reset, though the request was never seen. During a rolling restart (SIGHUP to `serve --workers N`) that fails
+    about one request in a thousand. Here the request is read first: it is answered (and the connection closed
+    after it, as for any request in flight at shutdown); a connection that stays idle is closed after the grace."""
+
+    def shutdown(self) -> None:
+        if self.cycle is None and not self.transport.is_closing():
+            self.loop.call_later(SHUTDOWN_READ_GRACE_SECONDS, self._shutdown_after_grace)
+            return
+        super().shutdown()
+
+    def _shutdown_after_grace(self) -> None:
+        if not self.transport.is_closing():
+            super().shutdown()
 
 
 if __name__ == "__main__":

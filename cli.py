@@ -110,7 +110,16 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     except db.UnmigratedDatabase as exc:
         print(f"crm: {exc}", file=sys.stderr)
         return 1
-    options = {"host": args.host, "port": args.port, "log_config": None, "proxy_headers": False}
+    # SIGTERM: uvicorn stops accepting, lets the requests in flight finish for at most the grace period (then
+    # cancels them), closes open websockets with 1012 (service restart), then runs the lifespan's shutdown.
+    options = {
+        "host": args.host,
+        "port": args.port,
+        "log_config": None,
+        "proxy_headers": False,
+        "timeout_graceful_shutdown": settings.shutdown_grace_seconds,
+        "http": "app:ServingHttpProtocol",  # reads a request just arriving before closing its connection
+    }
     if workers > 1:
         # Processes of their own (spawned), each importing the app through the factory: uvicorn's supervisor
         # holds the socket, restarts a process that dies or stops answering its pings, and stops them all on
@@ -140,8 +149,10 @@ def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
     worker.start()
     log.info("worker started with %d threads", args.threads)
     stop.wait()
-    log.info("worker stopping")
-    worker.stop()
+    log.info("worker stopping: finishing the actor runs in progress (at most %ds)", settings.shutdown_grace_seconds)
+    # Dramatiq lets each worker thread finish the message it holds and puts back the ones it prefetched; a run
+    # still going after the grace period is abandoned with the process, and Redis hands it to another worker.
+    worker.stop(timeout=settings.shutdown_grace_seconds * 1000)
     return 0
 
 

@@ -59,6 +59,9 @@ class Settings:
     # How long an embedded worker thread waits for a message before it looks whether to stop: it bounds how long
     # stopping the app takes (twice this), at the cost of a wake-up per thread this often when idle.
     worker_poll_ms: int = 100
+    # SIGTERM: how long `crm serve` lets in-flight requests finish (then cancels them) and `crm worker` lets the
+    # actor runs in progress finish (then exits; Redis gives their messages to another worker) before stopping.
+    shutdown_grace_seconds: int = 30
     log_level: str = "INFO"
     log_json: bool = True
     # Browser origins allowed to call the API from scripts (CORS), comma-separated; none by default.
@@ -126,6 +129,8 @@ class Settings:
             raise SettingsError("CRM_WORKER_THREADS must be between 1 and 64")
         if not 5 <= self.worker_poll_ms <= 5_000:
             raise SettingsError("CRM_WORKER_POLL_MS must be between 5 and 5000")
+        if not 0 <= self.shutdown_grace_seconds <= 3600:
+            raise SettingsError("CRM_SHUTDOWN_GRACE_SECONDS must be between 0 and 3600")
         if self.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
             raise SettingsError(f"CRM_LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR, not {self.log_level!r}")
         if self.production and len(self.secret_key) < 32:

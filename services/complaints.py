@@ -205,10 +205,15 @@ async def _move(
     message: str | None = None,
     changes: dict[str, Any] | None = None,
     version: int | None = None,
+    current: Complaint | None = None,
 ) -> Complaint:
-    """Apply one move of the state machine, with its event; any other move is INVALID_TRANSITION."""
+    """Apply one move of the state machine, with its event; any other move is INVALID_TRANSITION.
+
+    `current`: the complaint as the caller read it to compute `changes` (a count plus one): the move is then
+    conditional on that read, so that a concurrent move in between makes this one STALE_VERSION instead of
+    losing its count."""
     staff = require_role(caller, roles)
-    complaint = await get(caller, complaint_id)
+    complaint = current or await get(caller, complaint_id)
     step = rules.MOVES[move]
     if not rules.allowed(move, complaint.status):
         raise DomainError(ErrorCode.INVALID_TRANSITION, rules.refusal(move, complaint.status), "id")
@@ -272,7 +277,12 @@ async def escalate(caller: Caller, complaint_id: int, reason: str) -> Complaint:
     text = _text(reason, "reason", MAX_TEXT, required=True)
     current = await get(caller, complaint_id)
     return await _move(
-        caller, complaint_id, "escalate", message=text, changes={"escalation_level": current.escalation_level + 1}
+        caller,
+        complaint_id,
+        "escalate",
+        message=text,
+        changes={"escalation_level": current.escalation_level + 1},
+        current=current,
     )
 
 
@@ -312,6 +322,7 @@ async def extend_deadline(
         "extend",
         message=text,
         changes={"extension_count": count, "due_at": rules.due_after(current.received_at, count)},
+        current=current,
     )
     await notify_customer(
         complaint,
@@ -376,6 +387,7 @@ async def reopen(caller: Caller, complaint_id: int, reason: str) -> Complaint:
             "closed_at": None,
             "customer_accepted": None,
         },
+        current=current,
     )
 
 
