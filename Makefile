@@ -34,7 +34,7 @@ run: install
 # with a database and a Redis database of its own (tests/database.py). `.venv/bin/pytest` alone runs in one.
 TEST_WORKERS ?= 2
 test: install
-	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile --durations=10
 
 # ruff: lint (with import sorting) and format, both configured in pyproject.toml.
 lint: install

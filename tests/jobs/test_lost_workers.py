@@ -36,8 +36,12 @@ async def _plan(params: dict, progress: jobs.Progress) -> jobs.InBatches:
     return await jobs.split(progress, [{"n": 0}, {"n": 1}])
 
 
-jobs.register_kind(KIND, _handler)
-jobs.register_kind(BATCHED, _plan, batch=_batch_work)
+@pytest.fixture(autouse=True)
+def _test_kinds(monkeypatch) -> None:
+    # Registered for this module's tests only: the registries are the process's, shared with other test modules.
+    monkeypatch.setitem(jobs._HANDLERS, KIND, _handler)
+    monkeypatch.setitem(jobs._HANDLERS, BATCHED, _plan)
+    monkeypatch.setitem(jobs._BATCH_WORK, BATCHED, _batch_work)
 
 
 async def _publish(channel: str, message: dict) -> None:

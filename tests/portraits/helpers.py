@@ -150,3 +150,28 @@ async def stored_churn_risk(customer_id: int, churn_risk: float) -> None:
         lifecycle_stage=LifecycleStage.DORMANT,
         computed_at=NOW,
     )
+
+
+async def customers_with_a_deposit(count: int) -> list[int]:
+    """`count` customers, each with one active two-year time deposit (a varied balance): their ids."""
+    today = date.today()
+    await Customer.bulk_create(
+        [Customer(customer_no=f"K{n:010d}", kind=CustomerKind.INDIVIDUAL, name=f"客户{n}") for n in range(count)],
+        batch_size=1000,
+    )
+    ids = sorted(await Customer.all().values_list("id", flat=True))
+    await ProductHolding.bulk_create(
+        [
+            ProductHolding(
+                customer_id=customer_id,
+                account_no=f"6222{customer_id:012d}",
+                product=ProductType.TIME_DEPOSIT,
+                balance=Decimal(1000 * (customer_id % 7000)),
+                opened_at=today.replace(year=today.year - 2),
+                status=HoldingStatus.ACTIVE,
+            )
+            for customer_id in ids
+        ],
+        batch_size=1000,
+    )
+    return ids

@@ -8,20 +8,19 @@ import asyncio
 import signal
 import subprocess
 import time
-from datetime import date
-from decimal import Decimal
 
 import httpx
 import pytest
 import redis.asyncio as aioredis
 
-from models.customers import Customer, CustomerKind, HoldingStatus, ProductHolding, ProductType
+from models.customers import Customer
 from models.jobs import Job, JobBatch, JobStatus
 from models.portraits import Portrait
 from models.staff import Role
 from services import clock
 from tests.conftest import TEST_REDIS_URL, make_staff, token_for, with_overrides
 from tests.jobs.live import live_server, start_worker
+from tests.portraits.helpers import customers_with_a_deposit
 
 pytestmark = pytest.mark.skipif(not TEST_REDIS_URL, reason="CRM_TEST_REDIS_URL is not set")
 CUSTOMERS, BATCH = 3000, 20  # 150 batches: the kill lands mid-run
@@ -47,30 +46,6 @@ def _start_worker(settings) -> subprocess.Popen:
     )
 
 
-async def _customers(count: int) -> list[int]:
-    today = date.today()
-    await Customer.bulk_create(
-        [Customer(customer_no=f"K{n:010d}", kind=CustomerKind.INDIVIDUAL, name=f"客户{n}") for n in range(count)],
-        batch_size=1000,
-    )
-    ids = sorted(await Customer.all().values_list("id", flat=True))
-    await ProductHolding.bulk_create(
-        [
-            ProductHolding(
-                customer_id=customer_id,
-                account_no=f"6222{customer_id:012d}",
-                product=ProductType.TIME_DEPOSIT,
-                balance=Decimal(1000 * (customer_id % 7000)),
-                opened_at=today.replace(year=today.year - 2),
-                status=HoldingStatus.ACTIVE,
-            )
-            for customer_id in ids
-        ],
-        batch_size=1000,
-    )
-    return ids
-
-
 async def _stop(worker: subprocess.Popen) -> tuple[int, str]:
     worker.terminate()
     try:
@@ -87,7 +62,7 @@ async def test_a_worker_killed_mid_recompute_loses_nothing(settings):
     await client.flushdb()
     await client.aclose()
     async with live_server(redis_settings) as (application, address):
-        ids = await _customers(CUSTOMERS)
+        ids = await customers_with_a_deposit(CUSTOMERS)
         token = await token_for(await make_staff(Role.ANALYST), redis_settings)
         doomed, survivor = _start_worker(redis_settings), _start_worker(redis_settings)
         try:

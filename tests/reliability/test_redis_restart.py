@@ -25,6 +25,7 @@ from services import clock
 from tests.complaints.helpers import do, file, new_customer
 from tests.conftest import GraphQLClient
 from tests.reliability.harness import (
+    NO_RATE_LIMITS,
     Api,
     crm_env,
     eventually,
@@ -40,12 +41,6 @@ pytestmark = pytest.mark.timeout(90)
 COMPLAINTS = 4
 EXPORTS = 2
 EXPORT = "mutation { exportAuditLog(input: {}) { job { id status } errors { code } } }"
-UNLIMITED = {
-    "CRM_LIMIT_API_TOKEN_BURST": "100000",
-    "CRM_LIMIT_API_TOKEN_PER_HOUR": "1000000",
-    "CRM_LIMIT_API_IP_BURST": "100000",
-    "CRM_LIMIT_API_IP_PER_HOUR": "1000000",
-}
 
 
 async def test_mutations_while_redis_is_down_are_delivered_once_when_it_returns(
@@ -55,7 +50,7 @@ async def test_mutations_while_redis_is_down_are_delivered_once_when_it_returns(
     drop = tmp_path / "outbox"
     started_at = time.monotonic()
     with redis_server() as redis, processes() as started:
-        env = crm_env(migrated_database, redis.url, CRM_MAIL_DROP_DIR=str(drop), **UNLIMITED)
+        env = crm_env(migrated_database, redis.url, CRM_MAIL_DROP_DIR=str(drop), **NO_RATE_LIMITS)
         api = Api(env, free_port())
         started.append(api)
         started.append(start_worker(env, threads=2))

@@ -17,14 +17,13 @@ import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
-from datetime import date, timedelta
-from decimal import Decimal
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
 from core.db import atomic
-from models.customers import Channel, Customer, CustomerKind, HoldingStatus, ProductHolding, ProductType
+from models.customers import Channel, Customer, CustomerKind
 from models.jobs import Job, JobBatch, JobStatus
 from models.notifications import Notification, NotificationStatus
 from models.portraits import Portrait
@@ -33,6 +32,7 @@ from models.surveys import InvitationStatus, QuestionType, SurveyInvitation, Sur
 from services import clock, customer_import, survey_campaigns, surveys
 from services.access import Caller
 from tests.conftest import make_staff
+from tests.portraits.helpers import customers_with_a_deposit
 from tests.reliability.harness import (
     Process,
     RedisServer,
@@ -113,6 +113,19 @@ async def _finished(job_id: int, timeout: float, started: list[Process]) -> Job:
         raise
 
 
+async def _run_and_kill(
+    redis_url: str, env: dict, started: list[Process], job_id: int, ready: Callable[[Job], bool]
+) -> tuple[Job, Job]:
+    """Sends the job to the last started worker, SIGKILLs it once `ready(job)`, with a fresh worker started as the
+    job runs, and waits for the job to end: the job as it was at the kill, and as it ended."""
+    doomed = started[-1]
+    send_message(redis_url, "run_job", job_id, queue_name="jobs")
+    at_kill = await _kill_when(
+        doomed, job_id, ready, timeout=40, meanwhile=lambda: started.append(start_worker(env, name="fresh"))
+    )
+    return at_kill, await _finished(job_id, 40, started)
+
+
 @contextlib.contextmanager
 def _cluster(database_url: str, **more: str) -> Iterator[tuple[RedisServer, dict[str, str], list[Process]]]:
     """A Redis of the test's own, `crm scheduler` and one `crm worker` ("doomed"), started at once: they boot
@@ -142,16 +155,7 @@ async def test_an_import_whose_worker_is_killed_resumes_on_a_fresh_worker(app, m
             job = await customer_import.start_import(
                 Caller(member), _chunks(csv), filename="big.csv", update_existing=False, enqueue=lambda _: None
             )
-        doomed = started[-1]
-        send_message(redis.url, "run_job", job.id, queue_name="jobs")
-        at_kill = await _kill_when(
-            doomed,
-            job.id,
-            lambda j: j.checkpoint > 0,
-            timeout=40,
-            meanwhile=lambda: started.append(start_worker(env, name="fresh")),
-        )
-        done = await _finished(job.id, 40, started)
+        at_kill, done = await _run_and_kill(redis.url, env, started, job.id, lambda j: j.checkpoint > 0)
 
     assert at_kill.status == JobStatus.RUNNING and 0 < at_kill.checkpoint < IMPORT_ROWS, "killed too late"
     assert done.status == JobStatus.SUCCEEDED, done.errors
@@ -166,49 +170,16 @@ async def test_an_import_whose_worker_is_killed_resumes_on_a_fresh_worker(app, m
 # ---------------------------------------------------------------- a full portrait recompute
 
 
-async def _holders(count: int) -> list[int]:
-    today = date.today()
-    await Customer.bulk_create(
-        [Customer(customer_no=f"K{n:010d}", kind=CustomerKind.INDIVIDUAL, name=f"客户{n}") for n in range(count)],
-        batch_size=1000,
-    )
-    ids = sorted(await Customer.all().values_list("id", flat=True))
-    await ProductHolding.bulk_create(
-        [
-            ProductHolding(
-                customer_id=customer_id,
-                account_no=f"6222{customer_id:012d}",
-                product=ProductType.TIME_DEPOSIT,
-                balance=Decimal(1000 * (customer_id % 7000)),
-                opened_at=today.replace(year=today.year - 2),
-                status=HoldingStatus.ACTIVE,
-            )
-            for customer_id in ids
-        ],
-        batch_size=1000,
-    )
-    return ids
-
-
 async def test_a_recompute_whose_worker_is_killed_computes_every_portrait_once(app, migrated_database):
     from services import portrait_jobs
 
     batches = RECOMPUTE_CUSTOMERS // RECOMPUTE_BATCH
     with _cluster(migrated_database, CRM_PORTRAIT_BATCH_SIZE=str(RECOMPUTE_BATCH)) as (redis, env, started):
-        ids = await _holders(RECOMPUTE_CUSTOMERS)
+        ids = await customers_with_a_deposit(RECOMPUTE_CUSTOMERS)
         member = await make_staff(Role.ANALYST)
         async with atomic():
             job = await portrait_jobs.start(Caller(member), everyone=True, enqueue=lambda _: None)
-        doomed = started[-1]
-        send_message(redis.url, "run_job", job.id, queue_name="jobs")
-        at_kill = await _kill_when(
-            doomed,
-            job.id,
-            lambda j: j.processed >= 3,
-            timeout=40,
-            meanwhile=lambda: started.append(start_worker(env, name="fresh")),
-        )
-        done = await _finished(job.id, 40, started)
+        at_kill, done = await _run_and_kill(redis.url, env, started, job.id, lambda j: j.processed >= 3)
 
     assert at_kill.status == JobStatus.RUNNING and at_kill.processed < batches, "killed too late"
     assert done.status == JobStatus.SUCCEEDED, done.errors
@@ -244,16 +215,7 @@ async def test_a_campaign_whose_worker_is_killed_invites_and_mails_each_customer
             job = await survey_campaigns.start(
                 Caller(launcher), template.id, channel=Channel.EMAIL, enqueue=lambda _: None
             )
-        doomed = started[-1]
-        send_message(redis.url, "run_job", job.id, queue_name="jobs")
-        at_kill = await _kill_when(
-            doomed,
-            job.id,
-            lambda j: j.checkpoint > 0,
-            timeout=40,
-            meanwhile=lambda: started.append(start_worker(env, name="fresh")),
-        )
-        done = await _finished(job.id, 40, started)
+        at_kill, done = await _run_and_kill(redis.url, env, started, job.id, lambda j: j.checkpoint > 0)
 
         async def all_sent() -> bool:
             return not await Notification.filter(status=NotificationStatus.QUEUED).exists()
