@@ -32,8 +32,7 @@ run: install
 
 # make test [TEST_WORKERS=n]: the whole suite in n processes (pytest-xdist; a test file stays in one process), each
 # with a database and a Redis database of its own (tests/database.py). `.venv/bin/pytest` alone runs in one.
-# 3 on 2 cores: the reliability tests spend most of their time waiting on the processes they break.
-TEST_WORKERS ?= 3
+TEST_WORKERS ?= 2
 test: install
 	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile --durations=10
 

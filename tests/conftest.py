@@ -44,28 +44,6 @@ TEST_REDIS_URL = worker_redis_url(os.environ.get("CRM_TEST_REDIS_URL"))
 PASSWORD = "correct-horse-42"
 
 
-# Files whose tests take tens of seconds, most of it waiting on processes they start: collected first, so that
-# `make test`'s processes (pytest-xdist, one file per process at a time) start them early and fill the waits with
-# the many short tests, instead of ending the run on them.
-LONG_FIRST = (
-    "tests/reliability/",
-    "tests/customers/test_import.py",
-    "tests/core/test_command_line.py",
-    "tests/core/test_seed_password.py",
-    "tests/core/test_bench_api.py",
-    "tests/core/test_serve_workers.py",
-    "tests/portraits/test_recompute_workers.py",
-    "tests/docs/test_client_examples.py",
-)
-
-
-def pytest_collection_modifyitems(config, items) -> None:
-    def rank(item) -> int:
-        return next((n for n, part in enumerate(LONG_FIRST) if item.nodeid.startswith(part)), len(LONG_FIRST))
-
-    items.sort(key=rank)  # stable: the order within a rank is kept
-
-
 @pytest.fixture(autouse=True, scope="session")
 def _every_domain_declared() -> None:
     # As in a running process: every domain's actors, schedules and job kinds are declared.
